@@ -1,0 +1,38 @@
+# kiemke: `make demo` to see it work, `make test` to prove it, `make bench` to measure it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lint bench system-deps clean help
+
+help:
+	@echo "make demo   - install, start a collector on SQLite, report this machine, keep serving"
+	@echo "make test   - install everything and run every test (lint, unit, end to end)"
+	@echo "make bench  - run the benchmarks in bench/ and print numbers against the budget"
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[collector,test]'
+	touch $(STAMP)
+
+# Debian packages the tests need (real Prometheus and promtool, ClamAV, CUPS client,
+# iproute2 for network namespaces, Chromium for pages). Installed only when missing.
+system-deps:
+	@bash deploy/install-test-deps.sh
+
+demo: $(STAMP)
+	$(BIN)/python -m kiemke.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check kiemke tests bench
+
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-data

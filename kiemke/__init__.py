@@ -1,0 +1,3 @@
+"""kiemke: IT inventory and compliance monitor for government organisations."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,94 @@
+"""The collector interface and registry (node_exporter's collector.go, in Python).
+
+Each fact area is one module under kiemke/agent/collectors/ that registers one
+Collector for one report section. Platform code lives beside it in
+`<name>_linux.py` / `<name>_windows.py`; parsing lives in kiemke/agent/parsers/.
+A collector that raises or times out yields an error entry in its section; it never
+stops the agent or the other collectors.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+ERROR_KINDS = ("timeout", "failed", "unsupported", "permission", "not_found")
+
+
+class CollectorError(Exception):
+    """A fact could not be read. `kind` is one of ERROR_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {kind!r}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def entry(self, collector: str) -> dict[str, str]:
+        return {"collector": collector, "kind": self.kind, "message": self.message[:1024]}
+
+
+def current_platform() -> str:
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform.startswith("linux"):
+        return "linux"
+    if sys.platform == "darwin":
+        return "darwin"
+    return "other"
+
+
+@dataclass
+class Context:
+    """What a collector may use: the agent config, its state dir, the clock."""
+
+    config: Any  # kiemke.agent.config.AgentConfig (kept loose to avoid an import cycle)
+    state_dir: Path
+    platform: str = field(default_factory=current_platform)
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    # Sections already collected in this run (identity may use hardware's serial, ...).
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Collector:
+    """One report section. Subclasses set `name`, `section` and implement collect()."""
+
+    name: ClassVar[str] = ""
+    section: ClassVar[str] = ""
+    # Collectors that must run first (their sections are in ctx.results).
+    after: ClassVar[tuple[str, ...]] = ()
+    default_timeout: ClassVar[float] = 10.0
+
+    def collect(self, ctx: Context) -> dict[str, Any]:
+        """Return the section's facts. May add ctx-independent partial errors under
+        the key "errors" (a list of CollectorError.entry()). Raise CollectorError when
+        the whole section cannot be read."""
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Collector]] = {}
+
+
+def register(cls: type[Collector]) -> type[Collector]:
+    """Class decorator: make a collector available by name."""
+    if not cls.name or not cls.section:
+        raise ValueError(f"{cls.__name__} needs a name and a section")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"collector {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def iso_utc(dt: datetime) -> str:
+    """UTC ISO 8601 with a Z, seconds precision: the wire format of every timestamp."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Factory = Callable[[], Collector]

@@ -1,0 +1,188 @@
+"""Agent configuration: an INI file plus KIEMKE_* environment overrides.
+
+INI because Windows administrators edit it in Notepad and push it by GPO, and because
+the agent must not need PyYAML. Every key is documented in docs/agent-config.md.
+Environment overrides: KIEMKE_<KEY> for the [agent] section, KIEMKE_<SECTION>_<KEY>
+for the others (for example KIEMKE_SERVER, KIEMKE_NETWORK_INTERNET_PROBES).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """The configuration is wrong; the message says where and what to do."""
+
+
+def default_config_dir() -> Path:
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "kiemke"
+    return Path("/etc/kiemke")
+
+
+def default_state_dir() -> Path:
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "kiemke"
+    return Path("/var/lib/kiemke")
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("KIEMKE_CONFIG", default_config_dir() / "agent.conf"))
+
+
+def _split(value: str) -> list[str]:
+    """Comma- or newline-separated list, blanks dropped."""
+    items: list[str] = []
+    for line in value.replace(",", "\n").splitlines():
+        line = line.strip()
+        if line:
+            items.append(line)
+    return items
+
+
+@dataclass
+class AgentConfig:
+    # [agent]
+    server: str | None = None
+    unit: str | None = None
+    state_dir: Path = field(default_factory=default_state_dir)
+    interval: float = 3600.0  # seconds between periodic reports
+    jitter: float = 300.0  # random extra delay per run, seconds
+    start_delay_max: float = 600.0  # random offset before the first run, seconds
+    full_interval: float = 86400.0  # seconds between full inventories
+    timeout: float = 15.0  # HTTP timeout per request, seconds
+    retries: int = 5  # HTTP attempts per report before it stays spooled
+    backoff_base: float = 2.0  # seconds; doubled per attempt, with full jitter
+    backoff_max: float = 300.0
+    spool_max_reports: int = 1000
+    spool_max_bytes: int = 50 * 1024 * 1024
+    ca_bundle: str | None = None  # path to a CA file for a private PKI
+    verify_tls: bool = True
+    log_level: str = "INFO"
+    # [collectors]
+    collectors_enabled: list[str] = field(default_factory=list)  # empty: all
+    collectors_disabled: list[str] = field(default_factory=list)
+    collector_timeout: float = 20.0  # per collector, seconds
+    # [network]
+    gateway_check: str = "off"  # off | tcp:PORT | icmp
+    internet_probes: list[str] = field(default_factory=list)  # http(s)://..., tcp://host:port
+    dns_names: list[str] = field(default_factory=list)  # names to resolve; default: server host
+    probe_timeout: float = 2.0
+    check_collector: bool = True
+    # [antivirus] / [security_monitoring]: extra names, added to the built-in vendor list
+    antivirus_extra: list[str] = field(default_factory=list)  # "Product name:service,process"
+    monitoring_agents: list[str] = field(default_factory=list)  # "Name:service,process"
+    max_signature_age_days: float = 7.0
+    source: Path | None = None  # the file this came from
+
+    def collector_enabled(self, name: str) -> bool:
+        if name in self.collectors_disabled:
+            return False
+        return not self.collectors_enabled or name in self.collectors_enabled
+
+
+# (section, key) -> (attribute, type)
+_KEYS: dict[tuple[str, str], tuple[str, str]] = {
+    ("agent", "server"): ("server", "str"),
+    ("agent", "unit"): ("unit", "str"),
+    ("agent", "state_dir"): ("state_dir", "path"),
+    ("agent", "interval"): ("interval", "seconds"),
+    ("agent", "jitter"): ("jitter", "seconds"),
+    ("agent", "start_delay_max"): ("start_delay_max", "seconds"),
+    ("agent", "full_interval"): ("full_interval", "seconds"),
+    ("agent", "timeout"): ("timeout", "seconds"),
+    ("agent", "retries"): ("retries", "int"),
+    ("agent", "backoff_base"): ("backoff_base", "seconds"),
+    ("agent", "backoff_max"): ("backoff_max", "seconds"),
+    ("agent", "spool_max_reports"): ("spool_max_reports", "int"),
+    ("agent", "spool_max_bytes"): ("spool_max_bytes", "int"),
+    ("agent", "ca_bundle"): ("ca_bundle", "str"),
+    ("agent", "verify_tls"): ("verify_tls", "bool"),
+    ("agent", "log_level"): ("log_level", "str"),
+    ("collectors", "enabled"): ("collectors_enabled", "list"),
+    ("collectors", "disabled"): ("collectors_disabled", "list"),
+    ("collectors", "timeout"): ("collector_timeout", "seconds"),
+    ("network", "gateway_check"): ("gateway_check", "str"),
+    ("network", "internet_probes"): ("internet_probes", "list"),
+    ("network", "dns_names"): ("dns_names", "list"),
+    ("network", "probe_timeout"): ("probe_timeout", "seconds"),
+    ("network", "check_collector"): ("check_collector", "bool"),
+    ("antivirus", "extra_products"): ("antivirus_extra", "list"),
+    ("antivirus", "max_signature_age_days"): ("max_signature_age_days", "seconds"),
+    ("security_monitoring", "agents"): ("monitoring_agents", "list"),
+}
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+
+
+def _convert(kind: str, raw: str, where: str) -> object:
+    raw = raw.strip()
+    try:
+        if kind == "str":
+            return raw or None
+        if kind == "path":
+            return Path(raw).expanduser()
+        if kind == "list":
+            return _split(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "seconds":
+            value = float(raw)
+            if value < 0:
+                raise ValueError
+            return value
+        if kind == "bool":
+            return _BOOL[raw.lower()]
+    except (ValueError, KeyError):
+        pass
+    expected = {"int": "a whole number", "seconds": "a number of seconds (0 or more)",
+                "bool": "true or false"}.get(kind, "a value")
+    raise ConfigError(f"{where}: {raw!r} is not {expected}. Fix the value and run the agent again.")
+
+
+def load_config(path: Path | str | None = None, env: dict[str, str] | None = None,
+                must_exist: bool = False) -> AgentConfig:
+    """Read the INI file (if present) then apply KIEMKE_* environment overrides."""
+    env = dict(os.environ if env is None else env)
+    cfg = AgentConfig()
+    cfg_path = Path(path) if path else default_config_path()
+    if cfg_path.exists():
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with open(cfg_path, encoding="utf-8-sig") as fh:  # Notepad writes a BOM
+                parser.read_file(fh)
+        except configparser.Error as exc:
+            line = getattr(exc, "lineno", None)
+            at = f"{cfg_path}, line {line}" if line else str(cfg_path)
+            raise ConfigError(f"{at}: cannot read the configuration ({exc.message}). "
+                              "Check the [section] headers and key = value lines.") from exc
+        for section in parser.sections():
+            for key, raw in parser.items(section):
+                spec = _KEYS.get((section, key))
+                if spec is None:
+                    known = ", ".join(sorted(f"[{s}] {k}" for s, k in _KEYS))
+                    raise ConfigError(f"{cfg_path}: unknown setting [{section}] {key}. "
+                                      f"Known settings: {known}.")
+                attr, kind = spec
+                setattr(cfg, attr, _convert(kind, raw, f"{cfg_path}: [{section}] {key}"))
+        cfg.source = cfg_path
+    elif must_exist:
+        raise ConfigError(f"{cfg_path} does not exist. Create it (see docs/agent-config.md) "
+                          "or pass --config PATH.")
+    for (section, key), (attr, kind) in _KEYS.items():
+        name = f"KIEMKE_{key.upper()}" if section == "agent" else \
+            f"KIEMKE_{section.upper()}_{key.upper()}"
+        if name in env:
+            setattr(cfg, attr, _convert(kind, env[name], f"environment variable {name}"))
+    if cfg.server:
+        cfg.server = cfg.server.rstrip("/")
+        if not cfg.server.startswith(("http://", "https://")):
+            raise ConfigError(f"server {cfg.server!r} must start with http:// or https://, "
+                              "for example https://kiemke.example.gov.vn")
+    return cfg

@@ -1,0 +1,1 @@
+"""Windows access: PowerShell CIM queries and registry reads behind one small runner."""

@@ -1,0 +1,105 @@
+"""The one runner for Windows data: CIM queries and registry reads via PowerShell.
+
+Every Windows collector goes through here, so timeouts, encoding and error wording are
+handled once. Output is JSON (ConvertTo-Json) parsed by `parse_cim_json`, a pure
+function tested on Linux against captured output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.runner import run
+
+POWERSHELL = "powershell.exe"
+_SAFE = re.compile(r"^[A-Za-z0-9_/\\ .:-]+$")
+
+
+def _check(name: str, value: str) -> str:
+    # Arguments are spliced into a PowerShell command line: allow only plain names.
+    if not _SAFE.match(value):
+        raise ValueError(f"unsafe {name} for a CIM query: {value!r}")
+    return value
+
+
+def _powershell(script: str, timeout: float) -> str:
+    argv = [POWERSHELL, "-NoLogo", "-NoProfile", "-NonInteractive",
+            "-ExecutionPolicy", "Bypass", "-Command",
+            "[Console]::OutputEncoding=[Text.Encoding]::UTF8; " + script]
+    return run(argv, timeout=timeout)
+
+
+def parse_cim_json(text: str) -> list[dict[str, Any]]:
+    """ConvertTo-Json prints nothing for no instances, an object for one, a list for more."""
+    text = text.strip().lstrip("\ufeff")
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CollectorError("failed", f"PowerShell returned output that is not JSON: {exc}") \
+            from exc
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list) and all(isinstance(x, dict) for x in data):
+        return data
+    raise CollectorError("failed", "PowerShell returned JSON that is not a list of objects")
+
+
+def cim_query(class_name: str, namespace: str = "root/cimv2",
+              properties: Sequence[str] = (), timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Get-CimInstance CLASS [-Namespace NS] | Select-Object PROPS | ConvertTo-Json."""
+    _check("class", class_name)
+    _check("namespace", namespace)
+    select = ""
+    if properties:
+        select = " | Select-Object " + ",".join(_check("property", p) for p in properties)
+    script = (f"Get-CimInstance -Namespace '{namespace}' -ClassName '{class_name}' "
+              f"-ErrorAction Stop{select} | ConvertTo-Json -Depth 4 -Compress")
+    try:
+        return parse_cim_json(_powershell(script, timeout))
+    except CollectorError as exc:
+        if "Invalid namespace" in exc.message or "Invalid class" in exc.message:
+            raise CollectorError("unsupported", f"{namespace}:{class_name} does not exist "
+                                 "on this Windows edition") from exc
+        raise
+
+
+def registry_values(key: str, timeout: float = 10.0) -> dict[str, Any]:
+    """All values of one registry key (HKLM:\\SOFTWARE\\...), {} when the key is absent."""
+    _check("registry key", key)
+    script = (f"$k = Get-ItemProperty -Path 'Registry::{key}' -ErrorAction SilentlyContinue; "
+              "if ($k) { $k | Select-Object * -ExcludeProperty PS* | ConvertTo-Json -Compress }")
+    rows = parse_cim_json(_powershell(script, timeout))
+    return rows[0] if rows else {}
+
+
+def services(names: Sequence[str], timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Get-Service for the given names: Name, DisplayName, Status (as text), StartType."""
+    if not names:
+        return []
+    quoted = ",".join(f"'{_check('service', n)}'" for n in names)
+    script = (f"Get-Service -Name {quoted} -ErrorAction SilentlyContinue | "
+              "Select-Object Name,DisplayName,@{n='Status';e={$_.Status.ToString()}},"
+              "@{n='StartType';e={$_.StartType.ToString()}} | ConvertTo-Json -Compress")
+    return parse_cim_json(_powershell(script, timeout))
+
+
+def processes(timeout: float = 10.0) -> list[str]:
+    """Names of running processes (without .exe), lower-cased."""
+    script = "Get-Process | Select-Object -ExpandProperty ProcessName | ConvertTo-Json -Compress"
+    text = _powershell(script, timeout).strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CollectorError("failed", f"Get-Process returned output that is not JSON: {exc}") \
+            from exc
+    if isinstance(data, str):
+        data = [data]
+    return [str(x).lower() for x in data]
