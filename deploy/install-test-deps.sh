@@ -9,6 +9,7 @@ command -v clamscan   >/dev/null || need+=(clamav)
 command -v lpstat     >/dev/null || need+=(cups-client)
 command -v ip         >/dev/null || need+=(iproute2)
 command -v dig        >/dev/null || need+=(bind9-dnsutils)
+command -v ping       >/dev/null || need+=(iputils-ping)
 [ ${#need[@]} -eq 0 ] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 if [ "$(id -u)" != 0 ]; then

@@ -146,6 +146,20 @@ def _convert(kind: str, raw: str, where: str) -> object:
     raise ConfigError(f"{where}: {raw!r} is not {expected}. Fix the value and run the agent again.")
 
 
+def _line_of(path: Path, section: str, key: str) -> int | str:
+    """The line number of `key` in `[section]` (for messages), "?" when not found."""
+    current = None
+    with open(path, encoding="utf-8-sig") as fh:
+        for number, line in enumerate(fh, start=1):
+            text = line.strip()
+            if text.startswith("[") and text.endswith("]"):
+                current = text[1:-1].strip()
+            elif current == section and text.split("=", 1)[0].split(":", 1)[0].strip() \
+                    .lower() == key:
+                return number
+    return "?"
+
+
 def load_config(path: Path | str | None = None, env: dict[str, str] | None = None,
                 must_exist: bool = False) -> AgentConfig:
     """Read the INI file (if present) then apply KIEMKE_* environment overrides."""
@@ -159,18 +173,26 @@ def load_config(path: Path | str | None = None, env: dict[str, str] | None = Non
                 parser.read_file(fh)
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
+            detail = exc.message
+            if isinstance(exc, configparser.ParsingError) and exc.errors:
+                line, bad = exc.errors[0]
+                detail = f"{bad.strip()!r} is not a key = value line"
+            elif isinstance(exc, configparser.MissingSectionHeaderError):
+                detail = "the file must start with a [section] header such as [agent]"
             at = f"{cfg_path}, line {line}" if line else str(cfg_path)
-            raise ConfigError(f"{at}: cannot read the configuration ({exc.message}). "
+            raise ConfigError(f"{at}: cannot read the configuration ({detail}). "
                               "Check the [section] headers and key = value lines.") from exc
         for section in parser.sections():
             for key, raw in parser.items(section):
                 spec = _KEYS.get((section, key))
                 if spec is None:
                     known = ", ".join(sorted(f"[{s}] {k}" for s, k in _KEYS))
-                    raise ConfigError(f"{cfg_path}: unknown setting [{section}] {key}. "
+                    raise ConfigError(f"{cfg_path}, line {_line_of(cfg_path, section, key)}: "
+                                      f"unknown setting [{section}] {key}. "
                                       f"Known settings: {known}.")
                 attr, kind = spec
-                setattr(cfg, attr, _convert(kind, raw, f"{cfg_path}: [{section}] {key}"))
+                where = f"{cfg_path}, line {_line_of(cfg_path, section, key)}: [{section}] {key}"
+                setattr(cfg, attr, _convert(kind, raw, where))
         cfg.source = cfg_path
     elif must_exist:
         raise ConfigError(f"{cfg_path} does not exist. Create it (see docs/agent-config.md) "

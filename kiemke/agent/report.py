@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 import uuid
 from typing import Any
 
-from kiemke.agent.collectors import load_all
+from kiemke.agent.collectors import LOAD_ERRORS, MODULES, load_all
 from kiemke.agent.collectors.base import Collector, CollectorError, Context, iso_utc
 from kiemke.agent.config import AgentConfig
 from kiemke.schema import SCHEMA_VERSION
+
+REPORT_SECTIONS = ("identity", "hardware", "os", "antivirus", "security_monitoring",
+                   "network", "printers")
+# Module name -> section, for modules that failed to import (os_info holds section "os").
+_MODULE_SECTION = {m: ("os" if m == "os_info" else m) for m in MODULES}
+PERIODIC_BUDGET = 4096  # bytes of compact JSON (docs/report-format.md, "Size budget")
 
 
 def _run_one(collector: Collector, ctx: Context, timeout: float) -> dict[str, Any]:
@@ -41,7 +49,12 @@ def collect_sections(config: AgentConfig, ctx: Context | None = None) -> dict[st
     registry = load_all()
     ctx = ctx or Context(config=config, state_dir=config.state_dir)
     sections: dict[str, dict] = {}
-    pending = {n: cls for n, cls in registry.items()}
+    for module, reason in LOAD_ERRORS.items():
+        sections[_MODULE_SECTION[module]] = {"errors": [{
+            "collector": _MODULE_SECTION[module], "kind": "failed",
+            "message": f"the {module} collector could not be loaded ({reason}); "
+                       "reinstall the agent"[:1024]}]}
+    pending = dict(registry)
     for name, cls in list(pending.items()):
         if not config.collector_enabled(name):
             sections[cls.section] = {"errors": [{
@@ -54,14 +67,15 @@ def collect_sections(config: AgentConfig, ctx: Context | None = None) -> dict[st
         if not wave:  # a dependency cycle or a dependency on a disabled collector
             wave = list(pending)
         results: dict[str, dict] = {}
+
+        def work(c: Collector, n: str, to: float, out: dict[str, dict] = results) -> None:
+            out[n] = _run_one(c, ctx, to)
+
         threads = []
         for name in wave:
             collector = pending[name]()
             timeout = min(config.collector_timeout, collector.default_timeout * 4)
-            t = threading.Thread(
-                target=lambda c=collector, n=name, to=timeout: results.__setitem__(
-                    n, _run_one(c, ctx, to)),
-                daemon=True)
+            t = threading.Thread(target=work, args=(collector, name, timeout), daemon=True)
             t.start()
             threads.append(t)
         for t in threads:
@@ -74,6 +88,62 @@ def collect_sections(config: AgentConfig, ctx: Context | None = None) -> dict[st
     return sections
 
 
+def _ensure_identity(section: dict[str, Any] | None, ctx: Context) -> dict[str, Any]:
+    """The schema requires identity: rebuild a minimal one when the collector failed."""
+    if section and section.get("machine_id"):
+        return section
+    from kiemke.agent.collectors.identity import build_identity
+
+    errors = list((section or {}).get("errors", []))
+    try:
+        return build_identity(ctx, {}, errors)
+    except Exception as exc:  # noqa: BLE001 - last resort, the report must still go out
+        import socket
+
+        import kiemke
+        errors.append({"collector": "identity", "kind": "failed",
+                       "message": f"{type(exc).__name__}: {exc}"[:1024]})
+        return {"machine_id": uuid.uuid4().hex, "machine_id_source": "generated",
+                "hostname": socket.gethostname() or "unknown",
+                "agent_version": kiemke.__version__, "platform": ctx.platform,
+                "errors": errors[:32]}
+
+
+def trim_periodic(report: dict[str, Any]) -> dict[str, Any]:
+    """Drop from a periodic report what only the full inventory needs (in place).
+
+    Kept: everything rules use (identity, OS support, antivirus, monitoring, checks,
+    gateway, DNS, interface state). Dropped: addresses of interfaces that are down,
+    virtual or loopback, IPv6 link-local addresses, disk models, printer drivers and
+    ports, manufacture-date evidence. docs/report-format.md lists the same.
+    """
+    hw = report.get("hardware")
+    if isinstance(hw, dict):
+        for disk in hw.get("disks") or []:
+            disk.pop("model", None)
+        md = hw.get("manufacture_date")
+        if isinstance(md, dict):
+            md["evidence"] = []
+    net = report.get("network")
+    if isinstance(net, dict):
+        for iface in net.get("interfaces") or []:
+            if iface.get("up") is False or iface.get("kind") in ("virtual", "loopback"):
+                iface.pop("addresses", None)
+            elif iface.get("addresses"):
+                iface["addresses"] = [a for a in iface["addresses"] if not (
+                    a.get("family") == "ipv6" and str(a.get("address", "")).lower()
+                    .startswith("fe80"))]
+        for check in (net.get("checks") or {}).values():
+            if isinstance(check, dict) and check.get("ok") is True:
+                check.pop("probes", None)  # details matter only when something failed
+    printers = report.get("printers")
+    if isinstance(printers, dict):
+        for printer in printers.get("printers") or []:
+            printer.pop("driver", None)
+            printer.pop("port", None)
+    return report
+
+
 def build_report(config: AgentConfig, kind: str = "periodic",
                  ctx: Context | None = None) -> dict[str, Any]:
     ctx = ctx or Context(config=config, state_dir=config.state_dir)
@@ -84,9 +154,20 @@ def build_report(config: AgentConfig, kind: str = "periodic",
         "kind": kind,
         "collected_at": iso_utc(ctx.now),
     }
-    for name in ("identity", "hardware", "os", "antivirus", "security_monitoring",
-                 "network", "printers"):
+    for name in REPORT_SECTIONS:
         report[name] = sections.get(name, {"errors": [{
             "collector": name, "kind": "unsupported",
             "message": f"no collector for {name} on this platform"}]})
+    report["identity"] = _ensure_identity(sections.get("identity"), ctx)
+    if kind == "periodic":
+        trim_periodic(report)
     return report
+
+
+def encode(report: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, diacritics kept as they are (not \\u escapes)."""
+    return json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_gzip(report: dict[str, Any]) -> bytes:
+    return gzip.compress(encode(report), compresslevel=6, mtime=0)

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import importlib
+import logging
 
 from kiemke.agent.collectors.base import REGISTRY, Collector, CollectorError, Context, register
+
+log = logging.getLogger(__name__)
 
 # One line per fact area: a new fact is one new module plus its test.
 MODULES = (
     "identity",
     "hardware",
-    "os",
+    "os_info",  # collector "os": the module is not named os.py to keep `import os` unambiguous
     "antivirus",
     "security_monitoring",
     "network",
     "printers",
 )
 
+# Modules that could not be imported, with the reason: the report shows it as an
+# error entry for that section instead of the agent crashing on a broken module.
+LOAD_ERRORS: dict[str, str] = {}
+
 
 def load_all() -> dict[str, type[Collector]]:
     for mod in MODULES:
-        importlib.import_module(f"{__name__}.{mod}")
+        if mod in LOAD_ERRORS:
+            continue
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except Exception as exc:  # noqa: BLE001 - one broken module must not stop the agent
+            LOAD_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
+            log.error("collector module %s could not be loaded: %s", mod, LOAD_ERRORS[mod])
     return dict(REGISTRY)
 
 
-__all__ = ["REGISTRY", "Collector", "CollectorError", "Context", "load_all", "register"]
+__all__ = ["LOAD_ERRORS", "REGISTRY", "Collector", "CollectorError", "Context", "load_all",
+           "register"]

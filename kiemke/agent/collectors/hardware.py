@@ -1,0 +1,117 @@
+"""Hardware facts: make, model, serial, chassis, CPU, memory, disks, firmware, age.
+
+Platform code reads (hardware_linux from /sys and /proc, no process; hardware_windows
+from CIM in one PowerShell run); this module adds what both share: the estimated
+manufacture date and the agent's own first-seen date.
+
+Manufacture date estimate: the EARLIEST of the evidence dates. Every piece of evidence
+can only be later than the real manufacture date, never earlier: firmware is built
+before the machine ships and a BIOS update only moves its date later; a battery is made
+for the machine (a replacement battery is newer); the OS is installed after the machine
+is built and reinstalls are later; the agent is installed later still. So the minimum
+is the closest bound. Hypervisor firmware and battery dates say nothing about a virtual
+machine's age and are left out there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+
+FIRST_SEEN_FILE = "first_seen"
+# Evidence before this is a firmware with an unset clock or a placeholder.
+_PLAUSIBLE_FROM = date(1995, 1, 1)
+
+
+@dataclass
+class HardwareReading:
+    """What a platform module read: the section's facts plus dated evidence."""
+
+    facts: dict[str, Any]
+    errors: list[dict[str, str]] = field(default_factory=list)
+    firmware_date: date | None = None
+    battery_date: date | None = None
+
+
+def _iso_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def read_first_seen(state_dir: Path, now: datetime) -> date | None:
+    """The date the agent first ran here, written once to <state_dir>/first_seen.
+
+    A read-only or missing state dir is not an error: the evidence is then left out.
+    """
+    path = Path(state_dir) / FIRST_SEEN_FILE
+    try:
+        found = _iso_date(path.read_text("utf-8").strip())
+        if found:
+            return found
+    except OSError:
+        pass
+    today = now.date()
+    tmp = path.with_name(FIRST_SEEN_FILE + f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(today.isoformat() + "\n", "utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return None
+    return today
+
+
+def estimate_manufacture_date(evidence: list[tuple[str, date | None]], today: date
+                              ) -> dict[str, Any]:
+    """{"value": earliest plausible date, "estimated": True, "evidence": [...]}."""
+    kept = [{"source": source, "date": d.isoformat()} for source, d in evidence
+            if d is not None and _PLAUSIBLE_FROM <= d <= today]
+    value = min((e["date"] for e in kept), default=None)
+    return {"value": value, "estimated": True, "evidence": kept}
+
+
+@register
+class HardwareCollector(Collector):
+    name = "hardware"
+    section = "hardware"
+    # The OS install date is evidence of age: read it from the os section.
+    after = ("os",)
+    default_timeout = 20.0
+
+    def collect(self, ctx: Context) -> dict[str, Any]:
+        if ctx.platform == "linux":
+            from kiemke.agent.collectors import hardware_linux as platform_module
+        elif ctx.platform == "windows":
+            from kiemke.agent.collectors import hardware_windows as platform_module
+        else:
+            raise CollectorError("unsupported", f"hardware facts are not read on {ctx.platform}")
+        reading: HardwareReading = platform_module.read(ctx)
+        facts = dict(reading.facts)
+        virtual = facts.get("is_virtual") is True
+        os_install = _iso_date((ctx.results.get("os") or {}).get("install_date"))
+        evidence = [
+            ("firmware_date", None if virtual else reading.firmware_date),
+            ("battery_manufacture_date", None if virtual else reading.battery_date),
+            ("os_install_date", os_install),
+            ("first_seen", read_first_seen(ctx.state_dir, ctx.now)),
+        ]
+        facts["manufacture_date"] = estimate_manufacture_date(evidence, ctx.now.date())
+        if reading.errors:
+            facts["errors"] = reading.errors[:32]
+        return facts

@@ -1,0 +1,202 @@
+"""Section "identity": who this machine is, stable across rename and reinstall.
+
+machine_id is sha256(namespace + source + value) truncated to 32 hex characters, taken
+from the strongest source that gives a real (non-placeholder) value:
+
+1. smbios_uuid  - the SMBIOS system UUID: set by the manufacturer, survives OS reinstall,
+                  rename and disk swap.
+2. serial       - the SMBIOS system serial number, when the UUID is a placeholder.
+3. machine_guid - Windows MachineGuid / Linux /etc/machine-id: survives rename and agent
+                  reinstall but NOT an OS reinstall, so it only comes after SMBIOS.
+4. generated    - a random id created once and kept in the state directory.
+
+The id last used is kept in <state_dir>/identity.json. When a stronger source is
+temporarily unreadable (for example the SMBIOS files need root), the stored id is reused
+rather than reporting the machine under a new, weaker id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import socket
+import uuid
+from typing import Any
+
+import kiemke
+from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = b"kiemke-machine-id-v1\0"
+SOURCES = ("smbios_uuid", "serial", "machine_guid", "generated")  # strongest first
+
+# UUIDs firmware vendors ship unchanged on many boards (plus any single repeated digit).
+JUNK_UUIDS = frozenset({
+    "03000200-0400-0500-0006-000700080009",  # AMI default, thousands of boards
+    "00020003-0004-0005-0006-000700080009",  # the same, other byte order
+    "12345678-1234-5678-90ab-cddeefaabbcc",
+    "00000000-0000-0000-0000-000000000001",
+    "4c4c4544-0000-1010-8000-80c04f202020",
+})
+# Serial placeholders seen in the field ("To be filled by O.E.M." and friends).
+JUNK_SERIALS = frozenset({
+    "to be filled by o.e.m.", "to be filled by oem", "default string", "system serial number",
+    "chassis serial number", "not specified", "not applicable", "not available", "none",
+    "null", "n/a", "na", "oem", "o.e.m.", "invalid", "unknown", "empty", "serial",
+    "0123456789", "123456789", "1234567890", "1234567", "12345678", "system product name",
+    "base board serial number", "not settable", "not present", "no asset tag", "tbd by oem",
+    "<bad index>", "default", "sn", "xxxxxxxxxx",
+})
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def normalize_uuid(raw: str | None) -> str | None:
+    """The UUID in canonical lower-case form, or None for a missing or placeholder one."""
+    if not raw:
+        return None
+    text = raw.strip().strip("{}").lower()
+    try:
+        value = str(uuid.UUID(text))
+    except ValueError:
+        return None
+    digits = value.replace("-", "")
+    if len(set(digits)) == 1 or value in JUNK_UUIDS:  # all 0, all f, ...
+        return None
+    return value
+
+
+def normalize_serial(raw: str | None) -> str | None:
+    """The serial stripped, or None for a missing or placeholder one."""
+    if not raw:
+        return None
+    spaced = " ".join(raw.split())
+    text = spaced.strip(". ")  # Dell pads service tags with dots: ".2RJF153.CN..."
+    if len(text) < 3 or spaced.lower() in JUNK_SERIALS or text.lower() in JUNK_SERIALS:
+        return None
+    compact = text.replace("-", "").replace(" ", "")
+    if len(set(compact.lower())) <= 1:  # "0000000", "XXXXXXXX", "--------"
+        return None
+    return text
+
+
+def normalize_machine_guid(raw: str | None) -> str | None:
+    """Windows MachineGuid or Linux machine-id (32 hex) as 32 lower-case hex, or None."""
+    if not raw:
+        return None
+    text = raw.strip().strip("{}").replace("-", "").lower()
+    if not _HEX32.match(text) or len(set(text)) == 1:
+        return None
+    return text
+
+
+def derive_machine_id(source: str, value: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f"unknown machine id source {source!r}")
+    digest = hashlib.sha256(NAMESPACE + source.encode() + b"\0" + value.encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def choose_machine_id(raw: dict[str, str | None], stored: dict[str, Any] | None
+                      ) -> tuple[str, str, bool]:
+    """Pick (machine_id, source, changed) from raw platform values and the stored choice.
+
+    raw has keys smbios_uuid, serial, machine_guid (any may be None). A generated id is
+    used only when none is real and none is stored; changed says the caller must store
+    the result.
+    """
+    candidates = {
+        "smbios_uuid": normalize_uuid(raw.get("smbios_uuid")),
+        "serial": normalize_serial(raw.get("serial")),
+        "machine_guid": normalize_machine_guid(raw.get("machine_guid")),
+    }
+    best: tuple[str, str] | None = None
+    for source in SOURCES[:3]:
+        if candidates[source]:
+            best = (derive_machine_id(source, candidates[source] or ""), source)
+            break
+    stored_ok = (stored and isinstance(stored.get("machine_id"), str)
+                 and _HEX32.match(stored["machine_id"]) and stored.get("source") in SOURCES)
+    if stored_ok:
+        assert stored is not None
+        stored_pair = (stored["machine_id"], stored["source"])
+        if best is None or SOURCES.index(best[1]) > SOURCES.index(stored_pair[1]):
+            return stored_pair[0], stored_pair[1], False  # stronger source unreadable now
+        return best[0], best[1], best != stored_pair
+    if best is None:
+        return uuid.uuid4().hex, "generated", True
+    return best[0], best[1], True
+
+
+def split_fqdn(hostname: str, fqdn: str | None) -> tuple[str | None, str | None]:
+    """(fqdn, dns domain) from socket.getfqdn(); None when it is not a real FQDN."""
+    if not fqdn or "." not in fqdn or fqdn.startswith("localhost"):
+        return None, None
+    if fqdn.endswith((".localdomain", ".local")) and fqdn.count(".") == 1:
+        return fqdn, None
+    short, _, domain = fqdn.partition(".")
+    return fqdn, domain or None
+
+
+def _platform_module(platform: str):  # noqa: ANN202 - module object
+    if platform == "windows":
+        from kiemke.agent.collectors import identity_windows as mod
+    else:
+        from kiemke.agent.collectors import identity_linux as mod
+    return mod
+
+
+@register
+class IdentityCollector(Collector):
+    name = "identity"
+    section = "identity"
+    default_timeout = 10.0
+
+    def collect(self, ctx: Context) -> dict[str, Any]:
+        errors: list[dict[str, str]] = []
+        raw: dict[str, Any] = {}
+        try:
+            raw = _platform_module(ctx.platform).read_raw(ctx)
+        except CollectorError as exc:
+            errors.append(exc.entry(self.name))
+        except Exception as exc:  # noqa: BLE001 - identity must never fail
+            errors.append({"collector": self.name, "kind": "failed",
+                           "message": f"{type(exc).__name__}: {exc}"[:1024]})
+        errors.extend(raw.pop("errors", []))
+        return build_identity(ctx, raw, errors)
+
+
+def build_identity(ctx: Context, raw: dict[str, Any],
+                   errors: list[dict[str, str]]) -> dict[str, Any]:
+    from kiemke.agent.state import read_json, write_json  # late: state imports base only
+
+    identity_path = ctx.state_dir / "identity.json"
+    stored = read_json(identity_path)
+    machine_id, source, changed = choose_machine_id(raw, stored)
+    if changed:
+        try:
+            write_json(identity_path, {"machine_id": machine_id, "source": source})
+        except OSError as exc:
+            errors.append({"collector": "identity", "kind": "permission",
+                           "message": f"cannot store the machine id in {identity_path}: {exc}"})
+    hostname = raw.get("hostname") or socket.gethostname() or "unknown"
+    fqdn, dns_domain = split_fqdn(hostname, raw.get("fqdn") or socket.getfqdn())
+    section: dict[str, Any] = {
+        "machine_id": machine_id,
+        "machine_id_source": source,
+        "hostname": hostname[:255],
+        "fqdn": fqdn[:255] if fqdn else None,
+        "domain": (raw.get("domain") or dns_domain or None),
+        "agent_version": kiemke.__version__,
+        "platform": ctx.platform,
+        "unit": getattr(ctx.config, "unit", None),
+        "asset_tag": normalize_serial(raw.get("asset_tag")),
+    }
+    if section["domain"]:
+        section["domain"] = section["domain"][:255]
+    if section["asset_tag"]:
+        section["asset_tag"] = section["asset_tag"][:128]
+    if errors:
+        section["errors"] = errors[:32]
+    return section

@@ -1,0 +1,116 @@
+"""Operating system facts and vendor support status (collector "os", section "os").
+
+Support status comes from kiemke/agent/data/os_eol.json, a dated table citing the
+vendors' lifecycle pages: `supported` is true while ctx.now is on or before the last
+day of security updates, false after it, and null when the release is not in the table
+(never guessed).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+
+ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64",
+                 "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "x86": "x86",
+                 "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "armv6l": "arm"}
+
+
+@lru_cache(maxsize=1)
+def eol_table() -> dict[str, Any]:
+    text = resources.files("kiemke.agent").joinpath("data/os_eol.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def normalise_arch(value: str | None) -> str | None:
+    """Kernel machine names and Windows OSArchitecture texts -> x86_64 / x86 / arm64 / arm."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    if text in ARCHITECTURES:
+        return ARCHITECTURES[text]
+    if "arm" in text:
+        return "arm64" if "64" in text else "arm"
+    if "64" in text:  # "64-bit", "64 bits" (French), "64 Bit" (German)
+        return "x86_64"
+    if "32" in text:
+        return "x86"
+    return value.strip()[:64]
+
+
+def windows_edition_class(edition_id: str | None) -> str | None:
+    if not edition_id:
+        return None
+    for cls, editions in eol_table()["windows_edition_classes"].items():
+        if cls != "about" and edition_id.lower() in (e.lower() for e in editions):
+            return cls
+    return None
+
+
+def windows_end_of_support(build: int | None, server: bool, edition_id: str | None
+                           ) -> tuple[date | None, str | None]:
+    """(last day of support, release name) for a Windows build; (None, None) if unknown.
+
+    When the edition's servicing class is unknown the earliest matching date is used.
+    """
+    if build is None:
+        return None, None
+    kind = "server" if server else "client"
+    matches = [e for e in eol_table()["windows"]
+               if e["kind"] == kind and build in e["builds"]]
+    if not matches:
+        return None, None
+    cls = windows_edition_class(edition_id)
+    exact = [e for e in matches if e["class"] in ("any", cls)]
+    if not exact:
+        # Unknown edition, or LTSC on a build that only had general-availability releases.
+        exact = [e for e in matches if e["class"] in ("any", "home_pro")] or matches
+    best = min(exact, key=lambda e: e["end"])
+    return date.fromisoformat(best["end"]), best["name"]
+
+
+def linux_end_of_support(os_id: str | None, version_id: str | None, name: str | None = None
+                         ) -> tuple[date | None, str | None]:
+    """(last day of support, release name) from os-release ID and VERSION_ID."""
+    if not os_id or not version_id:
+        return None, None
+    stream = "stream" in (name or "").lower()
+    for entry in eol_table()["linux"]:
+        if entry["id"] != os_id.lower():
+            continue
+        if "stream" in entry and entry["stream"] != stream:
+            continue
+        v = entry["version"]
+        if version_id == v or version_id.startswith(v + "."):
+            return date.fromisoformat(entry["end"]), entry["name"]
+    return None, None
+
+
+def support_status(end: date | None, now: datetime) -> bool | None:
+    return None if end is None else now.date() <= end
+
+
+@register
+class OsCollector(Collector):
+    name = "os"
+    section = "os"
+    default_timeout = 20.0
+
+    def collect(self, ctx: Context) -> dict[str, Any]:
+        if ctx.platform == "linux":
+            from kiemke.agent.collectors import os_info_linux as platform_module
+        elif ctx.platform == "windows":
+            from kiemke.agent.collectors import os_info_windows as platform_module
+        else:
+            raise CollectorError("unsupported", f"OS facts are not read on {ctx.platform}")
+        facts, end = platform_module.read(ctx)
+        facts["supported"] = support_status(end, ctx.now)
+        facts["end_of_support"] = end.isoformat() if end else None
+        if not facts.get("errors"):
+            facts.pop("errors", None)
+        return facts

@@ -1,0 +1,80 @@
+"""Windows OS facts: Win32_OperatingSystem (CIM) plus the CurrentVersion registry key.
+
+Caption gives the name ("Microsoft Windows 11 Pro": the registry's ProductName still
+says "Windows 10" on Windows 11). The registry gives the feature release (DisplayVersion
+"23H2", ReleaseId on builds before 20H2), the edition (EditionID) and the patch level
+(UBR). ProductType 1 is a client; 2 (domain controller) and 3 are servers.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from kiemke.agent.collectors.base import CollectorError, Context, iso_utc
+from kiemke.agent.collectors.os_info import normalise_arch, windows_end_of_support
+from kiemke.agent.parsers.wmi import as_int, first
+from kiemke.agent.windows import powershell
+
+CURRENT_VERSION = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+OS_PROPERTIES = ("Caption", "Version", "BuildNumber", "InstallDate", "LastBootUpTime",
+                 "OSArchitecture", "ProductType", "OperatingSystemSKU")
+# Win32_OperatingSystem.OperatingSystemSKU -> EditionID, for when the registry is unreadable.
+SKU_EDITIONS = {4: "Enterprise", 27: "EnterpriseN", 48: "Professional", 49: "ProfessionalN",
+                98: "CoreN", 99: "CoreCountrySpecific", 100: "CoreSingleLanguage",
+                101: "Core", 121: "Education", 122: "EducationN", 125: "EnterpriseS",
+                126: "EnterpriseSN", 161: "ProfessionalWorkstation",
+                164: "ProfessionalEducation", 175: "ServerRdsh", 188: "IoTEnterprise",
+                191: "IoTEnterpriseS", 7: "ServerStandard", 8: "ServerDatacenter",
+                10: "ServerEnterprise", 1: "Ultimate", 2: "HomeBasic", 3: "HomePremium",
+                6: "Business"}
+
+
+def os_facts(os_row: dict[str, Any], reg: dict[str, Any]) -> tuple[dict[str, Any], date | None]:
+    """Pure: a normalised Win32_OperatingSystem instance and CurrentVersion values -> facts."""
+    build = as_int(os_row.get("BuildNumber")) or as_int(reg.get("CurrentBuildNumber")) \
+        or as_int(reg.get("CurrentBuild"))
+    ubr = as_int(reg.get("UBR"))
+    product_type = as_int(os_row.get("ProductType"))
+    edition = reg.get("EditionID") or SKU_EDITIONS.get(as_int(os_row.get("OperatingSystemSKU")))
+    server = product_type in (2, 3) if product_type is not None \
+        else str(edition or "").lower().startswith("server")
+    caption = os_row.get("Caption") or reg.get("ProductName")
+    end, _release = windows_end_of_support(build, server, edition)
+    install = os_row.get("InstallDate")
+    boot = os_row.get("LastBootUpTime")
+    facts: dict[str, Any] = {
+        "family": "windows",
+        "name": caption.strip()[:512] if isinstance(caption, str) else None,
+        "version": reg.get("DisplayVersion") or reg.get("ReleaseId") or os_row.get("Version"),
+        "build": (f"{build}.{ubr}" if build and ubr is not None else
+                  str(build) if build else None),
+        "edition": edition,
+        "architecture": normalise_arch(os_row.get("OSArchitecture")),
+        "kernel": os_row.get("Version"),
+        "install_date": iso_utc(install) if hasattr(install, "tzinfo") else None,
+        "last_boot": iso_utc(boot) if hasattr(boot, "tzinfo") else None,
+    }
+    return facts, end
+
+
+def read(ctx: Context) -> tuple[dict[str, Any], date | None]:
+    errors: list[dict[str, str]] = []
+    try:
+        os_row = first(powershell.cim_query("Win32_OperatingSystem", properties=OS_PROPERTIES))
+    except CollectorError as exc:
+        errors.append(exc.entry("os"))
+        os_row = {}
+    try:
+        reg = powershell.registry_values(CURRENT_VERSION)
+    except CollectorError as exc:
+        errors.append(exc.entry("os"))
+        reg = {}
+    if not os_row and not reg:
+        raise CollectorError(errors[0]["kind"] if errors else "failed",
+                             "Windows version unreadable: neither Win32_OperatingSystem nor "
+                             "the CurrentVersion registry key answered"
+                             + (f" ({errors[0]['message']})" if errors else ""))
+    facts, end = os_facts(os_row, reg)
+    facts["errors"] = errors
+    return facts, end

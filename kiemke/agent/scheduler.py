@@ -1,0 +1,155 @@
+"""`kiemke-agent run`: periodic reports with APScheduler 3.x (BlockingScheduler).
+
+- The first report waits a random 0..start_delay_max seconds, so a thousand PCs switched
+  on at 8:00 do not all report at 8:00; every later run adds 0..jitter seconds.
+- A run sends a full inventory when full_interval has passed since the last one,
+  otherwise a periodic report. Every report goes through the spool.
+- Another job flushes the spool every few minutes while it holds reports, so reports
+  kept while the collector was down arrive soon after it is back.
+- SIGTERM / SIGINT (systemd stop, Ctrl-C; CTRL_BREAK on Windows) stop the scheduler after
+  the current HTTP call: backoff waits are interruptible and anything not yet
+  delivered is already on disk in the spool.
+- After a 401 the agent keeps collecting into the spool but stops delivering until it
+  is enrolled again (the credentials file changes).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import random
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from kiemke.agent import delivery
+from kiemke.agent.config import AgentConfig
+from kiemke.agent.state import StateDir
+from kiemke.agent.transport import UNAUTHORIZED
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_MAX = 300.0  # seconds between spool flush attempts
+
+
+def release_memory() -> None:
+    """Return freed heap to the OS after a run (glibc keeps it otherwise): steady RSS."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # musl and others: nothing to trim
+
+
+class AgentService:
+    def __init__(self, config: AgentConfig, state: StateDir) -> None:
+        self.config = config
+        self.state = state
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()  # one report or flush at a time
+        self.scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=timezone.utc)
+        self.runs = 0
+
+    def _sleep(self, seconds: float) -> bool:
+        """Backoff wait that returns True at once when the agent is stopping."""
+        return self.stopping.wait(seconds)
+
+    def _refused(self) -> bool:
+        creds = self.state.load_credentials()
+        if creds is None:
+            log.error("not enrolled: reports are kept in the spool. Run kiemke-agent enroll "
+                      "--server URL --token TOKEN")
+            return True
+        if self.state.status().get("refused_agent_id") == creds.agent_id:
+            log.error("the collector refused this agent's credentials (HTTP 401): reports "
+                      "are kept in the spool. Re-enroll with kiemke-agent enroll.")
+            return True
+        return False
+
+    def report_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            try:
+                kind = delivery.choose_kind(self.config, self.state)
+                report = delivery.collect(self.config, self.state, kind)
+                delivery.open_spool(self.config, self.state).put(report)
+                if kind == "full":
+                    self.state.update_status(last_full_at=report["collected_at"])
+                log.info("collected %s report %s", kind, report["report_id"])
+                self.runs += 1
+                self._flush_locked()
+            except Exception:  # noqa: BLE001 - the scheduler must keep running
+                log.exception("report run failed; the next run will try again")
+            finally:
+                release_memory()
+
+    def flush_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            try:
+                self._flush_locked()
+            except Exception:  # noqa: BLE001
+                log.exception("spool flush failed; the next run will try again")
+
+    def _flush_locked(self) -> None:
+        if self._refused():
+            return
+        creds = self.state.load_credentials()
+        assert creds is not None
+        summary = delivery.flush(self.config, self.state, creds, sleep=self._sleep)
+        if summary["stopped"] == UNAUTHORIZED:
+            self.state.update_status(refused_agent_id=creds.agent_id)
+            log.error("%s", summary["message"])
+
+    def stop(self, *_: Any) -> None:
+        if self.stopping.is_set():
+            return
+        log.info("stopping: reports not yet delivered stay in the spool")
+        self.stopping.set()
+        # shutdown(wait=False) from a signal handler: never join threads inside the handler
+        self.scheduler.shutdown(wait=False)
+
+    def install_signal_handlers(self) -> None:
+        for name in ("SIGTERM", "SIGINT", "SIGBREAK", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                signal.signal(sig, self.stop)
+
+    def schedule(self, rng: random.Random | None = None) -> datetime:
+        """Add the jobs; returns when the first report will run."""
+        rng = rng or random.Random()  # noqa: S311 - spreading load, not security
+        now = datetime.now(timezone.utc)
+        first = now + timedelta(seconds=rng.uniform(0, self.config.start_delay_max))
+        interval = max(1.0, self.config.interval)
+        self.scheduler.add_job(self.report_job, IntervalTrigger(
+            seconds=interval, start_date=first, jitter=self.config.jitter or None,
+            timezone=timezone.utc), id="report", next_run_time=first)
+        flush_every = max(1.0, min(interval, FLUSH_INTERVAL_MAX))
+        self.scheduler.add_job(self.flush_job, IntervalTrigger(
+            seconds=flush_every, jitter=min(self.config.jitter, flush_every / 2) or None,
+            timezone=timezone.utc), id="flush")
+        return first
+
+    def run(self) -> None:
+        self.install_signal_handlers()
+        first = self.schedule()
+        log.info("kiemke agent running: first report at %s, then every %g s (+0..%g s)",
+                 first.strftime("%Y-%m-%dT%H:%M:%SZ"), self.config.interval,
+                 self.config.jitter)
+        self.scheduler.start()
+        self.stopping.set()
+        log.info("kiemke agent stopped")

@@ -1,0 +1,222 @@
+"""HTTP to the collector: enrolment, report delivery, spool flushing.
+
+Every request has a timeout. Failures that may pass (connection errors, 5xx, 429) are
+retried a bounded number of times with exponential backoff and full jitter
+(sleep = uniform(0, min(backoff_max, backoff_base * 2**attempt))), honouring
+Retry-After. TLS is verified by default (ca_bundle for a private PKI).
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+import kiemke
+from kiemke.agent.config import AgentConfig
+from kiemke.agent.spool import Spool
+from kiemke.agent.state import Credentials
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"kiemke-agent/{kiemke.__version__}"
+DELIVERED, DUPLICATE, REJECTED, UNAUTHORIZED, RETRY_LATER = (
+    "delivered", "duplicate", "rejected", "unauthorized", "retry_later")
+
+
+class TransportError(Exception):
+    """A request could not be completed; `outcome` says what the caller should do."""
+
+    def __init__(self, outcome: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+        self.status = status
+
+
+def backoff_delay(attempt: int, base: float, cap: float,
+                  rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Full jitter: uniform(0, min(cap, base * 2**attempt)), attempt counted from 0."""
+    ceiling = min(cap, base * (2 ** min(attempt, 30)))
+    return rng(0.0, max(0.0, ceiling))
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server_url(url: str, insecure: bool = False) -> str:
+    """The URL without a trailing slash; http:// only for loopback or with --insecure."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not a collector URL; use the form "
+                         "https://kiemke.example.gov.vn")
+    if parts.scheme == "http" and not insecure and not is_loopback_url(url):
+        raise ValueError(f"{url} uses http://, which would send the enrolment token and "
+                         "reports unencrypted. Use https://, or add --insecure if this "
+                         "network is trusted (test setups only).")
+    return url
+
+
+def _error_text(resp: requests.Response) -> str:
+    """The collector's JSON error ({"error","field","message"}) as one line."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"HTTP {resp.status_code}: {resp.text[:200].strip() or resp.reason}"
+    if isinstance(body, dict):
+        parts = [str(body.get("message") or body.get("error") or "")]
+        if body.get("field"):
+            parts.append(f"(field: {body['field']})")
+        return f"HTTP {resp.status_code}: " + " ".join(p for p in parts if p)
+    return f"HTTP {resp.status_code}"
+
+
+@dataclass
+class Outcome:
+    result: str  # DELIVERED | DUPLICATE | REJECTED | UNAUTHORIZED | RETRY_LATER
+    message: str = ""
+    status: int | None = None
+
+
+class Transport:
+    def __init__(self, config: AgentConfig, server: str,
+                 sleep: Callable[[float], Any] = time.sleep,
+                 rng: Callable[[float, float], float] = random.uniform) -> None:
+        self.config = config
+        self.server = server.rstrip("/")
+        self.sleep = sleep
+        self.rng = rng
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False  # never route reports through a user's proxy env
+        if config.ca_bundle:
+            self.session.verify = config.ca_bundle
+        else:
+            self.session.verify = bool(config.verify_tls)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _retry_after(self, resp: requests.Response) -> float | None:
+        value = resp.headers.get("Retry-After", "")
+        try:
+            return min(float(value), self.config.backoff_max)
+        except ValueError:
+            return None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One call with bounded retries; raises TransportError(RETRY_LATER) at the end."""
+        attempts = max(1, int(self.config.retries))
+        last = ""
+        for attempt in range(attempts):
+            delay: float | None = None
+            try:
+                resp = self.session.request(method, self.server + path,
+                                            timeout=self.config.timeout, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise TransportError(RETRY_LATER, f"TLS check of {self.server} failed: "
+                                     f"{exc}. Set ca_bundle to your CA file.") from exc
+            except requests.RequestException as exc:
+                last = f"cannot reach the collector at {self.server}: " \
+                       f"{type(exc).__name__}"
+            else:
+                if resp.status_code < 500 and resp.status_code != 429:
+                    return resp
+                last = _error_text(resp)
+                delay = self._retry_after(resp)
+            if attempt + 1 < attempts:
+                if delay is None:
+                    delay = backoff_delay(attempt, self.config.backoff_base,
+                                          self.config.backoff_max, self.rng)
+                log.info("%s %s failed (%s); retry %d/%d in %.1f s", method, path, last,
+                         attempt + 1, attempts - 1, delay)
+                if self.sleep(delay) is True:  # an Event.wait() said: stop now
+                    break
+        raise TransportError(RETRY_LATER, last)
+
+    def enroll(self, token: str, machine_id: str, hostname: str) -> dict[str, Any]:
+        resp = self._request("POST", "/api/v1/enroll", json={
+            "token": token, "machine_id": machine_id, "hostname": hostname})
+        if resp.status_code in (200, 201):
+            body = resp.json()
+            if not isinstance(body, dict) or not body.get("agent_id") or not body.get("secret"):
+                raise TransportError(REJECTED, "the collector's enrolment answer has no "
+                                     "agent_id/secret; is this URL a kiemke collector?")
+            return body
+        if resp.status_code in (401, 403):
+            raise TransportError(UNAUTHORIZED, "the collector refused the enrolment token "
+                                 f"({_error_text(resp)}). Ask for a new token "
+                                 "(kiemke-collector tokens create --unit ...).", 401)
+        if resp.status_code == 404:
+            raise TransportError(REJECTED, f"{self.server} has no kiemke enrolment API "
+                                 "(HTTP 404); check the server URL.", 404)
+        raise TransportError(REJECTED, _error_text(resp), resp.status_code)
+
+    def post_report(self, body: bytes, gzipped: bool, creds: Credentials) -> Outcome:
+        headers = {"Authorization": creds.bearer(), "Content-Type": "application/json"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        try:
+            resp = self._request("POST", "/api/v1/reports", data=body, headers=headers)
+        except TransportError as exc:
+            return Outcome(exc.outcome, exc.message, exc.status)
+        if resp.status_code == 202:
+            return Outcome(DELIVERED, "accepted", 202)
+        if 200 <= resp.status_code < 300:
+            return Outcome(DUPLICATE if resp.status_code == 200 else DELIVERED,
+                           "already received", resp.status_code)
+        if resp.status_code == 401:
+            return Outcome(UNAUTHORIZED, "the collector no longer accepts this agent's "
+                           "credentials: re-enroll with kiemke-agent enroll --server URL "
+                           "--token TOKEN", 401)
+        return Outcome(REJECTED, _error_text(resp), resp.status_code)
+
+    def flush(self, spool: Spool, creds: Credentials) -> dict[str, Any]:
+        """Deliver spooled reports oldest first; stop at the first one that must wait.
+
+        Returns {"delivered": [report_id...], "rejected": [...], "stopped": outcome|None,
+        "message": str}.
+        """
+        summary: dict[str, Any] = {"delivered": [], "rejected": [], "stopped": None,
+                                   "message": ""}
+        for entry in spool.entries():
+            try:
+                raw = spool.raw(entry)
+                if entry.kind == "full":
+                    body, gz = raw, True
+                else:
+                    body, gz = gzip.decompress(raw), False
+                    json.loads(body)  # a damaged file is rejected locally, not sent
+            except (OSError, ValueError, EOFError) as exc:
+                spool.reject(entry, f"the spooled file is damaged: {exc}")
+                summary["rejected"].append(entry.report_id)
+                continue
+            outcome = self.post_report(body, gz, creds)
+            if outcome.result in (DELIVERED, DUPLICATE):
+                spool.remove(entry)
+                summary["delivered"].append(entry.report_id)
+            elif outcome.result == REJECTED:
+                spool.reject(entry, outcome.message)
+                summary["rejected"].append(entry.report_id)
+            else:
+                summary["stopped"] = outcome.result
+                summary["message"] = outcome.message
+                break
+        return summary

@@ -1,0 +1,1 @@
+"""The kiemke collector: receives agent reports, stores them, serves APIs and /metrics."""

@@ -1,0 +1,1 @@
+"""HTTP blueprints: enrolment, report ingest, read APIs, OpenAPI, health and metrics."""

@@ -1,0 +1,90 @@
+"""POST /api/v1/reports: the hot path. Auth, size limits, parse, validate, one transaction."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+
+from flask import Blueprint, current_app, jsonify, request
+
+from kiemke.collector.api.auth import authenticate_agent
+from kiemke.collector.api.errors import ApiError
+from kiemke.collector.ingest import store_report
+from kiemke.collector.timeutil import parse_iso
+from kiemke.collector.validation import check_report
+
+bp = Blueprint("reports", __name__)
+
+
+def _too_large(limit: int, what: str) -> ApiError:
+    return ApiError(413, "body_too_large", "body",
+                    f"the {what} is larger than the {limit} bytes the collector accepts; "
+                    f"raise KIEMKE_MAX_BODY_BYTES on the collector if such reports are expected")
+
+
+def _read_body(limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit, "request body")
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise _too_large(limit, "request body")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise ApiError(415, "unsupported_content_encoding", "Content-Encoding",
+                       "only 'Content-Encoding: gzip' (or none) is accepted")
+    # Bounded inflate: a small gzip bomb must not expand to gigabytes in memory.
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise ApiError(400, "malformed_gzip", "body",
+                       "the body is marked gzip but is not valid gzip data") from None
+    if len(body) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit, "decompressed request body")
+    if not inflater.eof:
+        raise ApiError(400, "malformed_gzip", "body", "the gzip body is truncated")
+    return body
+
+
+@bp.post("/api/v1/reports")
+def post_report():
+    ext = current_app.extensions["kiemke"]
+    started = time.perf_counter()
+    try:
+        agent = authenticate_agent()
+        if request.mimetype != "application/json":
+            raise ApiError(415, "unsupported_media_type", "Content-Type",
+                           "send the report as JSON with 'Content-Type: application/json'")
+        body = _read_body(ext.config.max_body_bytes)
+        try:
+            report = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "malformed_json", "body",
+                           f"the body is not valid UTF-8 JSON ({exc})") from None
+        problem = check_report(ext.validate, report)
+        if problem:
+            raise ApiError(400, problem.error, problem.field, problem.message)
+        try:
+            parse_iso(report["collected_at"])
+        except ValueError:
+            raise ApiError(400, "invalid_field", "collected_at",
+                           f"collected_at {report['collected_at']!r} is not a real date and "
+                           f"time; check the clock of the reporting machine") from None
+        if report["identity"]["machine_id"] != agent.machine_id:
+            raise ApiError(403, "machine_mismatch", "identity.machine_id",
+                           "this report is about another machine than the one the agent "
+                           "enrolled as; enrol the agent again on this machine")
+        stored = store_report(ext.engine, agent, report, ext.on_report)
+    except ApiError as exc:
+        ext.ingest_metrics.rejected(exc.error, time.perf_counter() - started)
+        raise
+    if stored:
+        ext.ingest_metrics.done("accepted", time.perf_counter() - started)
+        resp = jsonify({"status": "accepted", "report_id": report["report_id"]})
+        resp.status_code = 202
+        return resp
+    ext.ingest_metrics.done("duplicate", time.perf_counter() - started)
+    return jsonify({"status": "duplicate", "report_id": report["report_id"]})

@@ -1,0 +1,76 @@
+"""`kiemke-collector serve`: gunicorn run programmatically with the app factory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from kiemke.collector.config import CollectorConfig
+
+# Request line, status, size, time: never headers (Authorization) and never bodies.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+
+
+def prepare_multiproc_dir(data_dir: Path) -> Path:
+    """A fresh directory for prometheus_client's multiprocess files (stale files would
+    resurrect the counters of a previous run)."""
+    path = data_dir / "prometheus-multiproc"
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class CollectorServer(BaseApplication):
+    def __init__(self, config: CollectorConfig, options: dict[str, Any]) -> None:
+        self.collector_config = config
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Imported here, in each worker, after PROMETHEUS_MULTIPROC_DIR is set.
+        from kiemke.collector.app import create_app
+
+        return create_app(self.collector_config)
+
+
+def serve(config: CollectorConfig, bind: str, workers: int, threads: int) -> None:
+    """Run until SIGINT/SIGTERM. gunicorn forks the workers; each builds its own app."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_multiproc_dir(config.data_dir))
+    options = {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",  # keep-alive connections for agents behind one proxy
+        "keepalive": 5,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "errorlog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "loglevel": config.log_level.lower(),
+        "proc_name": "kiemke-collector",
+        "child_exit": _child_exit,
+        "preload_app": False,
+        "forwarded_allow_ips": "127.0.0.1,::1",
+        # gunicorn >= 25 opens a control socket in $HOME; several collectors on one host
+        # would fight over it and nothing here uses it.
+        "control_socket_disable": True,
+    }
+    CollectorServer(config, options).run()

@@ -1,0 +1,119 @@
+"""The unit tree: ministry/province -> district -> office. Every figure rolls up.
+
+`path` is the names from the root joined with " / "; `level` is 0 for a root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from kiemke.collector.db.tables import units
+from kiemke.collector.timeutil import utcnow
+
+PATH_SEPARATOR = " / "
+
+
+class UnitError(ValueError):
+    """A unit operation that cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: int
+    parent_id: int | None
+    name: str
+    code: str | None
+    path: str
+    level: int
+
+    @property
+    def parent_path(self) -> str:
+        return self.path.rsplit(PATH_SEPARATOR, 1)[0] if self.level > 0 else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "parent_id": self.parent_id, "name": self.name,
+                "code": self.code, "path": self.path, "level": self.level}
+
+
+def _row_to_unit(row: Any) -> Unit:
+    return Unit(id=row.id, parent_id=row.parent_id, name=row.name, code=row.code,
+                path=row.path, level=row.level)
+
+
+def all_units(conn: Connection) -> list[Unit]:
+    rows = conn.execute(select(units.c.id, units.c.parent_id, units.c.name, units.c.code,
+                               units.c.path, units.c.level).order_by(units.c.path))
+    return [_row_to_unit(r) for r in rows]
+
+
+def get_unit(conn: Connection, unit_id: int) -> Unit | None:
+    row = conn.execute(select(units).where(units.c.id == unit_id)).first()
+    return _row_to_unit(row) if row else None
+
+
+def find_unit(conn: Connection, ref: str | int) -> Unit:
+    """A unit by id, code or full path; raises UnitError naming what was tried."""
+    text = str(ref).strip()
+    if text.isdigit():
+        unit = get_unit(conn, int(text))
+        if unit:
+            return unit
+    for column in (units.c.code, units.c.path):
+        row = conn.execute(select(units).where(column == text)).first()
+        if row:
+            return _row_to_unit(row)
+    raise UnitError(f"no unit with id, code or path {text!r}; "
+                    f"see the list with `kiemke-collector units list`")
+
+
+def validate_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise UnitError("a unit name cannot be empty")
+    if PATH_SEPARATOR.strip() in name:
+        raise UnitError(f"a unit name cannot contain '/' ({name!r}): it separates levels in paths")
+    if len(name) > 255:
+        raise UnitError("a unit name is limited to 255 characters")
+    return name
+
+
+def add_unit(conn: Connection, name: str, parent: str | int | None = None,
+             code: str | None = None) -> Unit:
+    name = validate_name(name)
+    parent_unit = find_unit(conn, parent) if parent not in (None, "") else None
+    path = f"{parent_unit.path}{PATH_SEPARATOR}{name}" if parent_unit else name
+    level = parent_unit.level + 1 if parent_unit else 0
+    if conn.execute(select(units.c.id).where(units.c.path == path)).first():
+        raise UnitError(f"a unit {path!r} already exists")
+    if code is not None:
+        code = code.strip() or None
+    if code and conn.execute(select(units.c.id).where(units.c.code == code)).first():
+        raise UnitError(f"the unit code {code!r} is already used by another unit")
+    result = conn.execute(units.insert().values(
+        parent_id=parent_unit.id if parent_unit else None, name=name, code=code, path=path,
+        level=level, created_at=utcnow()))
+    return Unit(id=result.inserted_primary_key[0], parent_id=parent_unit.id if parent_unit
+                else None, name=name, code=code, path=path, level=level)
+
+
+def ancestors_map(all_: Iterable[Unit]) -> dict[int, list[int]]:
+    """unit id -> [its id, parent id, grandparent id, ...] for rolling figures up."""
+    by_id = {u.id: u for u in all_}
+    chains: dict[int, list[int]] = {}
+    for unit in by_id.values():
+        chain, cur, seen = [], unit, set()
+        while cur is not None and cur.id not in seen:
+            seen.add(cur.id)
+            chain.append(cur.id)
+            cur = by_id.get(cur.parent_id) if cur.parent_id is not None else None
+        chains[unit.id] = chain
+    return chains
+
+
+def subtree_ids(all_: Iterable[Unit], root_id: int) -> list[int]:
+    """root_id and every descendant id."""
+    return [uid for uid, chain in ancestors_map(all_).items() if root_id in chain]

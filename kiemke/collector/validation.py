@@ -1,0 +1,83 @@
+"""Report validation: the JSON Schema compiled once, errors turned into field paths."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fastjsonschema
+
+from kiemke.schema import SCHEMA_VERSION, load_schema
+
+
+@dataclass(frozen=True)
+class Invalid:
+    error: str
+    field: str
+    message: str
+
+
+def compile_validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(load_schema(SCHEMA_VERSION))
+
+
+def _dotted(path: list[Any]) -> str:
+    """['hardware', 'disks', 0, 'size_bytes'] -> 'hardware.disks[0].size_bytes'."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _path_of(exc: fastjsonschema.JsonSchemaValueException) -> list[Any]:
+    # exc.name is "data.hardware.disks[0].size_bytes"; split it back into keys and indexes.
+    path: list[Any] = []
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", exc.name or ""):
+        path.append(int(index) if index else key)
+    return path
+
+
+def check_report(validate: Callable[[Any], Any], report: Any) -> Invalid | None:
+    """None when valid, else the first problem with the JSON path of the field."""
+    if isinstance(report, dict) and "schema_version" in report \
+            and report["schema_version"] != SCHEMA_VERSION:
+        return Invalid("unsupported_schema_version", "schema_version",
+                       f"schema_version {report['schema_version']!r} is not supported: this "
+                       f"collector accepts version {SCHEMA_VERSION}; update the collector or "
+                       f"install an agent that matches it")
+    try:
+        validate(report)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return _describe(exc)
+    return None
+
+
+def _describe(exc: fastjsonschema.JsonSchemaValueException) -> Invalid:
+    path = _path_of(exc)
+    rule, value = exc.rule, exc.value
+    if rule == "required" and isinstance(value, dict):
+        missing = [k for k in (exc.rule_definition or []) if k not in value]
+        name = _dotted([*path, missing[0]]) if missing else _dotted(path)
+        return Invalid("missing_field", name, f"the report has no {name!r}; this field is "
+                       f"required (the agent may be too old or damaged: reinstall it)")
+    if rule == "additionalProperties" and isinstance(value, dict):
+        allowed = set((exc.definition or {}).get("properties", {}))
+        extra = sorted(k for k in value if k not in allowed)
+        name = _dotted([*path, extra[0]]) if extra else _dotted(path)
+        return Invalid("unknown_field", name, f"{name!r} is not a field of report format "
+                       f"version {SCHEMA_VERSION}")
+    name = _dotted(path) or "body"
+    if rule == "pattern" and str(exc.rule_definition).startswith("^[0-9]{4}"):
+        example = "2024-05-06T08:00:00Z" if "T" in str(exc.rule_definition) else "2024-05-06"
+        return Invalid("invalid_field", name, f"{name} must be a date/time like {example}, "
+                       f"got {value!r}")
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    detail = exc.message.replace("data.", "", 1).replace("data ", "the report ", 1)
+    return Invalid("invalid_field", name, f"{name} has an invalid value {shown}: {detail}")

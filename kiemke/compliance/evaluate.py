@@ -1,0 +1,98 @@
+"""Evaluation of machines and units against a RuleSet, and the ratios the reports show.
+
+Per machine and rule the result is pass, fail, unknown (a fact is missing),
+not_applicable (out of scope) or exempt (a waiver). Ratios are
+pass / (pass + fail + unknown); not_applicable and exempt are outside the denominator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .rules import (
+    EXEMPT,
+    FAIL,
+    NOT_APPLICABLE,
+    PASS,
+    RESULTS,
+    UNKNOWN,
+    Rule,
+    RuleSet,
+    load_rules,
+)
+
+__all__ = ["RuleSet", "load_rules", "evaluate_machine", "evaluate_unit", "ratio", "gap",
+           "count_results", "RESULTS"]
+
+_MISSING = {"vi": "Thiếu dữ liệu để đánh giá: {facts}",
+            "en": "cannot be assessed, missing: {facts}"}
+_EXEMPT = {"vi": "Được miễn trừ", "en": "exempt"}
+
+
+def _reason(rule: Rule, result: str, facts: Mapping[str, Any], lang: str) -> str | None:
+    if result == FAIL:
+        return rule.render_reason(facts, lang)
+    if result == UNKNOWN:
+        missing = ", ".join(rule.missing_facts(facts)) or "?"
+        return _MISSING.get(lang, _MISSING["en"]).format(facts=missing)
+    return None
+
+
+def _apply(rules: list[Rule], results: tuple[str, ...], facts: Mapping[str, Any],
+           exemptions: Iterable[str] | Mapping[str, str], lang: str
+           ) -> dict[str, tuple[str, str | None]]:
+    waivers = exemptions if isinstance(exemptions, Mapping) else dict.fromkeys(exemptions, "")
+    out: dict[str, tuple[str, str | None]] = {}
+    for rule, result in zip(rules, results, strict=True):
+        if rule.id in waivers and result != NOT_APPLICABLE:
+            out[rule.id] = (EXEMPT, waivers[rule.id] or _EXEMPT.get(lang, _EXEMPT["en"]))
+        else:
+            out[rule.id] = (result, _reason(rule, result, facts, lang))
+    return out
+
+
+def evaluate_machine(ruleset: RuleSet, facts: Mapping[str, Any], *,
+                     exemptions: Iterable[str] | Mapping[str, str] = frozenset(),
+                     lang: str = "vi") -> dict[str, tuple[str, str | None]]:
+    """{rule id: (result, reason)} for one machine's facts.
+
+    `exemptions` holds the ids of rules waived for this machine (or a mapping id ->
+    waiver reason). A waived rule that is out of scope stays not_applicable. The
+    reason is set for fail (the rule's template), unknown (the missing facts) and
+    exempt; it is None otherwise.
+    """
+    results = ruleset.machine_results(facts)
+    return _apply(ruleset.machine_rules, results, facts, exemptions, lang)
+
+
+def evaluate_unit(ruleset: RuleSet, unit_facts: Mapping[str, Any], *,
+                  exemptions: Iterable[str] | Mapping[str, str] = frozenset(),
+                  lang: str = "vi") -> dict[str, tuple[str, str | None]]:
+    """{rule id: (result, reason)} for one unit (facts from units.unit_facts)."""
+    results = ruleset.unit_results(unit_facts)
+    return _apply(ruleset.unit_rules, results, unit_facts, exemptions, lang)
+
+
+def count_results(results: Iterable[str]) -> dict[str, int]:
+    counts = dict.fromkeys(RESULTS, 0)
+    for r in results:
+        counts[r] += 1
+    return counts
+
+
+def ratio(counts: Mapping[str, int]) -> float | None:
+    """pass / (pass + fail + unknown); None when nothing is in the denominator."""
+    denominator = counts.get(PASS, 0) + counts.get(FAIL, 0) + counts.get(UNKNOWN, 0)
+    if denominator == 0:
+        return None
+    return counts.get(PASS, 0) / denominator
+
+
+def gap(counts: Mapping[str, int], target: float) -> int:
+    """How many more machines (or units) must pass to reach `target`, never negative."""
+    denominator = counts.get(PASS, 0) + counts.get(FAIL, 0) + counts.get(UNKNOWN, 0)
+    # Round away float noise first: 0.7 * 10 is 7.000000000000001, which must need 7.
+    needed = math.ceil(round(target * denominator, 9))
+    return max(needed - counts.get(PASS, 0), 0)

@@ -1,0 +1,431 @@
+"""Report -> facts: flatten a v1 report into the named, typed facts that rules read.
+
+Unknown is not absent: a fact whose section reported an error (or did not report at
+all) and gave no value is left out of the result, so rules using it evaluate to
+unknown, never to false. Only positive evidence survives an error: an approved,
+active antivirus found by a collector that also logged an error still counts.
+Every fact is declared in FACTS (name -> type, meaning); docs/rules.md lists them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+from . import depreciation as dep
+from .config import ComplianceConfig
+from .values import BOOL, DATE, LIST, NUMBER, STRING, FactDef
+
+F = FactDef
+FACTS: dict[str, FactDef] = {
+    # evaluation context
+    "now": F(DATE, "the evaluation date (UTC): days_since() counts to it"),
+    "report.kind": F(STRING, "periodic or full"),
+    "report.age_days": F(NUMBER, "days between collection and evaluation"),
+    "identity.hostname": F(STRING, "host name"),
+    "identity.platform": F(STRING, "windows, linux, darwin or other"),
+    # operating system
+    "os.family": F(STRING, "windows, linux, darwin or other"),
+    "os.name": F(STRING, "product name, e.g. Microsoft Windows 11 Pro"),
+    "os.version": F(STRING, "version as reported"),
+    "os.supported": F(BOOL, "still supported by its vendor (agent's end-of-support table)"),
+    "os.end_of_support": F(DATE, "vendor end-of-support date"),
+    "os.support_days_left": F(NUMBER, "days until end of support (negative when past)"),
+    # hardware
+    "hardware.chassis": F(STRING, "desktop, laptop, all-in-one, server, virtual, other"),
+    "hardware.is_virtual": F(BOOL, "a virtual machine"),
+    "hardware.memory_gb": F(NUMBER, "memory visible to the OS, GiB, one decimal"),
+    "hardware.cpu_cores": F(NUMBER, "physical CPU cores (logical when physical is unknown)"),
+    "hardware.cpu_threads": F(NUMBER, "logical processors"),
+    "hardware.disk_total_gb": F(NUMBER, "sum of disk sizes, GB (10^9 bytes, as sold)"),
+    "hardware.has_ssd": F(BOOL, "at least one SSD or NVMe disk"),
+    "hardware.meets_min_spec": F(BOOL, "meets minimum_spec in approved.yml"),
+    "hardware.below_spec": F(LIST, "which parts are below minimum_spec, e.g. RAM 2 GB < 4 GB"),
+    "hardware.manufacture_date": F(DATE, "manufacture date from firmware (may be estimated)"),
+    "hardware.age_years": F(NUMBER, "age in years (one decimal) from purchase or manufacture"),
+    "hardware.age_estimated": F(BOOL, "age comes from an estimated manufacture date"),
+    # asset register
+    "asset.registered": F(BOOL, "the machine is in the imported asset register"),
+    "asset.purchase_date": F(DATE, "purchase / in-use date from the asset register"),
+    "asset.cost": F(NUMBER, "purchase cost (nguyên giá) from the asset register"),
+    # depreciation (rules/depreciation.yml)
+    "depreciation.status": F(STRING, "in_service, fully_depreciated or overdue_for_replacement"),
+    "depreciation.category": F(STRING, "asset category, e.g. desktop_computer"),
+    "depreciation.useful_life_years": F(NUMBER, "useful life of the category"),
+    "depreciation.fully_depreciated_on": F(DATE, "first day with nothing left to depreciate"),
+    "depreciation.replacement_year": F(NUMBER, "forecast year of replacement"),
+    "depreciation.book_value": F(NUMBER, "remaining book value (needs purchase cost)"),
+    "depreciation.estimated": F(BOOL, "based on an estimated manufacture date"),
+    # antivirus
+    "antivirus.products": F(NUMBER, "number of antivirus products found"),
+    "antivirus.names": F(LIST, "names of the antivirus products found"),
+    "antivirus.approved": F(LIST, "found products that are on the approved list"),
+    "antivirus.approved_active": F(BOOL, "an approved product is enabled, up to date and licensed"),
+    "antivirus.enabled": F(BOOL, "some product is enabled (not off, snoozed, expired, passive)"),
+    "antivirus.up_to_date": F(BOOL, "some enabled product has current signatures"),
+    "antivirus.licensed": F(BOOL, "some approved product is licensed (có bản quyền)"),
+    "antivirus.licence_days_left": F(NUMBER, "days until the best approved licence expires"),
+    "antivirus.signature_age_days": F(NUMBER, "age of the newest signatures of enabled products"),
+    "antivirus.query_failed": F(BOOL, "the antivirus collector reported errors"),
+    # security monitoring
+    "monitoring.running": F(BOOL, "an approved security-monitoring agent is running"),
+    "monitoring.agents": F(LIST, "approved monitoring agents that are running"),
+    "monitoring.query_failed": F(BOOL, "the monitoring collector reported errors"),
+    # network
+    "network.networked": F(BOOL, "has a gateway or an up interface with a non-link-local address"),
+    "network.has_gateway": F(BOOL, "has a default gateway"),
+    "network.gateway": F(STRING, "default gateway address"),
+    "network.gateway_ok": F(BOOL, "the gateway answered the agent's probe"),
+    "network.dns_ok": F(BOOL, "DNS resolution worked"),
+    "network.internet_ok": F(BOOL, "the configured Internet probe succeeded"),
+    "network.lan": F(BOOL, "an up wired/wireless interface with a private address, and a gateway"),
+    "network.subnets": F(LIST, "private IPv4 subnets of up wired/wireless interfaces (CIDR)"),
+    # printers
+    "printers.count": F(NUMBER, "printers installed, including PDF/XPS writers"),
+    "printers.physical_count": F(NUMBER, "physical printers (not PDF/XPS/fax/OneNote writers)"),
+    "printers.network_count": F(NUMBER, "physical network printers"),
+    "printers.names": F(LIST, "names of the physical printers"),
+}
+
+_INACTIVE_STATES = {"off", "snoozed", "expired", "passive"}
+_VIRTUAL_PRINTER_WORDS = ("pdf", "xps", "fax", "onenote", "send to", "snagit")
+
+
+# ---------------------------------------------------------------- three-valued helpers
+
+def or3(values: Iterable[bool | None], *, complete: bool = True) -> bool | None:
+    """Kleene OR; `complete=False` means more values may exist that we could not read."""
+    seen_none = not complete
+    for v in values:
+        if v is True:
+            return True
+        if v is None:
+            seen_none = True
+    return None if seen_none else False
+
+
+def and3(*values: bool | None) -> bool | None:
+    if any(v is False for v in values):
+        return False
+    return None if any(v is None for v in values) else True
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+def to_date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).date() if value.tzinfo else value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) > 10:
+                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                return to_date(parsed)
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _section(report: dict[str, Any], name: str) -> tuple[dict[str, Any], bool]:
+    """(section, complete): complete is False when the section is absent or has errors."""
+    section = report.get(name)
+    if not isinstance(section, dict):
+        return {}, False
+    return section, not section.get("errors")
+
+
+def _put(facts: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        facts[name] = value
+
+
+# ---------------------------------------------------------------- sections
+
+def _os_facts(facts: dict[str, Any], report: dict[str, Any], today: dt.date) -> None:
+    os_, _ = _section(report, "os")
+    for key in ("family", "name", "version"):
+        _put(facts, f"os.{key}", os_.get(key))
+    _put(facts, "os.supported", os_.get("supported"))
+    eos = to_date(os_.get("end_of_support"))
+    _put(facts, "os.end_of_support", eos)
+    if eos is not None:
+        facts["os.support_days_left"] = (eos - today).days
+
+
+def _hardware_facts(facts: dict[str, Any], report: dict[str, Any],
+                    config: ComplianceConfig) -> None:
+    hw, complete = _section(report, "hardware")
+    chassis = hw.get("chassis")
+    if chassis and chassis != "unknown":
+        facts["hardware.chassis"] = chassis
+    virtual = hw.get("is_virtual")
+    if virtual is None and chassis == "virtual":
+        virtual = True
+    _put(facts, "hardware.is_virtual", virtual)
+    mem = hw.get("memory_bytes")
+    if isinstance(mem, int):
+        facts["hardware.memory_gb"] = round(mem / 2**30, 1)
+    cpu = hw.get("cpu") or {}
+    cores = cpu.get("cores_physical") or cpu.get("cores_logical")
+    _put(facts, "hardware.cpu_cores", cores)
+    _put(facts, "hardware.cpu_threads", cpu.get("cores_logical"))
+    disks = hw.get("disks") or []
+    sizes = [d["size_bytes"] for d in disks if isinstance(d.get("size_bytes"), int)]
+    if sizes:
+        facts["hardware.disk_total_gb"] = round(sum(sizes) / 1e9, 1)
+    kinds = [d.get("type", "unknown") for d in disks]
+    if any(k in ("ssd", "nvme") for k in kinds):
+        facts["hardware.has_ssd"] = True
+    elif kinds and all(k == "hdd" for k in kinds) and complete:
+        facts["hardware.has_ssd"] = False
+    _min_spec(facts, config)
+    made = hw.get("manufacture_date") or {}
+    _put(facts, "hardware.manufacture_date", to_date(made.get("value")))
+
+
+def _min_spec(facts: dict[str, Any], config: ComplianceConfig) -> None:
+    # The OS sees less memory than is installed (firmware and graphics reserve some):
+    # accept 90 % of the minimum so a 4 GB machine showing 3.8 GiB is not "below spec".
+    checks: list[tuple[bool | None, str]] = []
+    mem = facts.get("hardware.memory_gb")
+    checks.append((None if mem is None else mem >= config.min_memory_gb * 0.9,
+                   f"RAM {mem} GB < {config.min_memory_gb:g} GB"))
+    cores = facts.get("hardware.cpu_cores")
+    checks.append((None if cores is None else cores >= config.min_cpu_cores,
+                   f"CPU {cores} cores < {config.min_cpu_cores}"))
+    disk = facts.get("hardware.disk_total_gb")
+    checks.append((None if disk is None else disk >= config.min_disk_total_gb,
+                   f"disk {disk} GB < {config.min_disk_total_gb:g} GB"))
+    if config.require_ssd:
+        checks.append((facts.get("hardware.has_ssd"), "no SSD"))
+    _put(facts, "hardware.meets_min_spec", and3(*(ok for ok, _ in checks)))
+    facts["hardware.below_spec"] = [text for ok, text in checks if ok is False]
+
+
+def _age_and_depreciation(facts: dict[str, Any], report: dict[str, Any], asset: dict | None,
+                          config: ComplianceConfig, today: dt.date) -> None:
+    hw, _ = _section(report, "hardware")
+    made = hw.get("manufacture_date") or {}
+    purchase = to_date(asset.get("purchase_date")) if asset else None
+    cost = asset.get("cost") if asset else None
+    if asset is not None:
+        facts["asset.registered"] = True
+        _put(facts, "asset.purchase_date", purchase)
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            facts["asset.cost"] = cost
+        else:
+            cost = None
+    result = dep.assess(
+        at=today, config=config.depreciation, chassis=hw.get("chassis"),
+        purchase_date=purchase, cost=cost,
+        category=(asset or {}).get("category") or None,
+        manufacture_date=to_date(made.get("value")),
+        manufacture_estimated=bool(made.get("estimated", True)),
+    )
+    if result.start_date is not None:
+        months = dep.age_months(result.start_date, today)
+        facts["hardware.age_years"] = round(months / 12, 1)
+        facts["hardware.age_estimated"] = result.estimated
+    if result.status == dep.UNKNOWN:
+        return
+    facts["depreciation.status"] = result.status
+    _put(facts, "depreciation.category", result.category)
+    _put(facts, "depreciation.useful_life_years", result.useful_life_years)
+    _put(facts, "depreciation.fully_depreciated_on", result.fully_depreciated_on)
+    _put(facts, "depreciation.replacement_year", result.replacement_year)
+    _put(facts, "depreciation.book_value", result.book_value)
+    facts["depreciation.estimated"] = result.estimated
+
+
+def _signature_age(p: dict[str, Any], today: dt.date) -> float | None:
+    age = p.get("signatures_age_days")
+    if isinstance(age, (int, float)):
+        return age
+    sig = to_date(p.get("signatures_date"))
+    return None if sig is None else max((today - sig).days, 0)
+
+
+def _antivirus_facts(facts: dict[str, Any], report: dict[str, Any],
+                     config: ComplianceConfig, today: dt.date) -> None:
+    av, complete = _section(report, "antivirus")
+    products = [p for p in av.get("products") or [] if isinstance(p, dict)]
+    facts["antivirus.query_failed"] = not complete
+    if complete or products:
+        facts["antivirus.names"] = [p["name"] for p in products]
+        facts["antivirus.approved"] = [p["name"] for p in products
+                                       if config.approved_antivirus(p["name"])]
+    if complete:
+        facts["antivirus.products"] = len(products)
+    enabled3, current3, licensed3, ok3 = [], [], [], []
+    sig_ages, days_left = [], []
+    for p in products:
+        state = p.get("state")
+        if state == "on":
+            enabled = True
+        elif state in _INACTIVE_STATES:
+            enabled = False
+        else:
+            enabled = p.get("enabled")
+        age = _signature_age(p, today)
+        current = p.get("up_to_date")
+        if current is None and age is not None:
+            current = age <= config.max_signature_age_days
+        enabled3.append(enabled)
+        if enabled is not False:
+            current3.append(and3(enabled, current))
+            if enabled and age is not None:
+                sig_ages.append(age)
+        product = config.approved_antivirus(p["name"])
+        if product is None:
+            continue
+        expiry = to_date(p.get("licence_expiry"))
+        if product.licence in ("bundled", "free"):
+            licensed: bool | None = True
+        elif state == "expired":
+            licensed = False
+        elif expiry is not None:
+            licensed = expiry >= today
+            days_left.append((expiry - today).days)
+        elif p.get("licensed") is not None:
+            licensed = p.get("licensed")
+        else:
+            licensed = True if config.unknown_licence == "accept" else None
+        licensed3.append(licensed)
+        ok3.append(and3(enabled, current, licensed))
+    _put(facts, "antivirus.enabled", or3(enabled3, complete=complete))
+    _put(facts, "antivirus.up_to_date", or3(current3, complete=complete))
+    _put(facts, "antivirus.licensed", or3(licensed3, complete=complete))
+    _put(facts, "antivirus.approved_active", or3(ok3, complete=complete))
+    if sig_ages:
+        facts["antivirus.signature_age_days"] = min(sig_ages)
+    if days_left:
+        facts["antivirus.licence_days_left"] = max(days_left)
+
+
+def _monitoring_facts(facts: dict[str, Any], report: dict[str, Any],
+                      config: ComplianceConfig) -> None:
+    if "security_monitoring" not in report:
+        return  # section not collected by this agent: every monitoring fact stays unknown
+    mon, complete = _section(report, "security_monitoring")
+    facts["monitoring.query_failed"] = not complete
+    approved = [a for a in mon.get("agents") or []
+                if isinstance(a, dict) and config.approved_monitoring(a.get("name", ""))]
+    _put(facts, "monitoring.running", or3((a.get("running") for a in approved),
+                                          complete=complete))
+    if complete or approved:
+        facts["monitoring.agents"] = [a["name"] for a in approved if a.get("running") is True]
+
+
+def _is_lan_address(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return ip.is_private and not ip.is_loopback and not ip.is_link_local
+
+
+def _network_facts(facts: dict[str, Any], report: dict[str, Any]) -> None:
+    net, complete = _section(report, "network")
+    gateway = net.get("default_gateway")
+    if gateway:
+        facts["network.has_gateway"] = True
+        _put(facts, "network.gateway", gateway.get("address"))
+    elif complete:
+        facts["network.has_gateway"] = False
+    checks = net.get("checks") or {}
+    for check, fact in (("gateway", "gateway_ok"), ("dns", "dns_ok"), ("internet", "internet_ok")):
+        _put(facts, f"network.{fact}", (checks.get(check) or {}).get("ok"))
+    addressed = False
+    subnets: list[str] = []
+    for iface in net.get("interfaces") or []:
+        if iface.get("up") is not True or iface.get("kind") == "loopback":
+            continue
+        for addr in iface.get("addresses") or []:
+            try:
+                ip = ipaddress.ip_address(addr["address"].split("%")[0])
+            except ValueError:
+                continue
+            if ip.is_loopback or ip.is_link_local:
+                continue
+            addressed = True
+            if iface.get("kind") in ("wired", "wireless") and _is_lan_address(addr["address"]) \
+                    and ip.version == 4 and addr.get("prefixlen") is not None:
+                net4 = ipaddress.ip_interface(f"{ip}/{addr['prefixlen']}").network
+                subnets.append(str(net4))
+    facts["network.subnets"] = sorted(set(subnets))
+    has_gw = facts.get("network.has_gateway")
+    networked = True if (has_gw or addressed) else (False if complete else None)
+    _put(facts, "network.networked", networked)
+    lan = and3(bool(subnets) if (subnets or complete) else None, has_gw)
+    _put(facts, "network.lan", lan)
+    if not complete and not subnets:
+        del facts["network.subnets"]
+
+
+def _printer_facts(facts: dict[str, Any], report: dict[str, Any]) -> None:
+    if "printers" not in report:
+        return
+    section, complete = _section(report, "printers")
+    printers = [p for p in section.get("printers") or [] if isinstance(p, dict)]
+    if not complete and not printers:
+        return
+    physical = []
+    for p in printers:
+        virtual = p.get("virtual")
+        if virtual is None:
+            name = p.get("name", "").casefold()
+            virtual = any(w in name for w in _VIRTUAL_PRINTER_WORDS)
+        if not virtual:
+            physical.append(p)
+    facts["printers.names"] = [p["name"] for p in physical]
+    if complete:
+        facts["printers.count"] = len(printers)
+        facts["printers.physical_count"] = len(physical)
+        facts["printers.network_count"] = sum(1 for p in physical if p.get("network") is True)
+
+
+def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict | None,
+                      config: ComplianceConfig) -> dict[str, Any]:
+    """Flatten a v1 report into facts; see FACTS for names and types."""
+    today = now.astimezone(dt.timezone.utc).date() if now.tzinfo else now.date()
+    facts: dict[str, Any] = {"now": today}
+    _put(facts, "report.kind", report.get("kind"))
+    collected = to_date(report.get("collected_at"))
+    if collected is not None:
+        facts["report.age_days"] = (today - collected).days
+    identity = report.get("identity") or {}
+    _put(facts, "identity.hostname", identity.get("hostname"))
+    _put(facts, "identity.platform", identity.get("platform"))
+    _os_facts(facts, report, today)
+    _hardware_facts(facts, report, config)
+    _age_and_depreciation(facts, report, asset, config, today)
+    _antivirus_facts(facts, report, config, today)
+    _monitoring_facts(facts, report, config)
+    _network_facts(facts, report)
+    _printer_facts(facts, report)
+    return facts
+
+
+def facts_to_json(facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts as JSON-safe values (dates as YYYY-MM-DD) for storage."""
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in facts.items()}
+
+
+def facts_from_json(data: dict[str, Any], registry: dict[str, FactDef] | None = None
+                    ) -> dict[str, Any]:
+    """Inverse of facts_to_json: dates back to datetime.date, unknown names dropped."""
+    registry = FACTS if registry is None else registry
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        fact = registry.get(key)
+        if fact is None or value is None:
+            continue
+        out[key] = to_date(value) if fact.type == DATE else value
+    return out

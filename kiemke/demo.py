@@ -1,0 +1,251 @@
+"""`make demo`: a collector on embedded SQLite, this machine enrolled, one real report.
+
+Everything lives in ./demo-data, which is RESET on every run (deleted and created
+again), so each demo starts from a clean database and a fresh enrolment. Network probes
+of the demo agent target only the local collector (loopback). Ctrl-C stops the
+collector cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT_UNIT = "Liên đoàn Lao động tỉnh Bắc Giang"
+DISTRICT = "Liên đoàn Lao động huyện Lục Nam"
+OFFICE = "Văn phòng Liên đoàn Lao động huyện Lục Nam"
+MARKER = ".kiemke-demo"
+
+
+def _port(preferred: int = 8080) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+
+def _fail(message: str) -> None:
+    print(f"\nmake demo: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+class Demo:
+    def __init__(self, data: Path) -> None:
+        self.data = data.resolve()
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
+                    "KIEMKE_DATABASE_URL": f"sqlite:///{self.data / 'kiemke.db'}",
+                    "KIEMKE_DATA_DIR": str(self.data / "collector")}
+        self.env.pop("KIEMKE_CONFIG", None)
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.admin = ""
+
+    def collector(self, *args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "kiemke.collector.cli", *args],
+                             env=self.env, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            _fail(f"kiemke-collector {' '.join(args)} failed:\n{out.stderr or out.stdout}")
+        return out.stdout.strip()
+
+    def agent(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kiemke.agent.cli", "--config",
+                               str(self.data / "agent.conf"), *args], env=self.env,
+                              capture_output=True, text=True, timeout=300)
+
+    def reset(self) -> None:
+        if self.data.exists():
+            if not (self.data / MARKER).exists() and any(self.data.iterdir()):
+                _fail(f"{self.data} exists and was not made by the demo; move it away.")
+            shutil.rmtree(self.data)
+        (self.data / "collector").mkdir(parents=True)
+        (self.data / MARKER).write_text("created by `make demo`; deleted on the next run\n")
+
+    def start_collector(self) -> None:
+        port = _port()
+        self.url = f"http://127.0.0.1:{port}"
+        log = open(self.data / "collector.log", "wb")  # noqa: SIM115 - child keeps it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kiemke.collector.cli", "serve", "--bind",
+             f"127.0.0.1:{port}", "--workers", "2"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                _fail("the collector stopped at start:\n"
+                      + (self.data / "collector.log").read_text("utf-8", "replace")[-3000:])
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        _fail(f"the collector did not become ready; see {self.data / 'collector.log'}")
+
+    def stop_collector(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def write_agent_config(self) -> None:
+        # Probes only touch this machine: the collector's /healthz and "localhost".
+        (self.data / "agent.conf").write_text(f"""# written by make demo
+[agent]
+server = {self.url}
+unit = {OFFICE}
+state_dir = {self.data / 'agent-state'}
+retries = 3
+backoff_base = 0.5
+timeout = 10
+
+[network]
+gateway_check = off
+internet_probes = {self.url}/healthz
+dns_names = localhost
+probe_timeout = 1
+check_collector = true
+""", encoding="utf-8")
+
+    def get(self, path: str) -> Any:
+        resp = requests.get(self.url + path, timeout=10,
+                            headers={"Authorization": f"Bearer {self.admin}"})
+        return resp.json() if resp.status_code == 200 else None
+
+    def run(self) -> None:
+        print(f"kiemke demo: data in {self.data} (reset on every run)")
+        self.reset()
+        self.collector("db", "upgrade")
+        root = self.collector("units", "add", ROOT_UNIT)
+        district = self.collector("units", "add", DISTRICT, "--parent", root)
+        office = self.collector("units", "add", OFFICE, "--parent", district)
+        token = self.collector("tokens", "create", "--unit", office, "--description",
+                               "make demo")
+        self.admin = self.collector("admin-tokens", "create", "demo")
+        self.start_collector()
+        try:
+            self.write_agent_config()
+            enrol = self.agent("enroll", "--server", self.url, "--token", token)
+            if enrol.returncode != 0:
+                _fail(f"kiemke-agent enroll failed: {enrol.stderr}")
+            sent = self.agent("send", "--full")
+            if sent.returncode != 0:
+                _fail(f"kiemke-agent send failed ({sent.returncode}): {sent.stderr}")
+            creds = json.loads((self.data / "agent-state" / "credentials.json")
+                               .read_text("utf-8"))
+            self.summary(creds["machine_id"])
+            print("\nServing in the foreground; press Ctrl-C to stop.")
+            assert self.proc is not None
+            self.proc.wait()
+            _fail(f"the collector exited ({self.proc.returncode}); see "
+                  f"{self.data / 'collector.log'}")
+        except KeyboardInterrupt:
+            print("\nstopping the collector ...")
+        finally:
+            self.stop_collector()
+
+    def summary(self, machine_id: str) -> None:
+        machines = self.get("/api/v1/machines") or {"items": []}
+        machine = self.get(f"/api/v1/machines/{machine_id}") or {}
+        report = machine.get("report") or {}
+        print("\n=== kiemke demo ===")
+        print(f"machines reporting: {len(machines['items'])}")
+        print(f"unit:               {(machine.get('unit') or {}).get('path')}")
+        for line in describe_report(report):
+            print(line)
+        self.compliance(machine_id, machine)
+        print("\nURLs")
+        print(f"  API (admin token below)  {self.url}/api/v1/machines")
+        print(f"  OpenAPI                  {self.url}/api/v1/openapi.json")
+        print(f"  Prometheus metrics       {self.url}/metrics")
+        print(f"  health / readiness       {self.url}/healthz  {self.url}/readyz")
+        print(f"  admin token              {self.admin}")
+        print(f"  try: curl -H 'Authorization: Bearer {self.admin}' "
+              f"{self.url}/api/v1/machines/{machine_id}")
+
+    def compliance(self, machine_id: str, machine: dict[str, Any]) -> None:
+        """Rule results and unit ratios when the collector has the compliance API."""
+        spec = self.get("/api/v1/openapi.json") or {}
+        paths = [p for p in (spec.get("paths") or {}) if "compliance" in p or "rule" in p]
+        results = machine.get("rules") or machine.get("rule_results")
+        if not paths and not results:
+            print("compliance:         rules are not evaluated by this collector version yet")
+            return
+        if isinstance(results, list):
+            print("rules (this machine):")
+            for r in results:
+                print(f"  {r.get('rule', r.get('rule_id', '?')):<32} {r.get('result', '?'):<15}"
+                      f" {r.get('reason') or ''}")
+        for path in paths:
+            if "{" in path:
+                continue
+            data = self.get(path)
+            if data is not None:
+                print(f"{path}:")
+                print("  " + json.dumps(data, ensure_ascii=False)[:1500])
+
+
+def describe_report(report: dict[str, Any]) -> list[str]:
+    """A few key facts of a report, each with its error when it could not be read."""
+    def err(section: dict[str, Any]) -> str:
+        errors = section.get("errors") or []
+        return f"not read ({errors[0]['message']})" if errors else "not read"
+
+    ident = report.get("identity") or {}
+    osr = report.get("os") or {}
+    hw = report.get("hardware") or {}
+    av = report.get("antivirus") or {}
+    net = report.get("network") or {}
+    cpu = hw.get("cpu") or {}
+    lines = [f"hostname:           {ident.get('hostname')} (machine id {ident.get('machine_id')},"
+             f" from {ident.get('machine_id_source')})"]
+    lines.append("OS:                 " + (" ".join(str(x) for x in (
+        osr.get("name"), osr.get("version")) if x) or err(osr))
+        + ("" if osr.get("supported") is None else
+           f", vendor support: {'yes' if osr['supported'] else 'ENDED'}"))
+    if cpu or hw.get("memory_bytes"):
+        mem = hw.get("memory_bytes")
+        lines.append(f"CPU / RAM:          {cpu.get('model')} x{cpu.get('cores_logical')} / "
+                     + (f"{mem / 2**30:.1f} GiB" if mem else "?"))
+    else:
+        lines.append(f"CPU / RAM:          {err(hw)}")
+    products = av.get("products")
+    if products:
+        lines.append("antivirus:          " + ", ".join(
+            f"{p['name']} ({p.get('state', 'unknown')})" for p in products))
+    elif products == [] and not av.get("errors"):
+        lines.append("antivirus:          none found")
+    else:
+        lines.append(f"antivirus:          {err(av)}")
+    checks = net.get("checks") or {}
+    if checks:
+        lines.append("network checks:     " + ", ".join(
+            f"{k} {'ok' if v.get('ok') else ('not run' if v.get('ok') is None else 'FAILED')}"
+            for k, v in checks.items()))
+    else:
+        lines.append(f"network checks:     {err(net)}")
+    return lines
+
+
+def main() -> None:
+    Demo(Path(os.environ.get("KIEMKE_DEMO_DIR", "demo-data"))).run()
+
+
+if __name__ == "__main__":
+    main()

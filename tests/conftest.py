@@ -1,0 +1,244 @@
+"""Shared fixtures: databases (SQLite, PostgreSQL), a Flask test app and a real collector.
+
+- `sqlite_url`: a fresh SQLite file in tmp_path (not migrated).
+- `pg_url`: a fresh PostgreSQL database kiemke_t_<random> on 127.0.0.1:5432, dropped
+  after the test. Skips when PostgreSQL is unreachable, except in CI (CI=true) where
+  a missing component is a failure.
+- `db_url`: parametrized over ["sqlite", "postgres"].
+- `app` / `client`: create_app() on a migrated SQLite file, Flask test client.
+- `collector_server`: `kiemke-collector db upgrade` + `kiemke-collector serve` (gunicorn,
+  2 workers) as a subprocess on a free loopback port; see CollectorServer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/reports.py for every test
+
+PG_ADMIN_URL = os.environ.get("KIEMKE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def missing_component(reason: str) -> None:
+    """Skip outside CI; fail in CI, where every real component must be present."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: real components are required)", pytrace=False)
+    pytest.skip(reason)
+
+
+def collector_cmd() -> list[str]:
+    """The kiemke-collector CLI of the running interpreter (works without PATH set up)."""
+    return [sys.executable, "-m", "kiemke.collector.cli"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- databases
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'kiemke.db'}"
+
+
+def _pg_connect(url: str, **kwargs: Any):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=3, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def _pg_available() -> bool:
+    try:
+        with _pg_connect(PG_ADMIN_URL) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable here"
+        return f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}"  # type: ignore[return-value]
+
+
+@pytest.fixture
+def pg_url(_pg_available: Any) -> Iterator[str]:
+    if _pg_available is not True:
+        missing_component(str(_pg_available))
+    name = f"kiemke_t_{uuid.uuid4().hex[:12]}"
+    with _pg_connect(PG_ADMIN_URL) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _pg_connect(PG_ADMIN_URL) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
+
+
+def migrate(url: str) -> None:
+    from kiemke.collector.db.migrate import upgrade
+
+    upgrade(url)
+
+
+# --------------------------------------------------------------------------- Flask app
+
+@pytest.fixture
+def app(sqlite_url: str, tmp_path: Path):
+    """create_app on a migrated SQLite database; no server, use app.test_client()."""
+    from kiemke.collector.app import create_app
+
+    migrate(sqlite_url)
+    application = create_app({"database_url": sqlite_url, "data_dir": str(tmp_path / "data")})
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["kiemke"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --------------------------------------------------------------------------- real server
+
+@dataclass
+class CollectorServer:
+    """A running `kiemke-collector serve` subprocess and helpers to administer it."""
+
+    url: str
+    db_url: str
+    data_dir: Path
+    env: dict[str, str]
+    admin_token: str = ""
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    log_path: Path | None = None
+
+    def run_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run the kiemke-collector CLI against the same database and data dir."""
+        result = subprocess.run([*collector_cmd(), *args], env=self.env, cwd=REPO,
+                                capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kiemke-collector {' '.join(args)} failed "
+                                 f"({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def create_unit(self, name: str, parent: int | str | None = None,
+                    code: str | None = None) -> int:
+        args = ["units", "add", name]
+        if parent is not None:
+            args += ["--parent", str(parent)]
+        if code:
+            args += ["--code", code]
+        return int(self.run_cli(*args).stdout.strip())
+
+    def create_token(self, unit: int | str, max_uses: int | None = None,
+                     expires: str | None = None) -> str:
+        args = ["tokens", "create", "--unit", str(unit)]
+        if max_uses is not None:
+            args += ["--max-uses", str(max_uses)]
+        if expires:
+            args += ["--expires", expires]
+        return self.run_cli(*args).stdout.strip()
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path else ""
+
+
+def _wait_ready(server: CollectorServer, timeout: float = 30.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise AssertionError(f"collector exited with {server.process.returncode}:\n"
+                                 f"{server.log()}")
+        try:
+            resp = requests.get(f"{server.url}/readyz", timeout=2)
+            if resp.status_code == 200:
+                return
+            last = resp.text
+        except requests.RequestException as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise AssertionError(f"collector not ready after {timeout} s: {last}\n{server.log()}")
+
+
+def start_collector(db_url: str, data_dir: Path, workers: int = 2,
+                    extra_env: dict[str, str] | None = None) -> CollectorServer:
+    """Migrate, create an admin token and start the server. Caller must stop_collector()."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "KIEMKE_DATABASE_URL": db_url, "KIEMKE_DATA_DIR": str(data_dir),
+           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = CollectorServer(url=f"http://127.0.0.1:{port}", db_url=db_url, data_dir=data_dir,
+                             env=env, log_path=data_dir / "server.log")
+    server.run_cli("db", "upgrade")
+    server.admin_token = server.run_cli("admin-tokens", "create", "tests").stdout.strip()
+    log = open(server.log_path, "wb")  # noqa: SIM115 - kept open for the process lifetime
+    server.process = subprocess.Popen(
+        [*collector_cmd(), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        _wait_ready(server)
+    except BaseException:
+        stop_collector(server)
+        raise
+    return server
+
+
+def stop_collector(server: CollectorServer) -> int | None:
+    """SIGTERM (gunicorn's graceful stop), SIGKILL after 15 s; return the exit code."""
+    proc = server.process
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    return proc.returncode
+
+
+@pytest.fixture
+def collector_server(db_url: str, tmp_path: Path) -> Iterator[CollectorServer]:
+    server = start_collector(db_url, tmp_path / "collector")
+    crashed = False
+    try:
+        yield server
+    finally:
+        crashed = server.process is not None and server.process.poll() is not None
+        code = stop_collector(server)
+    if crashed:
+        pytest.fail(f"the collector process died during the test (exit {code}):\n{server.log()}")
+    if code not in (0, -signal.SIGTERM):
+        pytest.fail(f"the collector did not stop cleanly (exit {code}):\n{server.log()}")

@@ -1,0 +1,103 @@
+"""/metrics from the database: unit roll-up over 3 levels, active vs stale, agent versions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from collector_helpers import add_units, enroll_agent, enrollment_token
+from prometheus_client.parser import text_string_to_metric_families
+from reports import UNIT_NAME, make_report, new_machine_id
+from sqlalchemy import update
+
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.tables import machines
+from kiemke.collector.timeutil import utcnow
+
+PROVINCE = UNIT_NAME
+DISTRICT = f"{UNIT_NAME} / LĐLĐ huyện Yên Thế"
+OFFICE = f"{DISTRICT} / Công đoàn xã Bố Hạ"
+OTHER = "Công đoàn Viên chức tỉnh"
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    resp = client.get("/metrics")
+    assert resp.status_code == 200
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(resp.get_data(as_text=True))
+            for s in f.samples}
+
+
+def machines_metric(samples, unit, status):
+    return {dict(k[1])["parent"]: v for k, v in samples.items()
+            if k[0] == "kiemke_machines" and dict(k[1])["unit"] == unit
+            and dict(k[1])["status"] == status}
+
+
+def report_from(app, client, unit_id, hostname, version="0.1.0"):
+    mid = new_machine_id()
+    headers = enroll_agent(client, enrollment_token(app, unit_id), mid, hostname)
+    report = make_report(mid, hostname=hostname, identity={"agent_version": version})
+    assert client.post("/api/v1/reports", json=report, headers=headers).status_code == 202
+    return mid
+
+
+def test_machines_roll_up_and_stale(app, client):
+    province, district, office = add_units(app, UNIT_NAME, "LĐLĐ huyện Yên Thế",
+                                           "Công đoàn xã Bố Hạ")
+    other = add_units(app, "Công đoàn Viên chức tỉnh")[0]
+    report_from(app, client, province, "TINH-01")
+    report_from(app, client, district, "HUYEN-01", version="0.2.0")
+    report_from(app, client, office, "XA-01")
+    stale_mid = report_from(app, client, office, "XA-02")
+    report_from(app, client, other, "VC-01", version="0.2.0")
+    stale_after = app.extensions["kiemke"].config.stale_after
+    with write_transaction(app.extensions["kiemke"].engine) as conn:
+        conn.execute(update(machines).where(machines.c.machine_id == stale_mid)
+                     .values(last_seen=utcnow() - stale_after - timedelta(minutes=1)))
+
+    s = scrape(client)
+    expected = {
+        # unit: (parent, level, active, stale); a unit includes its descendants
+        PROVINCE: ("", "0", 3, 1),
+        DISTRICT: (PROVINCE, "1", 2, 1),
+        OFFICE: (DISTRICT, "2", 1, 1),
+        OTHER: ("", "0", 1, 0),
+    }
+    for unit, (parent, level, active, stale) in expected.items():
+        labels = (("level", level), ("parent", parent), ("status", "active"), ("unit", unit))
+        assert s[("kiemke_machines", labels)] == active, unit
+        labels = (("level", level), ("parent", parent), ("status", "stale"), ("unit", unit))
+        assert s[("kiemke_machines", labels)] == stale, unit
+    assert len([k for k in s if k[0] == "kiemke_machines"]) == 8
+    assert s[("kiemke_agent_version_machines", (("version", "0.1.0"),))] == 3
+    assert s[("kiemke_agent_version_machines", (("version", "0.2.0"),))] == 2
+    assert s[("kiemke_database_up", ())] == 1
+    assert s[("kiemke_build_info", (("version", "0.1.0"),))] == 1
+    assert 0 < s[("kiemke_scrape_duration_seconds", ())] < 5
+
+
+def test_empty_unit_reports_zero(app, client):
+    add_units(app, UNIT_NAME)
+    s = scrape(client)
+    labels = (("level", "0"), ("parent", ""), ("status", "active"), ("unit", UNIT_NAME))
+    assert s[("kiemke_machines", labels)] == 0
+
+
+def test_database_down(app, client, tmp_path):
+    app.extensions["kiemke"].engine.dispose()
+    db_file = tmp_path / "kiemke.db"
+    db_file.unlink()
+    db_file.mkdir()  # the database path is now a directory: SQLite cannot open it
+    s = scrape(client)
+    assert s[("kiemke_database_up", ())] == 0
+    assert not [k for k in s if k[0] == "kiemke_machines"]
+
+
+def test_metric_provider_extension_point(app, client):
+    from prometheus_client.core import GaugeMetricFamily
+
+    def provider(conn, now):
+        yield GaugeMetricFamily("kiemke_test_extra", "from a plugged-in provider", value=7)
+
+    app.extensions["kiemke"].metric_providers.append(provider)
+    assert scrape(client)[("kiemke_test_extra", ())] == 7

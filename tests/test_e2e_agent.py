@@ -1,0 +1,127 @@
+"""End to end with real processes: kiemke-agent enroll/send against kiemke-collector serve.
+
+Parametrized over SQLite and PostgreSQL by the `collector_server` fixture (conftest.py).
+Agent configs send probes to loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+from conftest import REPO, CollectorServer, free_port
+from test_schema_contract import agent_conf
+
+UNIT = "Liên đoàn Lao động tỉnh Bắc Giang"
+OFFICE = "Văn phòng Liên đoàn"
+
+
+def agent(conf: Path, *args: str, env: dict[str, str] | None = None
+          ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiemke.agent.cli", "--config", str(conf),
+                           *args], capture_output=True, text=True, encoding="utf-8",
+                          timeout=120, cwd=REPO, env={**os.environ, **(env or {})})
+
+
+def _enrolled(server: CollectorServer, tmp_path: Path) -> tuple[Path, str]:
+    root = server.create_unit(UNIT)
+    office = server.create_unit(OFFICE, parent=root)
+    token = server.create_token(office)
+    conf = agent_conf(tmp_path, server=server.url)
+    out = agent(conf, "enroll", "--server", server.url, "--token", token)
+    assert out.returncode == 0, out.stderr
+    assert f"{UNIT} / {OFFICE}" in out.stdout
+    creds = json.loads((tmp_path / "state" / "credentials.json").read_text("utf-8"))
+    assert (tmp_path / "state" / "credentials.json").stat().st_mode & 0o777 == 0o600
+    assert token not in out.stdout + out.stderr and creds["secret"] not in out.stdout
+    return conf, creds["machine_id"]
+
+
+def test_enroll_send_visible_in_api_and_metrics(collector_server, tmp_path):
+    server = collector_server
+    # before enrolment: send says what to do; a wrong token is refused and stores nothing
+    conf = agent_conf(tmp_path, server=server.url)
+    out = agent(conf, "send")
+    assert out.returncode == 4 and "kiemke-agent enroll" in out.stderr
+    bad = agent(conf, "enroll", "--server", server.url, "--token", "x" * 43)
+    assert bad.returncode == 4, bad.stderr
+    assert "refused the enrolment token" in bad.stderr
+    assert not (tmp_path / "state" / "credentials.json").exists()
+
+    conf, machine_id = _enrolled(server, tmp_path)
+    sent = agent(conf, "send")
+    assert sent.returncode == 0, sent.stderr
+    assert "delivered" in sent.stdout
+    resp = requests.get(f"{server.url}/api/v1/machines/{machine_id}",
+                        headers=server.admin_headers(), timeout=10)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["unit"]["path"] == f"{UNIT} / {OFFICE}"
+    assert body["status"] == "active"
+    assert body["report"]["identity"]["unit"] == UNIT
+    assert body["report"]["kind"] == "full"  # the first report is a full inventory
+    metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+    pattern = re.compile(r'^kiemke_machines\{[^}]*unit="' + re.escape(f"{UNIT} / {OFFICE}")
+                         + r'"[^}]*\}\s+1(\.0)?$', re.M)
+    lines = [m.group(0) for m in pattern.finditer(metrics)]
+    assert any('status="active"' in line for line in lines), metrics[:3000]
+    status = agent(conf, "status", "--json")
+    data = json.loads(status.stdout)
+    assert status.returncode == 0 and data["enrolled"] and data["spool"]["pending"] == 0
+    assert data["last_success_at"] and data["unit"] == f"{UNIT} / {OFFICE}"
+
+
+def test_enroll_refuses_plain_http_to_remote_and_unreachable(tmp_path):
+    conf = agent_conf(tmp_path)
+    out = agent(conf, "enroll", "--server", "http://kiemke.bacgiang.gov.vn", "--token", "t")
+    assert out.returncode == 2 and "https://" in out.stderr
+    port = free_port()  # nothing listens there
+    out = agent(conf, "enroll", "--server", f"http://127.0.0.1:{port}", "--token", "t")
+    assert out.returncode == 3 and "cannot reach the collector" in out.stderr
+
+
+def test_spooled_while_down_then_delivered_in_order(collector_server, tmp_path):
+    server = collector_server
+    conf, machine_id = _enrolled(server, tmp_path)
+    dead = {"KIEMKE_SERVER": f"http://127.0.0.1:{free_port()}", "KIEMKE_RETRIES": "2",
+            "KIEMKE_BACKOFF_BASE": "0.05"}
+    for _ in range(2):
+        out = agent(conf, "send", env=dead)
+        assert out.returncode == 3, out.stderr
+        assert "will be sent later" in out.stderr
+    spool_dir = tmp_path / "state" / "spool"
+    spooled = [p.name.split("-", 2)[2].removesuffix(".json.gz")
+               for p in sorted(spool_dir.glob("*.json.gz"))]
+    assert len(spooled) == 2
+    status = json.loads(agent(conf, "status", "--json").stdout)
+    assert status["spool"]["pending"] == 2 and status["last_error"]
+    out = agent(conf, "send")
+    assert out.returncode == 0, out.stderr
+    assert "2 spooled earlier" in out.stdout
+    assert list(spool_dir.glob("*.json.gz")) == []
+
+    from sqlalchemy import create_engine, text
+
+    from kiemke.collector.db.engine import normalize_url
+
+    engine = create_engine(normalize_url(server.db_url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT report_id, received_at FROM reports WHERE machine_id = :m "
+                "ORDER BY received_at"), {"m": machine_id}).all()
+    finally:
+        engine.dispose()
+    ids = [r.report_id for r in rows]
+    assert len(ids) == 3 and len(set(ids)) == 3  # nothing lost, nothing twice
+    assert set(spooled) <= set(ids)
+    received = {r.report_id: r.received_at for r in rows}
+    assert received[spooled[0]] <= received[spooled[1]]  # delivered in spool order
+    machine = requests.get(f"{server.url}/api/v1/machines/{machine_id}",
+                           headers=server.admin_headers(), timeout=10).json()
+    assert machine["last_report_id"] not in spooled  # the newest report is the latest
