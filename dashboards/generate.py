@@ -505,7 +505,7 @@ HEALTH = Dashboard(
                                   f"status=\"active\"}}) / sum by (unit) "
                                   f"({db('kiemke_machines', P)}))", "{{unit}}", instant=True)],
               w=12, h=9, unit="percentunit", thresholds=PERCENT_THRESHOLDS, minmax=(0, 1)),
-        Panel("Máy mất liên lạc / Stale machines",
+        Panel("Danh sách máy mất liên lạc / Stale machine list",
               "Máy không báo cáo quá thời hạn, lần báo cáo cuối; lâu nhất ở trên. "
               "Which machines went silent, and when did each last report?",
               "table", [Target(f"max by (hostname, unit, machine_id) "

@@ -7,6 +7,7 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool   >/dev/null || need+=(prometheus)
 command -v clamscan   >/dev/null || need+=(clamav)
 command -v lpstat     >/dev/null || need+=(cups-client)
+[ -x /usr/sbin/cupsd ]   || need+=(cups-daemon)  # a private cupsd for the printer tests
 command -v ip         >/dev/null || need+=(iproute2)
 command -v dig        >/dev/null || need+=(bind9-dnsutils)
 command -v ping       >/dev/null || need+=(iputils-ping)

@@ -185,7 +185,9 @@ check_collector = true
         paths = [p for p in (spec.get("paths") or {}) if "compliance" in p or "rule" in p]
         results = machine.get("rules") or machine.get("rule_results")
         if not paths and not results:
-            print("compliance:         rules are not evaluated by this collector version yet")
+            if not self.compliance_from_metrics((machine.get("unit") or {}).get("path")):
+                print("compliance:         rules are not evaluated by this collector "
+                      "version yet")
             return
         if isinstance(results, list):
             print("rules (this machine):")
@@ -199,6 +201,41 @@ check_collector = true
             if data is not None:
                 print(f"{path}:")
                 print("  " + json.dumps(data, ensure_ascii=False)[:1500])
+
+
+    def compliance_from_metrics(self, unit: str | None) -> bool:
+        """Per-rule result of this (only) machine and the unit's ratios, from /metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            text = requests.get(f"{self.url}/metrics", timeout=10).text
+        except requests.RequestException:
+            return False
+        ratio: dict[str, float] = {}
+        target: dict[str, float] = {}
+        result: dict[str, str] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels, rule = sample.labels, sample.labels.get("rule")
+                if not rule:
+                    continue
+                if sample.name == "kiemke_rule_compliance_ratio" and labels.get("unit") == unit:
+                    ratio[rule] = sample.value
+                elif sample.name == "kiemke_rule_target_ratio":
+                    target[rule] = sample.value
+                elif (sample.name == "kiemke_rule_machines" and labels.get("unit") == unit
+                      and sample.value >= 1):
+                    result[rule] = labels.get("result", "?")
+        if not ratio and not result:
+            return False
+        print("rules (this machine, and the office's compliance ratio vs. target):")
+        for rule in sorted(set(ratio) | set(result)):
+            r = ratio.get(rule)
+            t = target.get(rule)
+            print(f"  {rule:<36} {result.get(rule, '-'):<15} "
+                  f"{'-' if r is None else f'{r:.0%}'} / target "
+                  f"{'-' if t is None else f'{t:.0%}'}")
+        return True
 
 
 def describe_report(report: dict[str, Any]) -> list[str]:
@@ -243,7 +280,15 @@ def describe_report(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # Ctrl-C and `kill` both stop the collector cleanly, even when started in the
+    # background (where a shell leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     Demo(Path(os.environ.get("KIEMKE_DEMO_DIR", "demo-data"))).run()
 
 

@@ -88,3 +88,11 @@ def test_cli_reports_config_error_with_exit_2(tmp_path, capsys):
     assert main(["--config", str(p), "status"]) == 2
     err = capsys.readouterr().err
     assert str(p) in err and "[agent] retries" in err
+
+
+def test_shipped_example_config_is_valid():
+    repo = Path(__file__).resolve().parent.parent
+    cfg = load_config(repo / "deploy" / "agent.example.conf", env={})
+    assert cfg.server == "https://kiemke.bacgiang.gov.vn"
+    assert cfg.unit and "Bắc Giang" in cfg.unit
+    assert cfg.gateway_check == "tcp:53" and cfg.full_interval == 86400

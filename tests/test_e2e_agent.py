@@ -21,19 +21,24 @@ UNIT = "Liên đoàn Lao động tỉnh Bắc Giang"
 OFFICE = "Văn phòng Liên đoàn"
 
 
-def agent(conf: Path, *args: str, env: dict[str, str] | None = None
-          ) -> subprocess.CompletedProcess:
+def agent(conf: Path, *args: str, env: dict[str, str] | None = None,
+          stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kiemke.agent.cli", "--config", str(conf),
                            *args], capture_output=True, text=True, encoding="utf-8",
-                          timeout=120, cwd=REPO, env={**os.environ, **(env or {})})
+                          timeout=120, cwd=REPO, env={**os.environ, **(env or {})},
+                          input=stdin)
 
 
-def _enrolled(server: CollectorServer, tmp_path: Path) -> tuple[Path, str]:
+def _enrolled(server: CollectorServer, tmp_path: Path, token_on_stdin: bool = False
+              ) -> tuple[Path, str]:
     root = server.create_unit(UNIT)
     office = server.create_unit(OFFICE, parent=root)
     token = server.create_token(office)
     conf = agent_conf(tmp_path, server=server.url)
-    out = agent(conf, "enroll", "--server", server.url, "--token", token)
+    if token_on_stdin:
+        out = agent(conf, "enroll", "--server", server.url, "--token", "-", stdin=token + "\n")
+    else:
+        out = agent(conf, "enroll", "--server", server.url, "--token", token)
     assert out.returncode == 0, out.stderr
     assert f"{UNIT} / {OFFICE}" in out.stdout
     creds = json.loads((tmp_path / "state" / "credentials.json").read_text("utf-8"))
@@ -87,7 +92,7 @@ def test_enroll_refuses_plain_http_to_remote_and_unreachable(tmp_path):
 
 def test_spooled_while_down_then_delivered_in_order(collector_server, tmp_path):
     server = collector_server
-    conf, machine_id = _enrolled(server, tmp_path)
+    conf, machine_id = _enrolled(server, tmp_path, token_on_stdin=True)
     dead = {"KIEMKE_SERVER": f"http://127.0.0.1:{free_port()}", "KIEMKE_RETRIES": "2",
             "KIEMKE_BACKOFF_BASE": "0.05"}
     for _ in range(2):

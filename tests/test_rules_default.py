@@ -106,8 +106,8 @@ def test_default_config_values() -> None:
 
 def test_switching_regulation_is_one_line(tmp_path: Path) -> None:
     text = (RULES / "depreciation.yml").read_text(encoding="utf-8")
-    newer = text.replace("regulations:\n", "regulations:\n  tt-moi:\n    document: \"Thông tư mới\"\n"
-                         "    start: next_month\n    categories:\n"
+    newer = text.replace("regulations:\n", "regulations:\n  tt-moi:\n"
+                         "    document: \"Thông tư mới\"\n    start: next_month\n    categories:\n"
                          "      desktop_computer: {years: 4, rate: 0.25}\n"
                          "      laptop_computer: {years: 4, rate: 0.25}\n", 1)
     path = tmp_path / "depreciation.yml"
@@ -134,3 +134,15 @@ def test_approved_yml_errors_name_the_line(tmp_path: Path) -> None:
         load_config(tmp_path)
     assert info.value.line == line
     assert "licence must be one of reported, bundled, free" in str(info.value)
+
+
+def test_docs_list_every_fact_and_function() -> None:
+    from kiemke.compliance.expr import FUNCTIONS
+    from kiemke.compliance.facts import FACTS
+    from kiemke.compliance.units import UNIT_FACTS
+
+    doc = (REPO / "docs" / "rules.md").read_text(encoding="utf-8")
+    for name, fact in {**FACTS, **UNIT_FACTS}.items():
+        assert f"| `{name}` | {fact.type} |" in doc, name
+    for fn in FUNCTIONS.values():
+        assert fn.signature in doc

@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("enroll", help="register this machine with a collector")
     e.add_argument("--server", required=True, metavar="URL",
                    help="collector URL, e.g. https://kiemke.example.gov.vn")
-    e.add_argument("--token", required=True, help="enrolment token from the administrator")
+    e.add_argument("--token", required=True,
+                   help="enrolment token from the administrator; '-' reads it from stdin "
+                   "(keeps it out of the process list)")
     e.add_argument("--insecure", action="store_true",
                    help="allow http:// to a non-loopback server (trusted test networks only)")
     s = sub.add_parser("send", help="collect and send one report now, then the spool")
@@ -137,9 +139,14 @@ def cmd_enroll(args: argparse.Namespace, config: AgentConfig) -> int:
     except ValueError as exc:
         print(f"kiemke-agent enroll: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from_stdin = args.token == "-"  # noqa: S105 - "-" means stdin, not a password
+    token = sys.stdin.readline().strip() if from_stdin else args.token.strip()
+    if not token:
+        print("kiemke-agent enroll: the enrolment token is empty.", file=sys.stderr)
+        return EXIT_CONFIG
     state = _open_state(config, allow_fallback=False)
     try:
-        creds = delivery.enroll(config, state, server, args.token)
+        creds = delivery.enroll(config, state, server, token)
     except TransportError as exc:
         print(f"kiemke-agent enroll: {exc.message}", file=sys.stderr)
         if exc.outcome == RETRY_LATER:

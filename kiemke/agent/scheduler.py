@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import logging
 import random
@@ -40,14 +40,22 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_MAX = 300.0  # seconds between spool flush attempts
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None  # musl and others: nothing to trim
+
+
 def release_memory() -> None:
     """Return freed heap to the OS after a run (glibc keeps it otherwise): steady RSS."""
     gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass  # musl and others: nothing to trim
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class AgentService:

@@ -27,7 +27,9 @@ from kiemke.collector.validation import compile_validator
 
 # Integrations plugged in when their module exists: each has init_app(app), which may set
 # ext.on_report and append to ext.metric_providers (the rules engine lives there).
-INTEGRATIONS = ("kiemke.compliance.integration",)
+INTEGRATIONS = ("kiemke.compliance.integration", "kiemke.collector.compliance",
+                # after compliance: it chains its ingest step in front of theirs
+                "kiemke.collector.assets.integration")
 
 
 def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
@@ -62,5 +64,9 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
     for name in INTEGRATIONS:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name).init_app(app)
+    # Start-up work of integrations that needs all of them plugged in (the compliance
+    # re-evaluation after a rule change reads asset data through another integration).
+    for hook in getattr(ext, "startup_hooks", ()):
+        hook()
     logging.getLogger("kiemke").setLevel(config.log_level)
     return app

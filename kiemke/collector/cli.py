@@ -23,7 +23,9 @@ from kiemke.collector.timeutil import iso_z
 
 # (module, function) adding subcommands to the subparsers when the module exists. Their
 # commands set `func(args) -> exit code`; this module's own commands take (config, args).
-COMMAND_HOOKS = (("kiemke.compliance.cli", "add_rules_commands"),)
+COMMAND_HOOKS = (("kiemke.compliance.cli", "add_rules_commands"),
+                 ("kiemke.collector.assets.cli", "add_assets_commands"),
+                 ("kiemke.collector.compliance.cli", "add_compliance_commands"))
 
 
 class CliError(Exception):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, select, update
+from sqlalchemy import Engine, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kiemke.collector.db.engine import write_transaction
@@ -35,8 +35,37 @@ def load_agent(engine: Engine, agent_id: str) -> AgentCredential | None:
                            row.revoked_at is not None)
 
 
-def _insert(engine: Engine) -> Any:
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+class IngestStatements:
+    """The hot-path statements, built once per engine: SQLAlchemy then reuses the compiled
+    form from its cache instead of rebuilding and hashing the statement on every report."""
+
+    def __init__(self, engine: Engine) -> None:
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.report = (insert(reports).on_conflict_do_nothing(index_elements=["report_id"])
+                       .returning(reports.c.report_id))
+        upsert = insert(machines)
+        newer = upsert.excluded.last_collected_at >= machines.c.last_collected_at
+        current = {col: case((newer, getattr(upsert.excluded, col)), else_=machines.c[col])
+                   for col in ("hostname", "platform", "agent_version", "last_report_id",
+                               "last_collected_at", "report")}
+        self.machine = upsert.on_conflict_do_update(
+            index_elements=["machine_id"],
+            set_={"agent_id": upsert.excluded.agent_id, "unit_id": upsert.excluded.unit_id,
+                  "last_seen": upsert.excluded.last_seen, **current},
+        ).returning(machines.c.first_seen, machines.c.last_report_id)
+        self.agent_seen = (update(agents).where(agents.c.id == bindparam("agent_id"))
+                           .values(last_seen=bindparam("seen")))
+
+
+_STATEMENTS: dict[int, IngestStatements] = {}
+
+
+def statements(engine: Engine) -> IngestStatements:
+    """Per-engine cache (keyed by id: engines live as long as their app)."""
+    found = _STATEMENTS.get(id(engine))
+    if found is None:
+        found = _STATEMENTS[id(engine)] = IngestStatements(engine)
+    return found
 
 
 def store_report(engine: Engine, agent: AgentCredential, report: dict[str, Any],
@@ -47,14 +76,14 @@ def store_report(engine: Engine, agent: AgentCredential, report: dict[str, Any],
     but does not overwrite the machine's current state.
     """
     now = now or utcnow()
-    insert = _insert(engine)
+    stmts = statements(engine)
     identity = report["identity"]
     collected_at = parse_iso(report["collected_at"])
     with write_transaction(engine) as conn:
-        stored = conn.execute(insert(reports).values(
-            report_id=report["report_id"], machine_id=identity["machine_id"], agent_id=agent.id,
-            kind=report["kind"], collected_at=collected_at, received_at=now, body=report,
-        ).on_conflict_do_nothing(index_elements=["report_id"]).returning(reports.c.report_id))
+        stored = conn.execute(stmts.report, {
+            "report_id": report["report_id"], "machine_id": identity["machine_id"],
+            "agent_id": agent.id, "kind": report["kind"], "collected_at": collected_at,
+            "received_at": now, "body": report})
         # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT here.
         if stored.first() is None:
             return False
@@ -65,17 +94,8 @@ def store_report(engine: Engine, agent: AgentCredential, report: dict[str, Any],
             "last_report_id": report["report_id"], "last_collected_at": collected_at,
             "report": report,
         }
-        stmt = insert(machines).values(**values)
-        newer = stmt.excluded.last_collected_at >= machines.c.last_collected_at
-        current = {col: case((newer, getattr(stmt.excluded, col)), else_=machines.c[col])
-                   for col in ("hostname", "platform", "agent_version", "last_report_id",
-                               "last_collected_at", "report")}
-        row = conn.execute(stmt.on_conflict_do_update(
-            index_elements=["machine_id"],
-            set_={"agent_id": stmt.excluded.agent_id, "unit_id": stmt.excluded.unit_id,
-                  "last_seen": stmt.excluded.last_seen, **current},
-        ).returning(machines.c.first_seen, machines.c.last_report_id)).one()
-        conn.execute(update(agents).where(agents.c.id == agent.id).values(last_seen=now))
+        row = conn.execute(stmts.machine, values).one()
+        conn.execute(stmts.agent_seen, {"agent_id": agent.id, "seen": now})
         machine_row = {**values, "first_seen": row.first_seen,
                        "current": row.last_report_id == report["report_id"]}
         on_report(conn, machine_row, report)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from kiemke.collector.db.tables import units
 from kiemke.collector.timeutil import utcnow
@@ -117,3 +117,43 @@ def ancestors_map(all_: Iterable[Unit]) -> dict[int, list[int]]:
 def subtree_ids(all_: Iterable[Unit], root_id: int) -> list[int]:
     """root_id and every descendant id."""
     return [uid for uid, chain in ancestors_map(all_).items() if root_id in chain]
+
+
+class UnitConflict(UnitError):
+    """The change would clash with the tree (a duplicate path, a unit under itself)."""
+
+
+def _relocate(conn: Connection, unit: Unit, name: str, parent: Unit | None) -> Unit:
+    """Give `unit` a new name and/or parent and rewrite path and level of its subtree."""
+    path = f"{parent.path}{PATH_SEPARATOR}{name}" if parent else name
+    level = parent.level + 1 if parent else 0
+    if path != unit.path and conn.execute(select(units.c.id).where(units.c.path == path)).first():
+        raise UnitConflict(f"a unit {path!r} already exists; choose another name or parent")
+    tree = all_units(conn)
+    shift = level - unit.level
+    for member_id in subtree_ids(tree, unit.id):
+        member = next(u for u in tree if u.id == member_id)
+        conn.execute(update(units).where(units.c.id == member_id).values(
+            path=path + member.path[len(unit.path):], level=member.level + shift))
+    conn.execute(update(units).where(units.c.id == unit.id).values(
+        name=name, parent_id=parent.id if parent else None))
+    return Unit(id=unit.id, parent_id=parent.id if parent else None, name=name,
+                code=unit.code, path=path, level=level)
+
+
+def rename_unit(conn: Connection, ref: str | int, name: str) -> Unit:
+    """Rename a unit; the paths of its descendants follow."""
+    unit = find_unit(conn, ref)
+    parent = get_unit(conn, unit.parent_id) if unit.parent_id is not None else None
+    return _relocate(conn, unit, validate_name(name), parent)
+
+
+def move_unit(conn: Connection, ref: str | int, parent_ref: str | int | None) -> Unit:
+    """Move a unit (with its subtree) under another parent, or to the top when None."""
+    unit = find_unit(conn, ref)
+    parent = find_unit(conn, parent_ref) if parent_ref not in (None, "") else None
+    if parent is not None and parent.id in subtree_ids(all_units(conn), unit.id):
+        what = "the unit itself" if parent.id == unit.id else "one of its own descendants"
+        raise UnitConflict(f"cannot move {unit.path!r} under {parent.path!r}: that is {what}; "
+                           f"choose a parent outside its subtree")
+    return _relocate(conn, unit, unit.name, parent)

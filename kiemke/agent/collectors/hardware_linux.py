@@ -106,6 +106,20 @@ def read_disks() -> list[dict[str, Any]]:
     return disks[:64]
 
 
+# Paravirtual clocks a kernel registers only when it runs under that hypervisor.
+_PV_CLOCKS = (("kvm-clock", "kvm"), ("hyperv_clocksource", "hyperv"), ("xen", "xen"))
+
+
+def clock_hypervisor() -> str | None:
+    """The hypervisor named by the kernel's paravirtual clock sources, if any."""
+    text = _read(ROOT / "sys/devices/system/clocksource/clocksource0/available_clocksource")
+    for clock in (text or "").split():
+        for prefix, name in _PV_CLOCKS:
+            if clock.startswith(prefix):
+                return name
+    return None
+
+
 def read_battery_date() -> date | None:
     """The earliest manufacture date any battery reports (power_supply sysfs ABI)."""
     found: list[date] = []
@@ -152,7 +166,10 @@ def read(ctx: Context) -> HardwareReading:
     if hypervisor is not None:
         is_virtual: bool | None = True
     elif cpuinfo["hypervisor_flag"]:
-        is_virtual = True  # the CPU says so; which hypervisor is not named anywhere
+        # The CPU says it is virtualised; without DMI strings (Firecracker, some clouds)
+        # the kernel's paravirtual clock still names the hypervisor.
+        is_virtual = True
+        hypervisor = clock_hypervisor()
     else:
         is_virtual = False
     code = dmi.get("chassis_type_code")

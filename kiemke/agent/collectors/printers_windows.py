@@ -15,8 +15,8 @@ from kiemke.agent.parsers.lpstat import looks_virtual
 from kiemke.agent.parsers.wmi import as_bool, normalise_cim
 from kiemke.agent.windows import powershell
 
-PROPERTIES = ("Name", "DriverName", "PortName", "Network", "Local", "Default", "Shared",
-              "WorkOffline")
+# WorkOffline/Local are not queried: the report has no field for them.
+PROPERTIES = ("Name", "DriverName", "PortName", "Network", "Default", "Shared")
 _VIRTUAL_PORT = re.compile(r"^(portprompt:|nul:?|xpsport:|shrfax:|file:|onenote|"
                            r"microsoft\.office\.onenote|.*\.pdf$)", re.IGNORECASE)
 _NETWORK_PORT = re.compile(r"^(ip_|wsd|\\\\|https?://|tcpmon|.*\d+\.\d+\.\d+\.\d+)",

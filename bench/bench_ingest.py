@@ -1,0 +1,170 @@
+"""Ingest benchmark: max reports/s and latency at 1,000 reports/s, SQLite and PostgreSQL.
+
+The collector runs under gunicorn (2 workers x 4 threads) on 127.0.0.1. The load
+generator is separate processes (Python's GIL would cap one process below the target),
+each with several threads holding keep-alive http.client connections:
+- closed loop: every connection sends the next report as soon as the previous answer
+  arrives, for CLOSED_SECONDS; throughput = accepted reports / elapsed.
+- open loop: sends are scheduled at a fixed total rate (1,000/s) regardless of answers;
+  latency is measured from each send's *scheduled* time, so a stalled collector shows
+  up as queueing delay instead of being hidden (no coordinated omission).
+Every report has a fresh report_id, so every request is a real insert.
+Note the generator shares the 2 cores with the collector: figures are a lower bound.
+"""
+
+from __future__ import annotations
+
+import http.client
+import multiprocessing as mp
+import os
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from fleet import Agent, enroll_fleet, start_collector
+
+AGENTS = int(os.environ.get("KIEMKE_BENCH_AGENTS", "300"))
+PROCESSES = int(os.environ.get("KIEMKE_BENCH_PROCESSES", "3"))
+CONNECTIONS = int(os.environ.get("KIEMKE_BENCH_CONNECTIONS", "4"))  # per process
+CLOSED_SECONDS = float(os.environ.get("KIEMKE_BENCH_SECONDS", "10"))
+OPEN_RATE = 1000.0
+OPEN_SECONDS = float(os.environ.get("KIEMKE_BENCH_OPEN_SECONDS", "10"))
+BUDGET = {"sqlite": 2000.0, "postgres": 1500.0}
+P99_BUDGET_MS = 25.0
+
+
+def _post(conn: http.client.HTTPConnection, agent: Agent) -> int:
+    conn.request("POST", "/api/v1/reports", body=agent.body(), headers={
+        "Authorization": agent.authorization, "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def _worker(mode: str, url: str, agents: list[Agent], start_at: float, seconds: float,
+            rate: float, out: Any) -> None:
+    """One load process: CONNECTIONS threads; results (statuses, latencies) to `out`."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def run(index: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        local_lat: list[float] = []
+        local_st: dict[int, int] = {}
+        i = index
+        while True:
+            if mode == "closed":
+                now = time.time()
+                if now >= start_at + seconds:
+                    break
+                scheduled = now
+            else:
+                scheduled = start_at + i / rate  # this process's share of the fixed rate
+                if scheduled >= start_at + seconds:
+                    break
+                delay = scheduled - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+            try:
+                status = _post(conn, agents[i % len(agents)])
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+                status = 0
+            local_lat.append(time.time() - scheduled)
+            local_st[status] = local_st.get(status, 0) + 1
+            i += CONNECTIONS
+        conn.close()
+        with lock:
+            latencies.extend(local_lat)
+            for key, value in local_st.items():
+                statuses[key] = statuses.get(key, 0) + value
+
+    while time.time() < start_at:
+        time.sleep(0.001)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put((statuses, latencies))
+
+
+def _load(mode: str, url: str, agents: list[Agent], seconds: float,
+          rate: float = 0.0) -> tuple[dict[int, int], list[float], float]:
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.time() + 0.5
+    procs = [ctx.Process(target=_worker, args=(mode, url, agents[p::PROCESSES], start_at,
+                                               seconds, rate / PROCESSES, out))
+             for p in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    for st, lat in results:
+        latencies += lat
+        for key, value in st.items():
+            statuses[key] = statuses.get(key, 0) + value
+    return statuses, sorted(latencies), time.time() - start_at
+
+
+def _pct(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def bench_backend(backend: str) -> list[dict[str, Any]]:
+    collector = start_collector(backend)
+    if collector is None:
+        return [{"name": f"ingest {backend}", "value": float("nan"), "unit": "reports/s",
+                 "budget": "PostgreSQL unreachable: not measured", "ok": False}]
+    try:
+        agents = enroll_fleet(collector, AGENTS)
+        _load("closed", collector.url, agents, 1.5)  # warm-up: pools, caches, JIT-free paths
+        statuses, _lat, elapsed = _load("closed", collector.url, agents, CLOSED_SECONDS)
+        accepted = statuses.get(202, 0)
+        errors = sum(v for k, v in statuses.items() if k != 202)
+        throughput = accepted / CLOSED_SECONDS
+        statuses_o, lat, _ = _load("open", collector.url, agents, OPEN_SECONDS, OPEN_RATE)
+        errors_o = sum(v for k, v in statuses_o.items() if k != 202)
+        p50, p99 = _pct(lat, 0.50) * 1000, _pct(lat, 0.99) * 1000
+        sent_rate = sum(statuses_o.values()) / OPEN_SECONDS
+        log = (collector.data_dir / "server.log").read_text("utf-8", "replace")
+        locked = log.count("database is locked")
+    finally:
+        collector.stop()
+    name = "SQLite" if backend == "sqlite" else "PostgreSQL"
+    return [
+        {"name": f"ingest {name} max throughput", "value": round(throughput, 1),
+         "unit": "reports/s", "budget": f">= {BUDGET[backend]:,.0f}",
+         "ok": throughput >= BUDGET[backend] and errors == 0},
+        {"name": f"ingest {name} errors (closed loop, {accepted + errors} sent)",
+         "value": errors, "unit": "requests", "budget": "0", "ok": errors == 0},
+        {"name": f"ingest {name} p50 at {OPEN_RATE:,.0f}/s", "value": round(p50, 2),
+         "unit": "ms", "budget": "-", "ok": True},
+        {"name": f"ingest {name} p99 at {OPEN_RATE:,.0f}/s ({sent_rate:,.0f}/s sent)",
+         "value": round(p99, 2), "unit": "ms", "budget": f"<= {P99_BUDGET_MS:g}",
+         "ok": p99 <= P99_BUDGET_MS and errors_o == 0},
+        {"name": f"ingest {name} 'database is locked' in log", "value": locked,
+         "unit": "lines", "budget": "0", "ok": locked == 0},
+    ]
+
+
+def main() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for backend in ("sqlite", "postgres"):
+        rows += bench_backend(backend)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in main():
+        print(row)

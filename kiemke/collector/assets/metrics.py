@@ -1,0 +1,53 @@
+"""Depreciation metric families for /metrics (docs/metrics.md, "Depreciation").
+
+One GROUP BY over machine_depreciation per scrape (aggregate()), rolled up over the unit
+tree like every per-unit family. Every unit gets every label combination, zeros
+included, so that a dashboard shows 0 rather than "no data".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import Connection
+
+from kiemke.collector.assets.depreciation import AGE_BUCKETS, STATUSES, aggregate, utc_today
+from kiemke.collector.metrics import UNIT_LABELS, rollup, unit_labels
+from kiemke.collector.units import all_units
+
+
+def depreciation_families(conn: Connection, now: datetime) -> Iterator[Metric]:
+    """The metrics provider: (conn, now) -> families."""
+    units_ = all_units(conn)
+    agg = aggregate(conn, utc_today(now))
+    by_status = rollup(units_, agg.by_status)
+    forecast = rollup(units_, agg.forecast)
+    by_age = rollup(units_, agg.by_age)
+
+    status = GaugeMetricFamily(
+        "kiemke_depreciation_machines",
+        "Machines by depreciation status (straight line, rules/depreciation.yml); "
+        "estimated=true when the age comes from firmware, not the asset register; "
+        "a unit includes its descendants", labels=[*UNIT_LABELS, "status", "estimated"])
+    years = GaugeMetricFamily(
+        "kiemke_replacement_forecast_machines",
+        "Machines reaching full depreciation in that year; machines already past it count "
+        "in the current year until replaced", labels=[*UNIT_LABELS, "year"])
+    ages = GaugeMetricFamily(
+        "kiemke_machines_by_age", "Machines by whole years of age since purchase (or "
+        "estimated manufacture)", labels=[*UNIT_LABELS, "age_years"])
+    for unit in units_:
+        labels = unit_labels(unit)
+        for name in STATUSES:
+            for estimated in (False, True):
+                status.add_metric([*labels, name, "true" if estimated else "false"],
+                                  by_status.get((unit.id, (name, estimated)), 0))
+        for year in agg.years:
+            years.add_metric([*labels, str(year)], forecast.get((unit.id, year), 0))
+        for bucket in AGE_BUCKETS:
+            ages.add_metric([*labels, bucket], by_age.get((unit.id, bucket), 0))
+    yield status
+    yield years
+    yield ages

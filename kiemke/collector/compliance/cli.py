@@ -1,0 +1,262 @@
+"""CLI commands: units rename|move|show, machines move, waivers add|list|revoke,
+rules reevaluate and maintain. Added to kiemke-collector by cli.COMMAND_HOOKS.
+
+Each command builds the app (create_app) so that every integration, such as the
+asset register's lookup, takes part; the maintenance thread is not started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from kiemke.collector.timeutil import iso_z, utcnow
+
+
+def _app(args: argparse.Namespace) -> Any:
+    from kiemke.collector.app import create_app
+    from kiemke.collector.cli import _engine
+    from kiemke.collector.compliance import MAINTENANCE_ENV
+    from kiemke.collector.config import CollectorConfig
+
+    config = CollectorConfig.from_env(config_file=args.config)
+    config.ensure_data_dir()
+    with _engine(config):
+        pass  # refuses an unreachable or un-migrated database with a clear message
+    os.environ[MAINTENANCE_ENV] = "0"  # a one-shot command: no background pass
+    return create_app(config)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _parse_expiry(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--expires {text!r} is not a date like 2027-01-31") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _run(args: argparse.Namespace, action: Any) -> int:
+    from kiemke.collector.cli import CliError
+    from kiemke.collector.compliance.admin import AdminError
+    from kiemke.collector.db.engine import write_transaction
+
+    app = _app(args)
+    ext = app.extensions["kiemke"]
+    try:
+        with write_transaction(ext.engine) as conn:
+            action(conn, ext.compliance, utcnow())
+    except AdminError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        ext.engine.dispose()
+    return 0
+
+
+def cmd_units_rename(args: argparse.Namespace) -> int:
+    from kiemke.collector.units import all_units, rename_unit, subtree_ids
+
+    def action(conn: Any, ev: Any, now: datetime) -> None:
+        unit = rename_unit(conn, args.unit, args.name)
+        ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
+        _say(f"unit {unit.id} is now {unit.path}")
+
+    return _run(args, action)
+
+
+def cmd_units_move(args: argparse.Namespace) -> int:
+    from kiemke.collector.units import all_units, move_unit, subtree_ids
+
+    if not args.parent and not args.top:
+        raise ValueError("give --parent UNIT, or --top to make it a root unit")
+
+    def action(conn: Any, ev: Any, now: datetime) -> None:
+        unit = move_unit(conn, args.unit, None if args.top else args.parent)
+        ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
+        _say(f"unit {unit.id} is now {unit.path} (level {unit.level})")
+
+    return _run(args, action)
+
+
+def cmd_units_show(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from kiemke.collector.compliance.figures import compute, summary
+    from kiemke.collector.db.tables import machines
+    from kiemke.collector.units import all_units, find_unit, subtree_ids
+
+    app = _app(args)
+    ext = app.extensions["kiemke"]
+    ev = ext.compliance
+    now = utcnow()
+    try:
+        with ext.engine.connect() as conn:
+            unit = find_unit(conn, args.unit)
+            units_ = all_units(conn)
+            tree = subtree_ids(units_, unit.id)
+            cutoff = now - ext.config.stale_after
+            active = conn.execute(select(func.count()).where(
+                machines.c.unit_id.in_(tree), machines.c.last_seen >= cutoff)).scalar_one()
+            stale = conn.execute(select(func.count()).where(
+                machines.c.unit_id.in_(tree), machines.c.last_seen < cutoff)).scalar_one()
+            figures = compute(conn, ev.ruleset, now, ext.config.stale_after, units_)
+    finally:
+        ext.engine.dispose()
+    print(f"{unit.path}  (id {unit.id}, code {unit.code or '-'}, level {unit.level})")
+    children = [u for u in units_ if u.parent_id == unit.id]
+    print(f"children: {', '.join(u.name for u in children) or '-'}")
+    print(f"machines (with descendants): {active} active, {stale} stale")
+    print(f"{'RULE':<30} {'PASS':>6} {'FAIL':>6} {'UNKN':>6} {'EXEMPT':>6} {'RATIO':>7} "
+          f"{'TARGET':>7} {'GAP':>5}")
+    for rule in ev.ruleset.rules:
+        s = summary(figures.counts(unit.id, rule.id, rule.kind), rule.target)
+        c = s["counts"]
+        shown = "-" if s["ratio"] is None else f"{s['ratio']:.1%}"
+        print(f"{rule.id:<30} {c['pass']:>6} {c['fail']:>6} {c['unknown']:>6} "
+              f"{c['exempt']:>6} {shown:>7} {rule.target:>7.0%} {s['gap']:>5}")
+    return 0
+
+
+def cmd_machines_move(args: argparse.Namespace) -> int:
+    from kiemke.collector.compliance.admin import move_machine
+
+    def action(conn: Any, ev: Any, now: datetime) -> None:
+        unit = move_machine(conn, ev, args.machine, args.unit, now)
+        _say(f"machine {args.machine} now belongs to {unit.path}")
+
+    return _run(args, action)
+
+
+def cmd_waivers_add(args: argparse.Namespace) -> int:
+    from kiemke.collector.compliance.admin import add_waiver
+
+    expires = _parse_expiry(args.expires)
+
+    def action(conn: Any, ev: Any, now: datetime) -> None:
+        waiver = add_waiver(conn, ev, machine_id=args.machine, rule_id=args.rule,
+                            reason=args.reason, author=args.author, expires_at=expires,
+                            now=now)
+        print(waiver["id"])
+        _say(f"waiver {waiver['id']}: {args.machine} exempt from {args.rule} until "
+             f"{waiver['expires_at']}")
+
+    return _run(args, action)
+
+
+def cmd_waivers_list(args: argparse.Namespace) -> int:
+    from kiemke.collector.cli import _table
+    from kiemke.collector.compliance.admin import list_waivers
+
+    app = _app(args)
+    ext = app.extensions["kiemke"]
+    try:
+        with ext.engine.connect() as conn:
+            items, total = list_waivers(conn, utcnow(), machine_id=args.machine,
+                                        rule_id=args.rule, state=args.state, limit=10**6)
+    finally:
+        ext.engine.dispose()
+    _table([[w["id"], w["machine_id"], w["rule"], w["state"], w["expires_at"], w["author"],
+             w["reason"]] for w in items],
+           ["ID", "MACHINE", "RULE", "STATE", "EXPIRES", "AUTHOR", "REASON"])
+    _say(f"{total} waiver(s)")
+    return 0
+
+
+def cmd_waivers_revoke(args: argparse.Namespace) -> int:
+    from kiemke.collector.compliance.admin import revoke_waiver
+
+    if not args.id.isdigit():
+        raise ValueError("waiver ids are numbers; see `kiemke-collector waivers list`")
+
+    def action(conn: Any, ev: Any, now: datetime) -> None:
+        waiver = revoke_waiver(conn, ev, int(args.id), now)
+        _say(f"waiver {waiver['id']} revoked ({waiver['machine_id']}, {waiver['rule']})")
+
+    return _run(args, action)
+
+
+def cmd_rules_reevaluate(args: argparse.Namespace) -> int:
+    app = _app(args)
+    ext = app.extensions["kiemke"]
+    try:
+        stats = ext.compliance.ensure_current(force=True)
+    finally:
+        ext.engine.dispose()
+    _say(f"re-evaluated {stats['machines']} machines in {stats['seconds']} s, "
+         f"{stats['written']} results changed")
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    app = _app(args)
+    ext = app.extensions["kiemke"]
+    try:
+        stats = ext.compliance.maintain()
+    finally:
+        ext.engine.dispose()
+    print(json.dumps({**stats, "at": iso_z(utcnow())}, ensure_ascii=False, default=str))
+    return 0
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Any:
+    for action in parser._actions:  # argparse keeps no public handle on them
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise LookupError(f"{parser.prog} has no subcommands")
+
+
+def add_compliance_commands(sub: Any) -> None:
+    """Add the commands to kiemke-collector's subparsers (after its own and the rules')."""
+    units = _subparsers(sub.choices["units"])
+    p = units.add_parser("rename", help="rename a unit (paths of its subtree follow)")
+    p.add_argument("unit", help="unit id, code or path")
+    p.add_argument("name", help="the new name")
+    p.set_defaults(func=cmd_units_rename)
+    p = units.add_parser("move", help="move a unit and its subtree under another parent")
+    p.add_argument("unit", help="unit id, code or path")
+    p.add_argument("--parent", help="new parent: id, code or path")
+    p.add_argument("--top", action="store_true", help="make it a root unit")
+    p.set_defaults(func=cmd_units_move)
+    p = units.add_parser("show", help="a unit, its machines and its compliance per rule")
+    p.add_argument("unit", help="unit id, code or path")
+    p.set_defaults(func=cmd_units_show)
+
+    machines = sub.add_parser("machines", help="machines").add_subparsers(
+        dest="machines_cmd", required=True)
+    p = machines.add_parser("move", help="put a machine in another unit")
+    p.add_argument("machine", help="machine id")
+    p.add_argument("--unit", required=True, help="unit id, code or path")
+    p.set_defaults(func=cmd_machines_move)
+
+    waivers = sub.add_parser("waivers", help="exempt a machine from a rule for a time"
+                             ).add_subparsers(dest="waivers_cmd", required=True)
+    p = waivers.add_parser("add", help="add a waiver (prints its id)")
+    p.add_argument("--machine", required=True, help="machine id")
+    p.add_argument("--rule", required=True, help="rule id, e.g. av-approved-active")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--author", required=True, help="who grants it")
+    p.add_argument("--expires", required=True, help="date (UTC midnight) or ISO time")
+    p.set_defaults(func=cmd_waivers_add)
+    p = waivers.add_parser("list", help="list waivers")
+    p.add_argument("--machine")
+    p.add_argument("--rule")
+    p.add_argument("--state", choices=["active", "expired", "revoked", "all"], default="all")
+    p.set_defaults(func=cmd_waivers_list)
+    p = waivers.add_parser("revoke", help="end a waiver now")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_waivers_revoke)
+
+    if "rules" in sub.choices:
+        p = _subparsers(sub.choices["rules"]).add_parser(
+            "reevaluate", help="re-evaluate every machine now (after changing rules/)")
+        p.set_defaults(func=cmd_rules_reevaluate, rules_command="reevaluate")
+
+    sub.add_parser("maintain", help="run one maintenance pass (waiver expiry, unit rules, "
+                   "today's history)").set_defaults(func=cmd_maintain)

@@ -1,0 +1,345 @@
+"""Evaluating rules in the collector: on every report, after a rule change, on a timer.
+
+- `on_report` runs inside the ingest transaction: facts from the report, results of
+  the machine rules (with its waivers), deltas to the per-unit counts, and the unit
+  rules of the machine's unit when a fact they read changed.
+- `ensure_current` re-evaluates every machine when the rule set's fingerprint differs
+  from the one the stored results were computed with (claimed by one worker only).
+- `maintain` is the periodic pass: rule-set check, waiver expiry, unit rules of every
+  unit (machines turning stale change them) and today's history snapshot.
+Every step is idempotent, so any number of workers and instances may run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    exists,
+    not_,
+    or_,
+    select,
+    update,
+)
+
+from kiemke.collector.compliance.store import (
+    ResultWriter,
+    active_waivers,
+    load_results,
+    move_machine_results,
+    recount,
+    write_unit_results,
+)
+from kiemke.collector.config import CollectorConfig
+from kiemke.collector.db.compliance_tables import rule_results, ruleset_state, waivers
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.tables import machines, units
+from kiemke.collector.timeutil import utcnow
+from kiemke.compliance import (
+    RuleSet,
+    evaluate_machine,
+    evaluate_unit,
+    facts_from_json,
+    facts_from_report,
+    facts_to_json,
+    unit_facts,
+)
+
+log = logging.getLogger(__name__)
+
+# Machine facts that unit rules read (kiemke.compliance.units): only a change in one of
+# them (or a new or moved machine) re-evaluates the unit's rules on ingest.
+UNIT_INPUTS = ("printers.names", "network.internet_ok", "network.networked",
+               "network.subnets", "network.gateway")
+# Larger units are left to the periodic pass: reading hundreds of machines' facts on
+# every report would cost more than the report itself.
+UNIT_INLINE_MAX = 200
+BATCH = 2000
+# A re-evaluation claim older than this is taken over (its worker died).
+CLAIM_TIMEOUT = timedelta(minutes=15)
+
+AssetLookup = Callable[[Connection, str], "dict[str, Any] | None"]
+
+
+def _no_asset(_conn: Connection, _machine_id: str) -> None:
+    return None
+
+
+class Evaluator:
+    def __init__(self, engine: Engine, config: CollectorConfig, ruleset: RuleSet, *,
+                 asset_lookup: AssetLookup = _no_asset, lang: str = "vi") -> None:
+        self.engine = engine
+        self.config = config
+        self.ruleset = ruleset
+        self.asset_lookup = asset_lookup
+        self.lang = lang
+
+    # ------------------------------------------------------------------ ingest
+
+    def on_report(self, conn: Connection, machine: dict[str, Any], report: dict[str, Any]
+                  ) -> None:
+        """The ingest hook (kiemke.collector.extension.OnReport)."""
+        mid, unit_id, now = machine["machine_id"], machine["unit_id"], machine["last_seen"]
+        if not machine["current"]:
+            # A late report does not change the machine's state; only its unit may have
+            # changed (re-enrolled elsewhere): results and counts follow it.
+            if move_machine_results(conn, mid, unit_id):
+                self.evaluate_units(conn, self._units_of_results(conn, mid) | {unit_id}, now)
+            return
+        old_facts = conn.execute(select(machines.c.facts)
+                                 .where(machines.c.machine_id == mid)).scalar()
+        facts = facts_from_report(report, now=now, asset=self.asset_lookup(conn, mid),
+                                  config=self.ruleset.config)
+        stored = facts_to_json(facts)
+        conn.execute(update(machines).where(machines.c.machine_id == mid).values(facts=stored))
+        new = evaluate_machine(self.ruleset, facts,
+                               exemptions=active_waivers(conn, [mid], now).get(mid, {}),
+                               lang=self.lang)
+        old = load_results(conn, [mid])[mid]
+        writer = ResultWriter(now)
+        writer.machine(mid, unit_id, new, old)
+        writer.flush(conn)
+        old_units = {r.unit_id for r in old.values()}
+        if (old_facts is None or old_units != {unit_id}
+                or any(old_facts.get(k) != stored.get(k) for k in UNIT_INPUTS)):
+            self.evaluate_units(conn, old_units | {unit_id}, now, inline=True)
+
+    @staticmethod
+    def _units_of_results(conn: Connection, machine_id: str) -> set[int]:
+        return set(conn.execute(select(rule_results.c.unit_id).distinct()
+                                .where(rule_results.c.machine_id == machine_id)).scalars())
+
+    # ------------------------------------------------------------------ unit rules
+
+    def evaluate_units(self, conn: Connection, unit_ids: Iterable[int], now: datetime, *,
+                       inline: bool = False) -> int:
+        """Evaluate the unit rules of the given units over their active machines."""
+        ids = sorted(set(unit_ids))
+        if not ids or not self.ruleset.unit_rules:
+            return 0
+        levels = dict(conn.execute(select(units.c.id, units.c.level)
+                                   .where(units.c.id.in_(ids))).all())
+        cutoff = now - self.config.stale_after
+        columns = [machines.c.unit_id, *(machines.c.facts[k] for k in UNIT_INPUTS)]
+        rows = conn.execute(select(*columns).where(machines.c.unit_id.in_(ids),
+                                                   machines.c.last_seen >= cutoff))
+        per_unit: dict[int, list[dict[str, Any]]] = {uid: [] for uid in ids}
+        for row in rows:
+            per_unit[row[0]].append(dict(zip(UNIT_INPUTS, row[1:], strict=True)))
+        written = 0
+        for uid in ids:
+            if uid not in levels:
+                continue  # deleted meanwhile
+            if inline and len(per_unit[uid]) > UNIT_INLINE_MAX:
+                continue  # the periodic pass takes large units
+            facts = unit_facts(per_unit[uid], level=levels[uid])
+            written += write_unit_results(conn, uid, evaluate_unit(self.ruleset, facts,
+                                                                   lang=self.lang), now)
+        return written
+
+    def evaluate_all_units(self, now: datetime) -> int:
+        with write_transaction(self.engine) as conn:
+            ids = list(conn.execute(select(units.c.id)).scalars())
+            return self.evaluate_units(conn, ids, now)
+
+    # ------------------------------------------------------------------ machines
+
+    def _evaluate_rows(self, conn: Connection, rows: Sequence[Any], now: datetime, *,
+                       recompute: bool, contiguous: bool, counts: bool) -> int:
+        ids = [r.machine_id for r in rows]
+        old = load_results(conn, ids, contiguous=contiguous)
+        waived = active_waivers(conn, ids, now, contiguous=contiguous)
+        writer = ResultWriter(now)
+        fact_updates: list[dict[str, Any]] = []
+        for row in rows:
+            if recompute or row.facts is None:
+                report = conn.execute(select(machines.c.report, machines.c.last_seen)
+                                      .where(machines.c.machine_id == row.machine_id)).first()
+                if report is None or report.report is None:
+                    continue
+                facts = facts_from_report(report.report, now=report.last_seen,
+                                          asset=self.asset_lookup(conn, row.machine_id),
+                                          config=self.ruleset.config)
+                fact_updates.append({"m": row.machine_id, "facts": facts_to_json(facts)})
+            else:
+                facts = facts_from_json(row.facts)
+            new = evaluate_machine(self.ruleset, facts,
+                                   exemptions=waived.get(row.machine_id, {}), lang=self.lang)
+            writer.machine(row.machine_id, row.unit_id, new, old[row.machine_id])
+        if fact_updates:
+            conn.execute(update(machines).where(machines.c.machine_id == bindparam("m"))
+                         .values(facts=bindparam("facts")), fact_updates)
+        return writer.flush(conn, counts=counts)
+
+    def reevaluate_machines(self, conn: Connection, machine_ids: Iterable[str],
+                            now: datetime, *, recompute: bool = False) -> int:
+        """Re-evaluate some machines inside the caller's transaction (waivers, moves,
+        an asset import with recompute=True); return the result rows written."""
+        ids = sorted(set(machine_ids))
+        written = 0
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            rows = conn.execute(select(machines.c.machine_id, machines.c.unit_id,
+                                       machines.c.facts)
+                                .where(machines.c.machine_id.in_(chunk))
+                                .order_by(machines.c.machine_id)).all()
+            written += self._evaluate_rows(conn, rows, now, recompute=recompute,
+                                           contiguous=False, counts=True)
+        return written
+
+    def reevaluate_all(self, now: datetime | None = None, *, recompute: bool = False,
+                       batch: int = BATCH) -> dict[str, Any]:
+        """Every machine from its stored facts (or its last report when `recompute`),
+        one transaction per batch; then rule_counts rebuilt and unit rules evaluated."""
+        now = now or utcnow()
+        started = time.perf_counter()
+        last: str | None = None
+        count = written = 0
+        while True:
+            with write_transaction(self.engine) as conn:
+                query = select(machines.c.machine_id, machines.c.unit_id, machines.c.facts)
+                if last is not None:
+                    query = query.where(machines.c.machine_id > last)
+                query = query.order_by(machines.c.machine_id).limit(batch)
+                if conn.dialect.name == "postgresql":
+                    # Ingest of one of these machines waits for this batch (row locks).
+                    query = query.with_for_update(of=machines)
+                rows = conn.execute(query).all()
+                if not rows:
+                    break
+                written += self._evaluate_rows(conn, rows, now, recompute=recompute,
+                                               contiguous=True, counts=False)
+            count += len(rows)
+            last = rows[-1].machine_id
+        with write_transaction(self.engine) as conn:
+            # Results of machines that no longer exist would be counted forever.
+            conn.execute(rule_results.delete().where(not_(exists().where(
+                machines.c.machine_id == rule_results.c.machine_id))))
+            recount(conn)
+            unit_ids = list(conn.execute(select(units.c.id)).scalars())
+            self.evaluate_units(conn, unit_ids, now)
+        return {"machines": count, "written": written,
+                "seconds": round(time.perf_counter() - started, 3)}
+
+    # ------------------------------------------------------------------ rule changes
+
+    def ensure_current(self, now: datetime | None = None, *, force: bool = False
+                       ) -> dict[str, Any] | None:
+        """Re-evaluate everything when the rules changed since the stored results.
+
+        Only the worker whose UPDATE claims the new fingerprint does it; the others go
+        on serving (their ingest already uses the new rules). Returns the statistics,
+        or None when nothing had to be done here.
+        """
+        now = now or utcnow()
+        fingerprint = self.ruleset.fingerprint
+        config_fp = self.ruleset.config.fingerprint
+        with write_transaction(self.engine) as conn:
+            state = conn.execute(select(ruleset_state).where(ruleset_state.c.id == 1)).first()
+            if state is None:
+                conn.execute(ruleset_state.insert().values(id=1))
+                state = conn.execute(select(ruleset_state)
+                                     .where(ruleset_state.c.id == 1)).first()
+            if state.fingerprint == fingerprint and not force:
+                return None
+            claim = conn.execute(update(ruleset_state).where(
+                ruleset_state.c.id == 1,
+                or_(ruleset_state.c.pending_fingerprint.is_(None),
+                    ruleset_state.c.pending_fingerprint != fingerprint,
+                    ruleset_state.c.claimed_at < now - CLAIM_TIMEOUT)
+            ).values(pending_fingerprint=fingerprint, claimed_at=now))
+            if claim.rowcount != 1 and not force:
+                return None
+            recompute = state.config_fingerprint != config_fp
+        log.info("rules changed (fingerprint %s): re-evaluating every machine%s",
+                 fingerprint[:12], " from its last report" if recompute else "")
+        try:
+            stats = self.reevaluate_all(now, recompute=recompute)
+        except BaseException:
+            with write_transaction(self.engine) as conn:  # let another worker retry
+                conn.execute(update(ruleset_state).where(ruleset_state.c.id == 1)
+                             .values(pending_fingerprint=None, claimed_at=None))
+            raise
+        with write_transaction(self.engine) as conn:
+            conn.execute(update(ruleset_state).where(ruleset_state.c.id == 1).values(
+                fingerprint=fingerprint, config_fingerprint=config_fp, applied_at=now,
+                pending_fingerprint=None, claimed_at=None))
+        log.info("re-evaluated %(machines)d machines in %(seconds)s s "
+                 "(%(written)d results changed)", stats)
+        return {**stats, "recomputed_facts": recompute}
+
+    # ------------------------------------------------------------------ maintenance
+
+    def expire_waivers(self, now: datetime) -> int:
+        """Re-evaluate machines whose exemptions no longer match their waivers (a waiver
+        expired or was revoked, or one in force is not applied yet)."""
+        in_force = and_(waivers.c.machine_id == rule_results.c.machine_id,
+                        waivers.c.rule_id == rule_results.c.rule_id,
+                        waivers.c.revoked_at.is_(None), waivers.c.expires_at > now)
+        with write_transaction(self.engine) as conn:
+            ended = conn.execute(select(rule_results.c.machine_id).distinct().where(
+                rule_results.c.result == "exempt", not_(exists().where(in_force)))).scalars()
+            missing = conn.execute(select(rule_results.c.machine_id).distinct().where(
+                rule_results.c.result.not_in(("exempt", "not_applicable")),
+                exists().where(in_force))).scalars()
+            ids = set(ended) | set(missing)
+            if ids:
+                self.reevaluate_machines(conn, ids, now)
+        return len(ids)
+
+    def claim_maintenance(self, now: datetime, interval: float) -> bool:
+        """True when no other worker or instance ran a pass in the last 90% of `interval`."""
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(update(ruleset_state).where(
+                ruleset_state.c.id == 1,
+                or_(ruleset_state.c.maintained_at.is_(None),
+                    ruleset_state.c.maintained_at <= now - timedelta(seconds=interval * 0.9))
+            ).values(maintained_at=now))
+            return done.rowcount == 1
+
+    def maintain(self, now: datetime | None = None) -> dict[str, Any]:
+        """One maintenance pass; see the module docstring."""
+        from kiemke.collector.compliance.history import snapshot_day
+
+        now = now or utcnow()
+        stats: dict[str, Any] = {"reevaluation": self.ensure_current(now)}
+        stats["waivers_changed_machines"] = self.expire_waivers(now)
+        stats["unit_results_written"] = self.evaluate_all_units(now)
+        stats["daily_rows"] = snapshot_day(self.engine, self.ruleset, self.config, now)
+        return stats
+
+
+class MaintenanceThread(threading.Thread):
+    """Runs Evaluator.maintain every `interval` seconds until the app is gone."""
+
+    def __init__(self, evaluator: Evaluator, interval: float) -> None:
+        super().__init__(name="kiemke-maintenance", daemon=True)
+        self._ref = weakref.ref(evaluator)  # a test's discarded app ends the thread
+        self.interval = interval
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            evaluator = self._ref()
+            if evaluator is None:
+                return
+            try:
+                if evaluator.claim_maintenance(utcnow(), self.interval):
+                    evaluator.maintain()
+            except Exception as exc:  # noqa: BLE001 - keep the thread; retry next pass
+                log.warning("compliance maintenance pass failed (retrying in %.0f s): %s",
+                            self.interval, exc)
+            del evaluator
+
+    def stop(self) -> None:
+        self.stop_event.set()

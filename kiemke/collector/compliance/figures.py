@@ -1,0 +1,89 @@
+"""Per-unit compliance figures, rolled up over the unit tree, from the stored aggregates.
+
+Machine rules: `rule_counts` (per direct unit, every machine) minus the results of
+stale machines (a join over the few stale machines), rolled up; ratios therefore cover
+active machines only and stale machines are counted apart. Unit rules: the results in
+`unit_rule_results` counted over each unit's subtree. Used by /metrics, the API and
+the daily history, so all three show the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
+from kiemke.collector.db.tables import machines
+from kiemke.collector.metrics import rollup
+from kiemke.collector.units import Unit, all_units
+from kiemke.compliance import RESULTS, RuleSet, gap, ratio
+
+EMPTY: Counter[str] = Counter()
+
+
+@dataclass
+class Figures:
+    units: list[Unit]
+    machine: dict[tuple[int, str], Counter[str]]  # (unit, rule) -> result counts, active
+    stale: dict[tuple[int, str], int]  # (unit, rule) -> stale machines left out
+    unit: dict[tuple[int, str], Counter[str]]  # (unit, unit rule) -> units per result
+
+    def counts(self, unit_id: int, rule_id: str, kind: str) -> Counter[str]:
+        table = self.unit if kind == "unit" else self.machine
+        return table.get((unit_id, rule_id), EMPTY)
+
+
+def _nest(flat: dict[tuple[int, Any], float]) -> dict[tuple[int, str], Counter[str]]:
+    out: dict[tuple[int, str], Counter[str]] = {}
+    for (unit_id, (rule_id, result)), n in flat.items():
+        if n:
+            out.setdefault((unit_id, rule_id), Counter())[result] += int(n)
+    return out
+
+
+def compute(conn: Connection, ruleset: RuleSet, now: datetime, stale_after: timedelta,
+            units_: list[Unit] | None = None) -> Figures:
+    units_ = all_units(conn) if units_ is None else units_
+    machine_rules = {r.id for r in ruleset.machine_rules}
+    direct: dict[tuple[int, Any], float] = {}
+    for unit_id, rule_id, result, n in conn.execute(
+            select(rule_counts.c.unit_id, rule_counts.c.rule_id, rule_counts.c.result,
+                   rule_counts.c.n).where(rule_counts.c.n != 0)):
+        if rule_id in machine_rules:
+            direct[(unit_id, (rule_id, result))] = n
+    stale_direct: dict[tuple[int, Any], float] = {}
+    cutoff = now - stale_after
+    for unit_id, rule_id, result, n in conn.execute(
+            select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
+                   func.count())
+            .join(machines, machines.c.machine_id == rule_results.c.machine_id)
+            .where(machines.c.last_seen < cutoff)
+            .group_by(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result)):
+        if rule_id in machine_rules:
+            key = (unit_id, (rule_id, result))
+            direct[key] = direct.get(key, 0) - n
+            stale_direct[(unit_id, (rule_id, ""))] = stale_direct.get(
+                (unit_id, (rule_id, "")), 0) + n
+    stale = {(u, r): int(n) for (u, (r, _)), n in rollup(units_, stale_direct).items() if n}
+    unit_rules = {r.id for r in ruleset.unit_rules}
+    unit_direct: dict[tuple[int, Any], float] = {}
+    for unit_id, rule_id, result in conn.execute(
+            select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
+                   unit_rule_results.c.result)):
+        if rule_id in unit_rules:
+            unit_direct[(unit_id, (rule_id, result))] = 1
+    return Figures(units_, _nest(rollup(units_, direct)), stale,
+                   _nest(rollup(units_, unit_direct)))
+
+
+def summary(counts: Counter[str], target: float) -> dict[str, Any]:
+    """The JSON shape of one unit x rule figure."""
+    value = ratio(counts)
+    return {"counts": {r: counts.get(r, 0) for r in RESULTS},
+            "ratio": None if value is None else round(value, 6),
+            "target": target, "gap": gap(counts, target),
+            "meets_target": None if value is None else value + 1e-9 >= target}

@@ -1,0 +1,224 @@
+"""Reading and writing rule results, unit rule results and the per-unit rule counts.
+
+Rows are written only when something changed: an unchanged result keeps its `since`
+and costs no write, so steady-state ingest adds reads only. Every change to a
+machine's results is mirrored in `rule_counts` (per direct unit) by deltas, in the
+same transaction, with keys sorted so that concurrent PostgreSQL transactions take
+row locks in the same order (no deadlocks).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from kiemke.collector.db.compliance_tables import (
+    rule_counts,
+    rule_results,
+    unit_rule_results,
+    waivers,
+)
+
+Outcome = tuple[str, "str | None"]  # (result, reason)
+CountKey = tuple[int, str, str]  # (unit_id, rule_id, result)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    result: str
+    reason: str | None
+    unit_id: int
+
+
+def dialect_insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _machines_cond(column: Any, machine_ids: list[str], contiguous: bool) -> Any:
+    if len(machine_ids) == 1:
+        return column == machine_ids[0]
+    if contiguous:
+        # A batch of consecutive machine ids (sorted): a range scan on the primary key.
+        return column.between(machine_ids[0], machine_ids[-1])
+    return column.in_(machine_ids)
+
+
+def load_results(conn: Connection, machine_ids: list[str], *, contiguous: bool = False
+                 ) -> dict[str, dict[str, StoredResult]]:
+    """{machine_id: {rule_id: StoredResult}} for the given machines.
+
+    `contiguous`: the ids are sorted and no other machine id lies between them.
+    """
+    out: dict[str, dict[str, StoredResult]] = {m: {} for m in machine_ids}
+    if not machine_ids:
+        return out
+    query = select(rule_results.c.machine_id, rule_results.c.rule_id, rule_results.c.result,
+                   rule_results.c.reason, rule_results.c.unit_id)
+    query = query.where(_machines_cond(rule_results.c.machine_id, machine_ids, contiguous))
+    for mid, rule_id, result, reason, unit_id in conn.execute(query):
+        bucket = out.get(mid)
+        if bucket is not None:
+            bucket[rule_id] = StoredResult(result, reason, unit_id)
+    return out
+
+
+def active_waivers(conn: Connection, machine_ids: list[str], now: datetime, *,
+                   contiguous: bool = False) -> dict[str, dict[str, str]]:
+    """{machine_id: {rule_id: waiver reason}} for waivers in force at `now`."""
+    if not machine_ids:
+        return {}
+    cond = _machines_cond(waivers.c.machine_id, machine_ids, contiguous)
+    rows = conn.execute(select(waivers.c.machine_id, waivers.c.rule_id, waivers.c.reason)
+                        .where(cond, waivers.c.revoked_at.is_(None),
+                               waivers.c.expires_at > now)
+                        .order_by(waivers.c.expires_at))
+    out: dict[str, dict[str, str]] = {}
+    for mid, rule_id, reason in rows:
+        out.setdefault(mid, {})[rule_id] = reason
+    return out
+
+
+class ResultWriter:
+    """Collects result changes for one or many machines, then writes them in bulk."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.inserts: list[dict[str, Any]] = []
+        self.changed: list[dict[str, Any]] = []  # result changed: since = now
+        self.touched: list[dict[str, Any]] = []  # same result, new reason or unit
+        self.deleted: list[dict[str, Any]] = []
+        self.deltas: Counter[CountKey] = Counter()
+
+    def machine(self, machine_id: str, unit_id: int, new: Mapping[str, Outcome],
+                old: Mapping[str, StoredResult]) -> bool:
+        """Queue the differences for one machine; True when anything changed."""
+        before = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
+        deltas = self.deltas
+        for rule_id, (result, reason) in new.items():
+            prev = old.get(rule_id)
+            if prev is None:
+                self.inserts.append({"machine_id": machine_id, "rule_id": rule_id,
+                                     "unit_id": unit_id, "result": result, "reason": reason,
+                                     "since": self.now, "evaluated_at": self.now})
+                deltas[(unit_id, rule_id, result)] += 1
+                continue
+            if prev.result != result:
+                self.changed.append({"m": machine_id, "r": rule_id, "u": unit_id,
+                                     "res": result, "why": reason})
+            elif prev.reason != reason or prev.unit_id != unit_id:
+                self.touched.append({"m": machine_id, "r": rule_id, "u": unit_id,
+                                     "why": reason})
+            else:
+                continue
+            if prev.result != result or prev.unit_id != unit_id:
+                deltas[(prev.unit_id, rule_id, prev.result)] -= 1
+                deltas[(unit_id, rule_id, result)] += 1
+        for rule_id, prev in old.items():
+            if rule_id not in new:  # the rule was removed or disabled
+                self.deleted.append({"m": machine_id, "r": rule_id})
+                deltas[(prev.unit_id, rule_id, prev.result)] -= 1
+        return before != len(self.inserts) + len(self.changed) + len(self.touched) + \
+            len(self.deleted)
+
+    def flush(self, conn: Connection, *, counts: bool = True) -> int:
+        """Write everything queued; return the number of result rows written."""
+        key = and_(rule_results.c.machine_id == bindparam("m"),
+                   rule_results.c.rule_id == bindparam("r"))
+        if self.inserts:
+            conn.execute(insert(rule_results), self.inserts)
+        # Bind names differ from column names (SQLAlchemy reserves those for SET).
+        if self.changed:
+            conn.execute(update(rule_results).where(key).values(
+                unit_id=bindparam("u"), result=bindparam("res"), reason=bindparam("why"),
+                since=self.now, evaluated_at=self.now), self.changed)
+        if self.touched:
+            conn.execute(update(rule_results).where(key).values(
+                unit_id=bindparam("u"), reason=bindparam("why"), evaluated_at=self.now),
+                self.touched)
+        if self.deleted:
+            conn.execute(delete(rule_results).where(key), self.deleted)
+        if counts:
+            add_counts(conn, self.deltas)
+        written = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
+        self.inserts, self.changed, self.touched, self.deleted = [], [], [], []
+        self.deltas = Counter()
+        return written
+
+
+def add_counts(conn: Connection, deltas: Mapping[CountKey, int]) -> None:
+    """rule_counts.n += delta for each (unit, rule, result), in a stable order."""
+    rows = [{"unit_id": u, "rule_id": r, "result": res, "n": n}
+            for (u, r, res), n in sorted(deltas.items()) if n]
+    if not rows:
+        return
+    stmt = dialect_insert(conn)(rule_counts)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["unit_id", "rule_id", "result"],
+        set_={"n": rule_counts.c.n + stmt.excluded.n}), rows)
+
+
+def recount(conn: Connection) -> None:
+    """Rebuild rule_counts from rule_results (after a full re-evaluation)."""
+    if conn.dialect.name == "postgresql":
+        # Ingest transactions add deltas to these rows: let them wait, not interleave.
+        conn.execute(text("LOCK TABLE rule_counts IN EXCLUSIVE MODE"))
+    conn.execute(delete(rule_counts))
+    conn.execute(insert(rule_counts).from_select(
+        ["unit_id", "rule_id", "result", "n"],
+        select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
+               func.count()).group_by(rule_results.c.unit_id, rule_results.c.rule_id,
+                                      rule_results.c.result)))
+
+
+def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> bool:
+    """Results (and their counts) follow a machine to another unit; True when moved."""
+    old = load_results(conn, [machine_id])[machine_id]
+    if all(r.unit_id == unit_id for r in old.values()):
+        return False
+    deltas: Counter[CountKey] = Counter()
+    for rule_id, prev in old.items():
+        if prev.unit_id != unit_id:
+            deltas[(prev.unit_id, rule_id, prev.result)] -= 1
+            deltas[(unit_id, rule_id, prev.result)] += 1
+    conn.execute(update(rule_results).where(rule_results.c.machine_id == machine_id)
+                 .values(unit_id=unit_id))
+    add_counts(conn, deltas)
+    return True
+
+
+def write_unit_results(conn: Connection, unit_id: int, new: Mapping[str, Outcome],
+                       now: datetime) -> int:
+    """Store one unit's unit-rule results; unchanged rows are not written."""
+    old = {r.rule_id: (r.result, r.reason) for r in conn.execute(
+        select(unit_rule_results.c.rule_id, unit_rule_results.c.result,
+               unit_rule_results.c.reason).where(unit_rule_results.c.unit_id == unit_id))}
+    written = 0
+    for rule_id in sorted(new):
+        result, reason = new[rule_id]
+        prev = old.get(rule_id)
+        if prev is None:
+            conn.execute(insert(unit_rule_results).values(
+                unit_id=unit_id, rule_id=rule_id, result=result, reason=reason, since=now,
+                evaluated_at=now))
+        elif prev[0] != result:
+            conn.execute(update(unit_rule_results).where(
+                unit_rule_results.c.unit_id == unit_id, unit_rule_results.c.rule_id == rule_id)
+                .values(result=result, reason=reason, since=now, evaluated_at=now))
+        elif prev[1] != reason:
+            conn.execute(update(unit_rule_results).where(
+                unit_rule_results.c.unit_id == unit_id, unit_rule_results.c.rule_id == rule_id)
+                .values(reason=reason, evaluated_at=now))
+        else:
+            continue
+        written += 1
+    gone = [r for r in old if r not in new]
+    if gone:
+        conn.execute(delete(unit_rule_results).where(unit_rule_results.c.unit_id == unit_id,
+                                                     unit_rule_results.c.rule_id.in_(gone)))
+    return written + len(gone)
