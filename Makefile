@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/python -m kiemke.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check kiemke tests bench
+	$(BIN)/ruff check kiemke tests bench dashboards
 
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -167,8 +167,9 @@ def _transformations(panel: Panel) -> list[dict[str, Any]]:
         return [{"id": "groupingToMatrix", "options": {
             "rowField": row, "columnField": column, "valueField": "Value"}}]
     steps: list[dict[str, Any]] = [{"id": "merge", "options": {}}]
-    rename = dict(panel.columns)
-    excluded = {"Time": True}
+    # a column renamed to "" is hidden (e.g. the constant 1 of an info metric)
+    rename = {k: v for k, v in panel.columns.items() if v}
+    excluded = {"Time": True, **{k: True for k, v in panel.columns.items() if not v}}
     steps.append({"id": "organize", "options": {"excludeByName": excluded,
                                                  "renameByName": rename, "indexByName": {}}})
     return steps
@@ -306,7 +307,7 @@ OVERVIEW = Dashboard(
               ], w=24, h=10,
               columns={**RULE_COLUMNS, "Value #A": "Tỷ lệ / Ratio",
                        "Value #B": "Chỉ tiêu / Target", "Value #C": "Thiếu (máy) / Gap",
-                       "Value #D": "Lỗi / Failing", "Value #E": "info"},
+                       "Value #D": "Lỗi / Failing", "Value #E": ""},
               sort_by=("Tỷ lệ / Ratio", False),
               field_units={"Tỷ lệ / Ratio": "percentunit", "Chỉ tiêu / Target": "percentunit"}),
         Panel("Xu hướng tuân thủ / Compliance trend",

@@ -9,7 +9,8 @@ command -v clamscan   >/dev/null || need+=(clamav)
 command -v lpstat     >/dev/null || need+=(cups-client)
 [ -x /usr/sbin/cupsd ]   || need+=(cups-daemon)  # a private cupsd for the printer tests
 command -v ip         >/dev/null || need+=(iproute2)
-command -v dig        >/dev/null || need+=(bind9-dnsutils)
+command -v amtool     >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v ping       >/dev/null || need+=(iputils-ping)
 [ ${#need[@]} -eq 0 ] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -104,12 +104,22 @@ def migrate(url: str) -> None:
 
 # --------------------------------------------------------------------------- Flask app
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; tests get copies (migrating each time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "kiemke.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def app(sqlite_url: str, tmp_path: Path):
+def app(sqlite_url: str, tmp_path: Path, _migrated_sqlite_template: Path):
     """create_app on a migrated SQLite database; no server, use app.test_client()."""
+    import shutil
+
     from kiemke.collector.app import create_app
 
-    migrate(sqlite_url)
+    shutil.copyfile(_migrated_sqlite_template, sqlite_url.removeprefix("sqlite:///"))
     application = create_app({"database_url": sqlite_url, "data_dir": str(tmp_path / "data")})
     application.config["TESTING"] = True
     yield application

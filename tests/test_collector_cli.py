@@ -10,17 +10,36 @@ from reports import UNIT_NAME
 
 
 @pytest.fixture
-def cli(tmp_path, sqlite_url):
-    env = {"KIEMKE_DATABASE_URL": sqlite_url, "KIEMKE_DATA_DIR": str(tmp_path / "data"),
-           "PATH": "/usr/bin:/bin", "LANG": "C"}
+def cli(tmp_path, sqlite_url, monkeypatch, capsys):
+    """Runs kiemke-collector's main() in-process (a subprocess costs ~1 s of imports)."""
+    from kiemke.collector.cli import main
+
+    monkeypatch.setenv("KIEMKE_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("KIEMKE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("KIEMKE_CONFIG", raising=False)
 
     def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        result = subprocess.run([*collector_cmd(), *args], env=env, cwd=REPO,
-                                capture_output=True, text=True, encoding="utf-8", timeout=60)
-        assert result.returncode == expect, result.stderr
-        return result
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert code == expect, err
+        return subprocess.CompletedProcess(args, code, out, err)
 
     return run
+
+
+def test_cli_subprocess_utf8(tmp_path, sqlite_url):
+    """The real console script under a C locale keeps Vietnamese names intact."""
+    env = {"KIEMKE_DATABASE_URL": sqlite_url, "KIEMKE_DATA_DIR": str(tmp_path / "data"),
+           "PATH": "/usr/bin:/bin", "LANG": "C"}
+    from kiemke.collector.db.migrate import upgrade
+
+    upgrade(sqlite_url)
+    result = subprocess.run([*collector_cmd(), "units", "add", UNIT_NAME], env=env, cwd=REPO,
+                            capture_output=True, text=True, encoding="utf-8", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
+    assert f"created unit 1: {UNIT_NAME}" in result.stderr
 
 
 def test_units_tokens_agents(cli):

@@ -25,8 +25,10 @@ from conftest import start_collector, stop_collector
 from reports import make_report, new_machine_id
 from sqlalchemy import update
 
-from kiemke.collector.db.engine import make_engine
+from kiemke.collector.db.engine import make_engine, write_transaction
 from kiemke.collector.db.tables import machines
+from kiemke.collector.enrollment import create_enrollment_token
+from kiemke.collector.units import add_unit
 
 
 def test_rule_metrics_in_process(db_url, tmp_path, monkeypatch):
@@ -60,10 +62,17 @@ def test_rule_metrics_through_a_real_server(db_url, tmp_path):
     server = start_collector(db_url, tmp_path / "collector",
                              extra_env={"KIEMKE_MAINTENANCE_INTERVAL": "0"})
     try:
-        root = server.create_unit(ROOT, code="LDLD-BG")
-        a = server.create_unit(DISTRICT_A, parent=root)
-        office = server.create_unit(OFFICE, parent=a)
-        b = server.create_unit(DISTRICT_B, parent=root)
+        # Units and tokens straight into the database (each CLI call costs a process).
+        engine = make_engine(db_url)
+        try:
+            with write_transaction(engine) as conn:
+                root = add_unit(conn, ROOT, code="LDLD-BG").id
+                a = add_unit(conn, DISTRICT_A, parent=root).id
+                office = add_unit(conn, OFFICE, parent=a).id
+                b = add_unit(conn, DISTRICT_B, parent=root).id
+                tokens = {u: create_enrollment_token(conn, u)[1] for u in (root, a, office, b)}
+        finally:
+            engine.dispose()
         plan = [(root, "PC-VANPHONG-01", OS_PASS, False), (a, "PC-YENDUNG-01", OS_PASS, False),
                 (a, "PC-YENDUNG-02", OS_FAIL, False), (office, "PC-TANAN-01", OS_PASS, False),
                 (office, "PC-TANAN-02", OS_UNKNOWN, False), (office, "PC-TANAN-CU", OS_FAIL, True),
@@ -72,7 +81,7 @@ def test_rule_metrics_through_a_real_server(db_url, tmp_path):
         for unit, host, overrides, is_stale in plan:
             mid = new_machine_id()
             resp = requests.post(f"{server.url}/api/v1/enroll", timeout=10, json={
-                "token": server.create_token(unit), "machine_id": mid, "hostname": host})
+                "token": tokens[unit], "machine_id": mid, "hostname": host})
             assert resp.status_code == 201, resp.text
             cred = resp.json()
             resp = requests.post(f"{server.url}/api/v1/reports", timeout=10,

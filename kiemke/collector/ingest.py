@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, case, select, update
@@ -39,8 +40,8 @@ class IngestStatements:
     """The hot-path statements, built once per engine: SQLAlchemy then reuses the compiled
     form from its cache instead of rebuilding and hashing the statement on every report."""
 
-    def __init__(self, engine: Engine) -> None:
-        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    def __init__(self, dialect: str) -> None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self.report = (insert(reports).on_conflict_do_nothing(index_elements=["report_id"])
                        .returning(reports.c.report_id))
         upsert = insert(machines)
@@ -57,15 +58,13 @@ class IngestStatements:
                            .values(last_seen=bindparam("seen")))
 
 
-_STATEMENTS: dict[int, IngestStatements] = {}
+@cache
+def _statements(dialect: str) -> IngestStatements:
+    return IngestStatements(dialect)  # immutable statement objects: safe to share
 
 
 def statements(engine: Engine) -> IngestStatements:
-    """Per-engine cache (keyed by id: engines live as long as their app)."""
-    found = _STATEMENTS.get(id(engine))
-    if found is None:
-        found = _STATEMENTS[id(engine)] = IngestStatements(engine)
-    return found
+    return _statements(engine.dialect.name)
 
 
 def store_report(engine: Engine, agent: AgentCredential, report: dict[str, Any],

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal, select
+from sqlalchemy import Connection, case, func, literal, literal_column, select, text
 
 from kiemke.collector.db.asset_tables import machine_depreciation as md
 from kiemke.compliance import depreciation as engine
@@ -52,16 +52,21 @@ def compute_row(*, machine_id: str, unit_id: int, report: dict[str, Any] | None,
         manufacture_date=to_date(made.get("value")),
         manufacture_estimated=bool(made.get("estimated", True)))
     done = result.fully_depreciated_on
+    overdue = engine.add_months(done, config.overdue_after_months) if done else None
     return {
         "machine_id": machine_id, "unit_id": unit_id,
         "asset_id": asset["id"] if asset else None,
         "serial_key": keys[0], "tag_key": keys[1], "host_key": keys[2],
-        "category": result.category, "estimated": bool(result.estimated),
+        # Without a result, "estimated" still says whether the register knows the machine.
+        "category": result.category,
+        "estimated": bool(result.estimated) if done else asset is None,
         "start_date": result.start_date if done else None,
         "cost": asset.get("cost") if asset and not result.estimated else None,
         "useful_life_years": result.useful_life_years,
         "fully_depreciated_on": done,
-        "overdue_from": engine.add_months(done, config.overdue_after_months) if done else None,
+        "overdue_from": overdue,
+        "start_key": date_key(result.start_date) if done else None,
+        "done_key": date_key(done), "overdue_key": date_key(overdue),
         "reason": result.reason or None,
     }
 
@@ -115,42 +120,60 @@ def on_day(row: Any, today: dt.date, config: DepreciationConfig) -> MachineDepre
                                result.reason or row.reason)
 
 
-def age_cutoffs(today: dt.date, max_years: int = 10) -> list[dt.date]:
-    """c[k-1] = the latest start date at which a machine is at least k whole years old today.
+def date_key(day: dt.date | None) -> int | None:
+    """2024-02-29 -> 20240229."""
+    return None if day is None else day.year * 10000 + day.month * 100 + day.day
 
-    Follows engine.age_months: a month is complete on the same day of a later month, or
-    on that month's last day when it is shorter (29 Feb 2020 is one year old on 28 Feb 2021).
+
+def age_key(today: dt.date) -> int:
+    """Today's key for whole-year ages: (age_key - start_key) // 10000 = whole years.
+
+    Equals engine.age_months(start, today) // 12: a year is complete on the same day, or
+    on the last day of February for a 29 February start (29 Feb 2020 is one year old on
+    28 Feb 2021), hence the last day of February counts as the 29th.
     """
-    last_day = today.day == calendar.monthrange(today.year, today.month)[1]
-    out = []
-    for k in range(1, max_years + 1):
-        year = today.year - k
-        days = calendar.monthrange(year, today.month)[1]
-        out.append(dt.date(year, today.month, days if last_day else min(today.day, days)))
-    return out
+    key = date_key(today)
+    assert key is not None
+    if today.month == 2 and today.day == calendar.monthrange(today.year, 2)[1]:
+        return key - today.day + 29
+    return key
+
+
+NO_AGE = -1000
+_STATUS_CODES = (UNKNOWN, IN_SERVICE, FULLY_DEPRECIATED, OVERDUE)
 
 
 def status_expr(today: dt.date) -> Any:
-    """The status on `today` as a SQL expression over machine_depreciation (engine rules)."""
-    done, overdue = md.c.fully_depreciated_on, md.c.overdue_from
-    return case((done.is_(None), literal(UNKNOWN)), (done > today, literal(IN_SERVICE)),
-                (overdue > today, literal(FULLY_DEPRECIATED)), else_=literal(OVERDUE))
+    """The status on `today` as a SQL expression (for filtering lists by status)."""
+    done, overdue, key = md.c.done_key, md.c.overdue_key, date_key(today)
+    return case((done.is_(None), literal(UNKNOWN)), (done > key, literal(IN_SERVICE)),
+                (overdue > key, literal(FULLY_DEPRECIATED)), else_=literal(OVERDUE))
 
 
-def _grouping_subquery(today: dt.date) -> Any:
-    done, start = md.c.fully_depreciated_on, md.c.start_date
-    status = status_expr(today)
+def _int_div(expr: Any, by: int) -> Any:
+    """Integer division (truncating) on SQLite and PostgreSQL; SQLAlchemy's // would add
+    FLOOR(), a float function that costs as much as the rest of the query on SQLite."""
+    return expr.self_group().op("/")(literal_column(str(by)))
+
+
+def _grouping_query(today: dt.date) -> Any:
+    """Per unit, estimated, status code, replacement year and whole years of age: a count.
+
+    Today's keys are SQL literals (integers we computed, never user input) and the GROUP BY
+    is positional: PostgreSQL then sees identical expressions, and SQLite needs no subquery
+    (which would double the time).
+    """
+    done, overdue, start = md.c.done_key, md.c.overdue_key, md.c.start_key
+    key = literal_column(str(date_key(today)))
+    status = case((done.is_(None), literal_column("0")), (done > key, literal_column("1")),
+                  (overdue > key, literal_column("2")), else_=literal_column("3"))
     # A machine past its life counts in this year's forecast until it is replaced.
-    year_whens = [(done.is_(None), literal(None)), (done < dt.date(today.year + 1, 1, 1),
-                                                    literal(today.year))]
-    year_whens += [(done < dt.date(today.year + n + 1, 1, 1), literal(today.year + n))
-                   for n in range(1, FORECAST_YEARS)]
-    year = case(*year_whens, else_=literal(None))
-    cutoffs = age_cutoffs(today)
-    age = case((start.is_(None), literal(-1)),
-               *[(start > c, literal(k)) for k, c in enumerate(cutoffs)], else_=literal(10))
-    return select(md.c.unit_id.label("unit_id"), md.c.estimated.label("estimated"),
-                  status.label("status"), year.label("year"), age.label("age")).subquery()
+    year = case((done.is_(None), literal_column("NULL")),
+                (done <= key, literal_column(str(today.year))), else_=_int_div(done, 10000))
+    age = case((start.is_(None), literal_column(str(NO_AGE))),
+               else_=_int_div(literal_column(str(age_key(today))) - start, 10000))
+    return select(md.c.unit_id, md.c.estimated, status, year, age, func.count()
+                  ).group_by(text("1, 2, 3, 4, 5"))
 
 
 @dataclass
@@ -165,22 +188,19 @@ class Aggregates:
 
 def aggregate(conn: Connection, today: dt.date, unit_ids: list[int] | None = None
               ) -> Aggregates:
-    """One GROUP BY over machine_depreciation; the subquery keeps PostgreSQL's GROUP BY
-    valid (the CASE expressions carry bound dates)."""
-    sub = _grouping_subquery(today)
-    query = select(sub.c.unit_id, sub.c.estimated, sub.c.status, sub.c.year, sub.c.age,
-                   func.count()).group_by(sub.c.unit_id, sub.c.estimated, sub.c.status,
-                                          sub.c.year, sub.c.age)
+    """One GROUP BY over machine_depreciation (direct counts; roll them up for a tree)."""
+    query = _grouping_query(today)
     if unit_ids is not None:
-        query = query.where(sub.c.unit_id.in_(unit_ids))
+        query = query.where(md.c.unit_id.in_(unit_ids))
     by_status: dict[tuple[int, tuple[str, bool]], float] = defaultdict(float)
     forecast: dict[tuple[int, int], float] = defaultdict(float)
     by_age: dict[tuple[int, str], float] = defaultdict(float)
+    years = [today.year + n for n in range(FORECAST_YEARS)]
     for unit_id, estimated, status, year, age, n in conn.execute(query):
-        by_status[(unit_id, (status, bool(estimated)))] += n
-        if year is not None:
+        by_status[(unit_id, (_STATUS_CODES[status], bool(estimated)))] += n
+        if year is not None and int(year) <= years[-1]:
             forecast[(unit_id, int(year))] += n
+        age = max(int(age), 0) if age != NO_AGE else -1  # a future start date is age 0
         bucket = "unknown" if age < 0 else ("10+" if age >= 10 else str(age))
         by_age[(unit_id, bucket)] += n
-    years = [today.year + n for n in range(FORECAST_YEARS)]
     return Aggregates(dict(by_status), dict(forecast), dict(by_age), years)

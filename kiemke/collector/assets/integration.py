@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import Connection, Engine
 
 from kiemke.collector.assets import store
-from kiemke.collector.assets.metrics import depreciation_families
+from kiemke.collector.assets.metrics import DepreciationMetrics
 from kiemke.compliance.config import DepreciationConfig, load_config
 
 EXTENSION = "kiemke_assets"
@@ -38,7 +38,7 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = state
     chain_on_report(ext, state)
     ext.asset_lookup = store.lookup
-    ext.metric_providers.append(depreciation_families)
+    ext.metric_providers.append(DepreciationMetrics())
     app.register_blueprint(bp)
 
 

@@ -1,27 +1,54 @@
 """Depreciation metric families for /metrics (docs/metrics.md, "Depreciation").
 
-One GROUP BY over machine_depreciation per scrape (aggregate()), rolled up over the unit
-tree like every per-unit family. Every unit gets every label combination, zeros
-included, so that a dashboard shows 0 rather than "no data".
+One GROUP BY over machine_depreciation (aggregate()), rolled up over the unit tree like
+every per-unit family. The per-unit counts change only when a machine_depreciation row
+changes (asset_state.version, bumped in the same transaction) or the day changes, so
+each process keeps the last aggregate and a scrape usually costs one primary-key read.
+Every unit gets every label combination, zeros included, so that a dashboard shows 0
+rather than "no data".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection
 
-from kiemke.collector.assets.depreciation import AGE_BUCKETS, STATUSES, aggregate, utc_today
+from kiemke.collector.assets.depreciation import (
+    AGE_BUCKETS,
+    STATUSES,
+    Aggregates,
+    aggregate,
+    utc_today,
+)
+from kiemke.collector.assets.store import current_version
 from kiemke.collector.metrics import UNIT_LABELS, rollup, unit_labels
-from kiemke.collector.units import all_units
+from kiemke.collector.units import Unit, all_units
 
 
-def depreciation_families(conn: Connection, now: datetime) -> Iterator[Metric]:
-    """The metrics provider: (conn, now) -> families."""
-    units_ = all_units(conn)
-    agg = aggregate(conn, utc_today(now))
+class DepreciationMetrics:
+    """The metrics provider: (conn, now) -> families, cached per process until
+    machine_depreciation (its version), the day or the unit tree changes."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[Any, list[Metric]] | None = None
+
+    def __call__(self, conn: Connection, now: datetime) -> list[Metric]:
+        today = utc_today(now)
+        units_ = tuple(all_units(conn))
+        key = (current_version(conn), today, units_)
+        cached = self._cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        families = list(depreciation_families(list(units_), aggregate(conn, today)))
+        self._cached = (key, families)  # one assignment: safe across gunicorn threads
+        return families
+
+
+def depreciation_families(units_: list[Unit], agg: Aggregates) -> Iterator[Metric]:
     by_status = rollup(units_, agg.by_status)
     forecast = rollup(units_, agg.forecast)
     by_age = rollup(units_, agg.by_age)

@@ -27,7 +27,12 @@ from kiemke.collector.assets.matching import (
     MachineKeys,
     match_all,
 )
-from kiemke.collector.db.asset_tables import asset_imports, assets, machine_depreciation
+from kiemke.collector.db.asset_tables import (
+    asset_imports,
+    asset_state,
+    assets,
+    machine_depreciation,
+)
 from kiemke.collector.db.tables import machines
 from kiemke.collector.units import all_units, subtree_ids
 from kiemke.compliance.config import DepreciationConfig
@@ -55,6 +60,16 @@ class ImportSummary:
     @property
     def matched_total(self) -> int:
         return sum(self.matched.values())
+
+
+def bump_version(conn: Connection) -> None:
+    """Tell every collector process that machine_depreciation changed (metrics cache)."""
+    conn.execute(update(asset_state).where(asset_state.c.id == 1)
+                 .values(version=asset_state.c.version + 1))
+
+
+def current_version(conn: Connection) -> int:
+    return conn.execute(select(asset_state.c.version).where(asset_state.c.id == 1)).scalar() or 0
 
 
 # ---------------------------------------------------------------- reading machines
@@ -137,6 +152,7 @@ def rematch_all(conn: Connection, *, config: DepreciationConfig, now: dt.datetim
             batch = []
     if batch:
         conn.execute(insert(machine_depreciation), batch)
+    bump_version(conn)
     counts = {SERIAL: 0, ASSET_TAG: 0, HOSTNAME: 0}
     for _machine_id, by in result.matched.values():
         counts[by] += 1
@@ -223,10 +239,12 @@ def on_report(conn: Connection, machine_row: dict[str, Any], report: dict[str, A
                        .where(machine_depreciation.c.machine_id == machine_id)).first()
     if old is None:
         conn.execute(insert(machine_depreciation).values(**new, updated_at=now))
+        bump_version(conn)
     elif any(getattr(old, c) != new[c] for c in _COMPARED):
         conn.execute(update(machine_depreciation)
                      .where(machine_depreciation.c.machine_id == machine_id)
                      .values(**new, updated_at=now))
+        bump_version(conn)
     return asset
 
 

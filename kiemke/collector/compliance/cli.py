@@ -25,8 +25,15 @@ def _app(args: argparse.Namespace) -> Any:
 
     config = CollectorConfig.from_env(config_file=args.config)
     config.ensure_data_dir()
-    with _engine(config):
-        pass  # refuses an unreachable or un-migrated database with a clear message
+    try:
+        with _engine(config):
+            pass  # refuses an unreachable or un-migrated database with a clear message
+    except Exception as exc:
+        if type(exc).__name__ != "CliError":
+            raise
+        # Under `python -m kiemke.collector.cli` that module's CliError is another class
+        # than this import's: re-raise as the ValueError main() reports in one line.
+        raise ValueError(str(exc)) from None
     os.environ[MAINTENANCE_ENV] = "0"  # a one-shot command: no background pass
     return create_app(config)
 
@@ -44,17 +51,15 @@ def _parse_expiry(text: str) -> datetime:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
-    from kiemke.collector.cli import CliError
-    from kiemke.collector.compliance.admin import AdminError
     from kiemke.collector.db.engine import write_transaction
 
     app = _app(args)
     ext = app.extensions["kiemke"]
+    # Errors (AdminError, UnitError) are ValueErrors: kiemke-collector prints them as one
+    # line and exits with 2.
     try:
         with write_transaction(ext.engine) as conn:
             action(conn, ext.compliance, utcnow())
-    except AdminError as exc:
-        raise CliError(str(exc)) from None
     finally:
         ext.engine.dispose()
     return 0

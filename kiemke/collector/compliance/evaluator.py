@@ -162,16 +162,18 @@ class Evaluator:
         writer = ResultWriter(now)
         fact_updates: list[dict[str, Any]] = []
         for row in rows:
+            facts = None
             if recompute or row.facts is None:
                 report = conn.execute(select(machines.c.report, machines.c.last_seen)
                                       .where(machines.c.machine_id == row.machine_id)).first()
-                if report is None or report.report is None:
-                    continue
-                facts = facts_from_report(report.report, now=report.last_seen,
-                                          asset=self.asset_lookup(conn, row.machine_id),
-                                          config=self.ruleset.config)
-                fact_updates.append({"m": row.machine_id, "facts": facts_to_json(facts)})
-            else:
+                if report is not None and report.report is not None:
+                    facts = facts_from_report(report.report, now=report.last_seen,
+                                              asset=self.asset_lookup(conn, row.machine_id),
+                                              config=self.ruleset.config)
+                    fact_updates.append({"m": row.machine_id, "facts": facts_to_json(facts)})
+            if facts is None:
+                if row.facts is None:
+                    continue  # neither facts nor a report: nothing to evaluate
                 facts = facts_from_json(row.facts)
             new = evaluate_machine(self.ruleset, facts,
                                    exemptions=waived.get(row.machine_id, {}), lang=self.lang)

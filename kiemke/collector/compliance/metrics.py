@@ -19,6 +19,8 @@ from kiemke.collector.metrics import UNIT_LABELS, unit_labels
 from kiemke.collector.units import all_units
 from kiemke.compliance import RESULTS, RuleSet, ratio
 
+ALWAYS = ("pass", "fail", "unknown")
+
 Provider = Callable[[Connection, datetime], Iterator[Metric]]
 
 
@@ -60,13 +62,20 @@ def rule_compliance(ruleset: RuleSet, stale_after: timedelta) -> Provider:
         units_family = GaugeMetricFamily(
             "kiemke_rule_units", "Offices of the unit's subtree (itself included) per "
             "unit-rule result", labels=["rule", *UNIT_LABELS, "result"])
+        # Series stay bounded by units x rules: a unit with nothing to count for a rule
+        # exports nothing for it; otherwise pass, fail and unknown are always exported
+        # (the gap recording rule subtracts them) and other results only when non-zero.
         for unit in figures.units:
             labels = unit_labels(unit)
             for rule in ruleset.rules:
                 counts = figures.counts(unit.id, rule.id, rule.kind)
+                if not counts:
+                    continue
                 family = units_family if rule.kind == "unit" else machines_family
                 for result in RESULTS:
-                    family.add_metric([rule.id, *labels, result], counts.get(result, 0))
+                    n = counts.get(result, 0)
+                    if n or result in ALWAYS:
+                        family.add_metric([rule.id, *labels, result], n)
                 value = ratio(counts)
                 if value is not None:  # nothing to measure: no series rather than NaN
                     ratio_family.add_metric([rule.id, *labels], value)

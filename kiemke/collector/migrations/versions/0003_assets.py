@@ -1,4 +1,4 @@
-"""Asset register and per-machine depreciation: assets, asset_imports, machine_depreciation.
+"""Asset register and depreciation: assets, asset_imports, machine_depreciation, asset_state.
 
 Machines that reported before this revision get their machine_depreciation row on their
 next report, or at once with `kiemke-collector assets recompute` (docs/assets.md).
@@ -72,18 +72,28 @@ def upgrade() -> None:
         sa.Column("useful_life_years", sa.Integer, nullable=True),
         sa.Column("fully_depreciated_on", sa.Date, nullable=True),
         sa.Column("overdue_from", sa.Date, nullable=True),
+        sa.Column("start_key", sa.Integer, nullable=True),
+        sa.Column("done_key", sa.Integer, nullable=True),
+        sa.Column("overdue_key", sa.Integer, nullable=True),
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("machine_id", name="pk_machine_depreciation"),
     )
     # Covering index: the /metrics GROUP BY reads only these columns.
     op.create_index("ix_machine_depreciation_unit_id", "machine_depreciation",
-                    ["unit_id", "estimated", "fully_depreciated_on", "overdue_from",
-                     "start_date"])
+                    ["unit_id", "estimated", "done_key", "overdue_key", "start_key"])
     for column in ("serial_key", "tag_key", "host_key"):
         op.create_index(f"ix_machine_depreciation_{column}", "machine_depreciation", [column])
 
+    state = op.create_table(
+        "asset_state",
+        sa.Column("id", sa.Integer, nullable=False, autoincrement=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_asset_state"),
+    )
+    op.bulk_insert(state, [{"id": 1, "version": 0}])
+
 
 def downgrade() -> None:
-    for table in ("machine_depreciation", "asset_imports", "assets"):
+    for table in ("asset_state", "machine_depreciation", "asset_imports", "assets"):
         op.drop_table(table)
