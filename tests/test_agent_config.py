@@ -96,3 +96,12 @@ def test_shipped_example_config_is_valid():
     assert cfg.server == "https://kiemke.bacgiang.gov.vn"
     assert cfg.unit and "Bắc Giang" in cfg.unit
     assert cfg.gateway_check == "tcp:53" and cfg.full_interval == 86400
+
+
+def test_signature_age_is_read_as_days(tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[antivirus]\nmax_signature_age_days = 3.5\n", encoding="utf-8")
+    assert load_config(conf, env={}).max_signature_age_days == 3.5
+    conf.write_text("[antivirus]\nmax_signature_age_days = bảy\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="a number of days"):
+        load_config(conf, env={})

@@ -10,6 +10,7 @@ ThinkPad asset tag "TBD By OEM" (placeholder).
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -130,14 +131,38 @@ def test_linux_sysfs_read_and_generated_id_persisted(tmp_path):
     assert again["machine_id"] == section["machine_id"]  # generated once, then kept
 
 
-@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root reads 0400 files")
 def test_linux_permission_becomes_error_entry(tmp_path):
     dmi = tmp_path / "dmi"
     dmi.mkdir()
     (dmi / "product_uuid").write_text(DELL_UUID)
     (dmi / "product_uuid").chmod(0)
-    raw = identity_linux.read_raw(_ctx(tmp_path), dmi=dmi, machine_id_files=())
-    assert raw["errors"][0]["kind"] == "permission"
+    if os.geteuid() != 0:
+        raw = identity_linux.read_raw(_ctx(tmp_path), dmi=dmi, machine_id_files=())
+        assert raw["errors"][0]["kind"] == "permission"
+        return
+    # root reads 0400 files: fork, drop to `nobody` in the child (as an unprivileged agent
+    # run would be) and read there, so the permission path is exercised on CI too.
+    tmp_path.chmod(0o755)
+    dmi.chmod(0o755)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        status = 1
+        try:
+            os.close(read_fd)
+            os.setgid(65534)
+            os.setuid(65534)
+            raw = identity_linux.read_raw(_ctx(tmp_path), dmi=dmi, machine_id_files=())
+            os.write(write_fd, json.dumps(raw["errors"]).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        out = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert json.loads(out)[0]["kind"] == "permission"
 
 
 def test_windows_parsers_on_cim_json():

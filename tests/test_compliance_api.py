@@ -89,3 +89,16 @@ def test_compliance_api_errors_name_the_field(app, monkeypatch):
                       query_string={"result": "bad"}, headers=auth)
     assert resp.status_code == 400 and resp.get_json()["field"] == "result"
     assert client.get("/api/v1/compliance").status_code == 401
+
+
+def test_openapi_documents_compliance_endpoints(app):
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    for path, method in (("/api/v1/compliance", "get"),
+                         ("/api/v1/compliance/rules/{rule_id}/failing", "get"),
+                         ("/api/v1/waivers", "post"), ("/api/v1/waivers/{waiver_id}", "delete"),
+                         ("/api/v1/units", "post"), ("/api/v1/units/{unit_id}", "patch"),
+                         ("/api/v1/machines/{machine_id}", "patch"),
+                         ("/api/v1/machines/{machine_id}", "get")):
+        assert method in doc["paths"][path], (path, method)
+    assert "409" in doc["paths"]["/api/v1/units/{unit_id}"]["patch"]["responses"]
+    assert "Waiver" in doc["components"]["schemas"]

@@ -113,7 +113,7 @@ _KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("network", "probe_timeout"): ("probe_timeout", "seconds"),
     ("network", "check_collector"): ("check_collector", "bool"),
     ("antivirus", "extra_products"): ("antivirus_extra", "list"),
-    ("antivirus", "max_signature_age_days"): ("max_signature_age_days", "seconds"),
+    ("antivirus", "max_signature_age_days"): ("max_signature_age_days", "days"),
     ("security_monitoring", "agents"): ("monitoring_agents", "list"),
 }
 
@@ -132,7 +132,7 @@ def _convert(kind: str, raw: str, where: str) -> object:
             return _split(raw)
         if kind == "int":
             return int(raw)
-        if kind == "seconds":
+        if kind in ("seconds", "days"):
             value = float(raw)
             if value < 0:
                 raise ValueError
@@ -142,6 +142,7 @@ def _convert(kind: str, raw: str, where: str) -> object:
     except (ValueError, KeyError):
         pass
     expected = {"int": "a whole number", "seconds": "a number of seconds (0 or more)",
+                "days": "a number of days (0 or more)",
                 "bool": "true or false"}.get(kind, "a value")
     raise ConfigError(f"{where}: {raw!r} is not {expected}. Fix the value and run the agent again.")
 

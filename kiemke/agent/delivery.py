@@ -13,6 +13,7 @@ from kiemke.agent.collectors.base import Context, iso_utc
 from kiemke.agent.collectors.identity import IdentityCollector
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.exitcodes import EXIT_NOT_ENROLLED, EXIT_OK, EXIT_REJECTED, EXIT_SPOOLED
+from kiemke.agent.filelock import LockBusy, exclusive
 from kiemke.agent.report import build_report
 from kiemke.agent.spool import Spool
 from kiemke.agent.state import Credentials, StateDir
@@ -80,7 +81,14 @@ def flush(config: AgentConfig, state: StateDir, creds: Credentials,
         return {"delivered": [], "rejected": [], "stopped": None, "message": ""}
     transport = Transport(config, server_for(config, creds), sleep=sleep)
     try:
-        summary = transport.flush(spool, creds)
+        # One deliverer at a time: a manual `send` during a scheduled run waits its turn
+        # instead of posting the same spooled reports twice.
+        with exclusive(state.path / "deliver.lock", wait=config.timeout * 2):
+            summary = transport.flush(spool, creds)
+    except LockBusy as exc:
+        summary = {"delivered": [], "rejected": [], "stopped": "busy",
+                   "message": f"{exc}; the report stays in the spool and goes with the "
+                              "next delivery"}
     finally:
         transport.close()
     fields: dict[str, Any] = {"last_attempt_at": now}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from kiemke import __version__
+from kiemke.collector.assets.openapi import paths as asset_paths
 from kiemke.schema import load_schema
 
 bp = Blueprint("openapi", __name__)
@@ -96,6 +97,7 @@ def build_document() -> dict[str, Any]:
                         "report": {"$ref": "#/components/schemas/Report"},
                         "facts": {"type": ["object", "null"]}}}]}, "The machine"),
                     "401": UNAUTH, "404": _error("No such machine (field: machine_id)")}}},
+            **asset_paths(),  # kiemke/collector/assets/openapi.py
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": {"description": "OpenAPI 3.1 document"}}}},
             "/healthz": {"get": {"summary": "The process is up (does not touch the database)",
@@ -163,4 +165,8 @@ def build_document() -> dict[str, Any]:
 
 @bp.get("/api/v1/openapi.json")
 def openapi_json():
-    return jsonify(build_document())
+    document = build_document()
+    # Integrations (compliance, assets) add their endpoints: f(document) -> None.
+    for extend in getattr(current_app.extensions["kiemke"], "openapi_extenders", ()):
+        extend(document)
+    return jsonify(document)

@@ -60,6 +60,7 @@ def init_app(app: Flask) -> None:
         rule_compliance,
         rule_definitions,
     )
+    from kiemke.collector.compliance.openapi import extend as openapi_extend
 
     ext = app.extensions["kiemke"]
     ruleset = load_ruleset(ext.config)
@@ -74,6 +75,9 @@ def init_app(app: Flask) -> None:
                                  rule_compliance(ruleset, ext.config.stale_after),
                                  machine_series(ruleset, ext.config.stale_after)])
     app.register_blueprint(api.bp)
+    if not hasattr(ext, "openapi_extenders"):
+        ext.openapi_extenders = []
+    ext.openapi_extenders.append(openapi_extend)
     interval = maintenance_interval()
     ext.maintenance = None
 
