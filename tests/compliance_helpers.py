@@ -135,9 +135,11 @@ def check_metrics(text: str, fleet: dict[str, str]) -> None:
     ratios = by_labels(metric_samples(text, "kiemke_rule_compliance_ratio"), rule=RULE)
     # label order after removing rule: level, parent, result, unit
     for (unit, parent, level), counts in EXPECTED.items():
-        for result in ("pass", "fail", "unknown", "not_applicable", "exempt"):
+        for result in ("pass", "fail", "unknown"):  # always exported, zeros included
             assert machines[(level, parent, result, unit)] == counts.get(result, 0), \
                 (unit, result)
+        for result in ("not_applicable", "exempt"):  # exported only when non-zero
+            assert (level, parent, result, unit) not in machines, (unit, result)
         denominator = counts["pass"] + counts["fail"] + counts["unknown"]
         assert ratios[(level, parent, unit)] == counts["pass"] / denominator, unit
     status = by_labels(metric_samples(text, "kiemke_machines"), status="stale")

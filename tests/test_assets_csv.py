@@ -190,3 +190,20 @@ def test_identifier_keys():
     assert tag_key("No Asset Tag") is None
     assert host_key("PC-KeToan-01.ldld.bacgiang.gov.vn") == "pc-ketoan-01"
     assert host_key("  ") is None
+
+
+def test_the_shipped_example_register_imports():
+    from pathlib import Path
+
+    from kiemke.collector.assets.csv_import import read_register
+
+    example = Path(__file__).resolve().parent.parent / "deploy/examples/assets.example.csv"
+    rows, data = read_register(example, CATS, UNITS, today=TODAY)
+    assert data.startswith(b"\xef\xbb\xbf")  # saved the way Excel saves "CSV UTF-8"
+    assert [(r.line, r.category, r.purchase_date, r.cost, r.unit_id) for r in rows] == [
+        (2, "desktop_computer", dt.date(2019, 3, 15), 15_000_000, 3),
+        (3, "desktop_computer", dt.date(2021, 8, 2), 13_500_000, None),
+        (4, "laptop_computer", dt.date(2022, 1, 10), 21_990_000, None),
+        (5, "desktop_computer", dt.date(2018, 11, 20), 12_000_000, 2),
+    ]
+    assert rows[3].description == "Máy tính Ban Tổ chức (không có số serial trên nhãn)"

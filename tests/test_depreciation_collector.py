@@ -138,3 +138,18 @@ def test_late_report_changes_nothing(asset_app):
     for report in (newer, late):
         assert client.post("/api/v1/reports", json=report, headers=headers).status_code == 202
     assert depreciation_rows(app)[mid].start_date == D(2021, 3, 1)
+
+
+def test_moved_machine_counts_in_its_new_unit(asset_app):
+    from kiemke.collector.assets.store import current_version, move_machine
+
+    app, client = asset_app, asset_app.test_client()
+    old_unit, new_unit = add_units(app, UNIT_NAME, "LĐLĐ huyện Yên Thế")
+    mid = report_machine(app, client, old_unit, "PC-01", serial="SN1", made=D(2020, 5, 1))
+    day = D(2024, 6, 1)
+    with write_transaction(app.extensions["kiemke"].engine) as conn:
+        before = current_version(conn)
+        move_machine(conn, mid, new_unit)
+        move_machine(conn, mid, new_unit)  # already there: nothing changes
+        assert current_version(conn) == before + 1
+        assert dep.aggregate(conn, day).by_status == {(new_unit, ("in_service", True)): 1}

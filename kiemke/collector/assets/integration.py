@@ -15,7 +15,9 @@ from sqlalchemy import Connection, Engine
 
 from kiemke.collector.assets import store
 from kiemke.collector.assets.metrics import DepreciationMetrics
+from kiemke.collector.config import ConfigError
 from kiemke.compliance.config import DepreciationConfig, load_config
+from kiemke.compliance.yamlsource import SourceError
 
 EXTENSION = "kiemke_assets"
 
@@ -27,7 +29,12 @@ class AssetsState:
 
 
 def load_depreciation(rules_dir: Any) -> DepreciationConfig:
-    return load_config(rules_dir).depreciation
+    """rules/depreciation.yml; a mistake in it is a ConfigError naming file and line."""
+    try:
+        return load_config(rules_dir).depreciation
+    except SourceError as exc:
+        raise ConfigError(f"{exc}; fix it and check with `kiemke-collector rules check`"
+                          ) from None
 
 
 def init_app(app: Flask) -> None:

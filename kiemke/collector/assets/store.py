@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from kiemke.collector.assets import depreciation as dep
 from kiemke.collector.assets.csv_import import RegisterRow
@@ -166,9 +166,12 @@ def rematch_all(conn: Connection, *, config: DepreciationConfig, now: dt.datetim
 
 # ---------------------------------------------------------------- ingest
 
+_MATCHED = select(assets).where(assets.c.machine_id == bindparam("m"))
+
+
 def lookup(conn: Connection, machine_id: str) -> dict[str, Any] | None:
     """The register entry matched to a machine, as facts_from_report(asset=...) wants it."""
-    row = conn.execute(select(assets).where(assets.c.machine_id == machine_id)).first()
+    row = conn.execute(_MATCHED, {"m": machine_id}).first()
     return asset_dict(row) if row else None
 
 
@@ -178,32 +181,44 @@ def _unit_allows(conn: Connection, asset_unit: int | None, machine_unit: int) ->
     return machine_unit in subtree_ids(all_units(conn), asset_unit)
 
 
+# Built once: on ingest these run for every report, and building SQLAlchemy expressions
+# costs more than executing the cached statement. NULL keys compare false in SQL.
+_CANDIDATES = select(assets).where(or_(
+    assets.c.machine_id == bindparam("m"),
+    and_(assets.c.machine_id.is_(None),
+         or_(assets.c.serial_key == bindparam("s"), assets.c.tag_key == bindparam("t"),
+             assets.c.host_key == bindparam("h")))))
+_CURRENT = select(machine_depreciation).where(machine_depreciation.c.machine_id == bindparam("m"))
+_OTHERS = {attr: select(machine_depreciation.c.unit_id).where(
+    machine_depreciation.c[attr] == bindparam("k"),
+    machine_depreciation.c.machine_id != bindparam("m"),
+    machine_depreciation.c.asset_id.is_(None)) for attr in ("serial_key", "tag_key", "host_key")}
+
+
 def match_one(conn: Connection, machine_id: str, unit_id: int,
-              keys: tuple[str | None, str | None, str | None]) -> Any | None:
-    """Match a machine without a register entry to an unmatched row, with the import's rules:
-    strongest identifier first, and only when neither side is ambiguous."""
+              keys: tuple[str | None, str | None, str | None],
+              found: list[Any] | None = None) -> Any | None:
+    """The register row of a machine: the one matched to it, or else an unmatched row
+    matched now with the import's rules (strongest identifier first, and only when
+    neither side is ambiguous). `found` may hold the candidate rows already read."""
     s_key, t_key, h_key = keys
-    conds = [col == key for col, key in ((assets.c.serial_key, s_key), (assets.c.tag_key, t_key),
-                                         (assets.c.host_key, h_key)) if key]
-    if not conds:
-        return None
-    found = list(conn.execute(select(assets).where(assets.c.machine_id.is_(None), or_(*conds))))
-    if not found:
-        return None
+    if found is None:
+        found = list(conn.execute(_CANDIDATES, {"m": machine_id, "s": s_key, "t": t_key,
+                                                "h": h_key}))
+    for row in found:
+        if row.machine_id == machine_id:
+            return row
     for by, attr, key in ((SERIAL, "serial_key", s_key), (ASSET_TAG, "tag_key", t_key),
                           (HOSTNAME, "host_key", h_key)):
         if not key:
             continue
-        rows = [a for a in found if getattr(a, attr) == key]
+        rows = [a for a in found if a.machine_id is None and getattr(a, attr) == key]
         if by == HOSTNAME:
             rows = [a for a in rows if _unit_allows(conn, a.unit_id, unit_id)]
         if len(rows) != 1:
             continue  # none, or several register rows claim this machine
         # Another machine without an entry that has the same identifier makes it ambiguous.
-        col = machine_depreciation.c[attr]
-        others = conn.execute(select(machine_depreciation.c.unit_id).where(
-            col == key, machine_depreciation.c.machine_id != machine_id,
-            machine_depreciation.c.asset_id.is_(None))).scalars().all()
+        others = conn.execute(_OTHERS[attr], {"k": key, "m": machine_id}).scalars().all()
         if by == HOSTNAME:
             others = [u for u in others if _unit_allows(conn, rows[0].unit_id, u)]
         if others:
@@ -229,14 +244,11 @@ def on_report(conn: Connection, machine_row: dict[str, Any], report: dict[str, A
         return None
     machine_id = machine_row["machine_id"]
     keys = report_keys(report)
-    row = conn.execute(select(assets).where(assets.c.machine_id == machine_id)).first()
-    if row is None:
-        row = match_one(conn, machine_id, machine_row["unit_id"], keys)
+    row = match_one(conn, machine_id, machine_row["unit_id"], keys)
     asset = asset_dict(row) if row else None
     new = dep.compute_row(machine_id=machine_id, unit_id=machine_row["unit_id"], report=report,
                           asset=asset, config=config, keys=keys, now=now)
-    old = conn.execute(select(machine_depreciation)
-                       .where(machine_depreciation.c.machine_id == machine_id)).first()
+    old = conn.execute(_CURRENT, {"m": machine_id}).first()
     if old is None:
         conn.execute(insert(machine_depreciation).values(**new, updated_at=now))
         bump_version(conn)
@@ -260,3 +272,13 @@ def unmatched_machines(conn: Connection) -> list[Any]:
         select(machines.c.machine_id, machines.c.hostname, machines.c.unit_id)
         .where(~select(assets.c.id).where(assets.c.machine_id == machines.c.machine_id)
                .exists()).order_by(machines.c.hostname, machines.c.machine_id)))
+
+
+def move_machine(conn: Connection, machine_id: str, unit_id: int) -> None:
+    """Follow a machine moved to another unit (admin move) in the depreciation figures."""
+    done = conn.execute(update(machine_depreciation)
+                        .where(machine_depreciation.c.machine_id == machine_id,
+                               machine_depreciation.c.unit_id != unit_id)
+                        .values(unit_id=unit_id))
+    if done.rowcount:
+        bump_version(conn)

@@ -101,7 +101,9 @@ class Evaluator:
         facts = facts_from_report(report, now=now, asset=self.asset_lookup(conn, mid),
                                   config=self.ruleset.config)
         stored = facts_to_json(facts)
-        conn.execute(update(machines).where(machines.c.machine_id == mid).values(facts=stored))
+        if stored != old_facts:  # same facts (the usual case within a day): no write
+            conn.execute(update(machines).where(machines.c.machine_id == mid)
+                         .values(facts=stored))
         new = evaluate_machine(self.ruleset, facts,
                                exemptions=active_waivers(conn, [mid], now).get(mid, {}),
                                lang=self.lang)

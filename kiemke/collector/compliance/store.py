@@ -76,8 +76,7 @@ def active_waivers(conn: Connection, machine_ids: list[str], now: datetime, *,
     cond = _machines_cond(waivers.c.machine_id, machine_ids, contiguous)
     rows = conn.execute(select(waivers.c.machine_id, waivers.c.rule_id, waivers.c.reason)
                         .where(cond, waivers.c.revoked_at.is_(None),
-                               waivers.c.expires_at > now)
-                        .order_by(waivers.c.expires_at))
+                               waivers.c.expires_at > now))
     out: dict[str, dict[str, str]] = {}
     for mid, rule_id, reason in rows:
         out.setdefault(mid, {})[rule_id] = reason
