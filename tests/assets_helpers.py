@@ -79,9 +79,9 @@ def asset_app_fixture(db_url, tmp_path, monkeypatch):
     """create_app on a migrated database of each backend (db_url), no maintenance thread."""
     from kiemke.collector.app import create_app
 
-    monkeypatch.setenv("KIEMKE_MAINTENANCE_INTERVAL", "0")
     migrate(db_url)
-    application = create_app({"database_url": db_url, "data_dir": str(tmp_path / "data")})
+    application = create_app({"database_url": db_url, "data_dir": str(tmp_path / "data"),
+                              "maintenance_interval": 0})
     application.config["TESTING"] = True
     yield application
     application.extensions["kiemke"].engine.dispose()

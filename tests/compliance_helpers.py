@@ -32,9 +32,9 @@ OS_UNKNOWN = {"os": {"supported": None, "end_of_support": None}}
 def make_app(db_url: str, tmp_path: Path, monkeypatch: Any, **config: Any) -> Flask:
     from kiemke.collector.app import create_app
 
-    monkeypatch.setenv("KIEMKE_MAINTENANCE_INTERVAL", "0")
     upgrade(db_url)
-    app = create_app({"database_url": db_url, "data_dir": str(tmp_path / "data"), **config})
+    app = create_app({"database_url": db_url, "data_dir": str(tmp_path / "data"),
+                      "maintenance_interval": 0, **config})
     app.config["TESTING"] = True
     return app
 

@@ -120,7 +120,8 @@ def app(sqlite_url: str, tmp_path: Path, _migrated_sqlite_template: Path):
     from kiemke.collector.app import create_app
 
     shutil.copyfile(_migrated_sqlite_template, sqlite_url.removeprefix("sqlite:///"))
-    application = create_app({"database_url": sqlite_url, "data_dir": str(tmp_path / "data")})
+    application = create_app({"database_url": sqlite_url, "data_dir": str(tmp_path / "data"),
+                              "maintenance_interval": 0})
     application.config["TESTING"] = True
     yield application
     application.extensions["kiemke"].engine.dispose()
@@ -205,7 +206,7 @@ def start_collector(db_url: str, data_dir: Path, workers: int = 2,
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "KIEMKE_DATABASE_URL": db_url, "KIEMKE_DATA_DIR": str(data_dir),
-           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+           "PYTHONUNBUFFERED": "1", "KIEMKE_MAINTENANCE_INTERVAL": "0", **(extra_env or {})}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = CollectorServer(url=f"http://127.0.0.1:{port}", db_url=db_url, data_dir=data_dir,
                              env=env, log_path=data_dir / "server.log")

@@ -71,6 +71,12 @@ def test_compliance_rolls_up_and_leaves_stale_out(db_url, tmp_path, monkeypatch)
         by_rule = {r["rule"]: r for r in results["results"]}
         assert by_rule[RULE]["result"] == "fail" and by_rule[RULE]["severity"] == "high"
         assert results["facts"]["os.supported"] is False
+        # The machine's own page carries the same results next to its report.
+        detail = client.get(f"/api/v1/machines/{fleet['PC-YENDUNG-02']}",
+                            headers=auth).get_json()
+        assert {r["rule"]: r["result"] for r in detail["results"]} == \
+            {r["rule"]: r["result"] for r in results["results"]}
+        assert detail["report"]["identity"]["hostname"] == "PC-YENDUNG-02"
     finally:
         app.extensions["kiemke"].engine.dispose()
 

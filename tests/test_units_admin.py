@@ -23,6 +23,7 @@ from conftest import REPO, collector_cmd
 from reports import make_report
 from sqlalchemy import select
 
+from kiemke.collector.db.asset_tables import machine_depreciation
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results
 from kiemke.collector.db.tables import agents, machines
 from kiemke.collector.ingest import load_agent, store_report
@@ -88,7 +89,11 @@ def test_units_rename_move_and_machine_move(db_url, tmp_path, monkeypatch):
                 == {units[ROOT]}
             counts = dict(conn.execute(select(rule_counts.c.unit_id, rule_counts.c.n).where(
                 rule_counts.c.rule_id == RULE, rule_counts.c.result == "fail")).all())
+            # Its depreciation row follows it too (counted in the new unit at once).
+            dep_unit = conn.execute(select(machine_depreciation.c.unit_id).where(
+                machine_depreciation.c.machine_id == mid)).scalar_one()
         assert counts.get(units[OFFICE], 0) == 0 and counts[units[ROOT]] == 1
+        assert dep_unit == units[ROOT]
         # The next report of its agent does not move it back.
         ext = app.extensions["kiemke"]
         with ext.engine.connect() as conn:

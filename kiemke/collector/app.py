@@ -66,7 +66,7 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
             importlib.import_module(name).init_app(app)
     # Start-up work of integrations that needs all of them plugged in (the compliance
     # re-evaluation after a rule change reads asset data through another integration).
-    for hook in getattr(ext, "startup_hooks", ()):
+    for hook in ext.startup_hooks:
         hook()
     logging.getLogger("kiemke").setLevel(config.log_level)
     return app

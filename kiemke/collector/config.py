@@ -60,6 +60,8 @@ class CollectorConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     rules_dir: Path = REPO_RULES_DIR
     log_level: str = "INFO"
+    # Seconds between maintenance passes (waiver expiry, unit rules, daily snapshot); 0: off.
+    maintenance_interval: float = 60.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -91,6 +93,8 @@ class CollectorConfig:
             elif name == "stale_after" and isinstance(value, (str, int, float)):
                 value = (parse_duration(value) if isinstance(value, str)
                          else timedelta(seconds=value))
+            elif name == "maintenance_interval" and isinstance(value, str):
+                value = _parse_interval(value)
             kwargs[name] = value
         return cls(**kwargs)
 
@@ -133,6 +137,17 @@ def _parse_timezone(text: str) -> str:
     return text.strip()
 
 
+def _parse_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ValueError(f"{text!r}: give the seconds between maintenance passes "
+                         "(for example 60), or 0 to turn them off")
+    return value
+
+
 ENV_VARS: dict[str, str] = {
     "KIEMKE_DATABASE_URL": "database_url",
     "KIEMKE_DATA_DIR": "data_dir",
@@ -141,6 +156,7 @@ ENV_VARS: dict[str, str] = {
     "KIEMKE_TIMEZONE": "timezone",
     "KIEMKE_RULES_DIR": "rules_dir",
     "KIEMKE_LOG_LEVEL": "log_level",
+    "KIEMKE_MAINTENANCE_INTERVAL": "maintenance_interval",
 }
 
 _PARSERS: dict[str, Any] = {
@@ -150,6 +166,7 @@ _PARSERS: dict[str, Any] = {
     "stale_after": parse_duration,
     "timezone": _parse_timezone,
     "log_level": _parse_level,
+    "maintenance_interval": _parse_interval,
 }
 
 

@@ -31,3 +31,12 @@ class Kiemke:
     db_collector: Any = None
     on_report: OnReport = _no_op
     metric_providers: list[MetricsProvider] = field(default_factory=list)
+    # Set by the integrations (kiemke.collector.compliance, kiemke.collector.assets):
+    compliance: Any = None  # the Evaluator
+    maintenance: Any = None  # the MaintenanceThread, when running
+    asset_lookup: Callable[[Connection, str], dict[str, Any] | None] | None = None
+    startup_hooks: list[Callable[[], None]] = field(default_factory=list)
+    openapi_extenders: list[Callable[..., Any]] = field(default_factory=list)
+    # (conn, machine_id) -> extra keys for GET /api/v1/machines/<id>
+    machine_detail_extenders: list[Callable[[Connection, str], dict[str, Any]]] = \
+        field(default_factory=list)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
 SCHEMA_VERSION = 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     """Return the JSON Schema of report format `version`."""
     text = resources.files(__package__).joinpath(f"report-v{version}.json").read_text("utf-8")

@@ -167,6 +167,6 @@ def build_document() -> dict[str, Any]:
 def openapi_json():
     document = build_document()
     # Integrations (compliance, assets) add their endpoints: f(document) -> None.
-    for extend in getattr(current_app.extensions["kiemke"], "openapi_extenders", ()):
+    for extend in current_app.extensions["kiemke"].openapi_extenders:
         extend(document)
     return jsonify(document)

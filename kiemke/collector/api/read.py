@@ -96,7 +96,11 @@ def get_machine(machine_id: str):
         row = conn.execute(select(*_COLUMNS, machines.c.report, machines.c.facts)
                            .join(units, units.c.id == machines.c.unit_id)
                            .where(machines.c.machine_id == machine_id)).first()
-    if row is None:
-        raise ApiError(404, "not_found", "machine_id",
-                       f"no machine {machine_id!r} has reported to this collector")
-    return jsonify({**_machine_summary(row, utcnow()), "report": row.report, "facts": row.facts})
+        if row is None:
+            raise ApiError(404, "not_found", "machine_id",
+                           f"no machine {machine_id!r} has reported to this collector")
+        extra: dict = {}
+        for extend in ext.machine_detail_extenders:  # e.g. compliance adds "results"
+            extra.update(extend(conn, machine_id))
+    return jsonify({**_machine_summary(row, utcnow()), "report": row.report, "facts": row.facts,
+                    **extra})

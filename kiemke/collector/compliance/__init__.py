@@ -3,13 +3,13 @@
 `init_app(app)` is called by create_app (INTEGRATIONS): it loads the rule set from
 the configured rules directory, plugs the ingest hook and the metric providers in,
 registers the API, re-evaluates stored results if the rules changed, and starts the
-periodic maintenance thread (KIEMKE_MAINTENANCE_INTERVAL seconds, default 60, 0 = off).
+periodic maintenance thread (config.maintenance_interval, KIEMKE_MAINTENANCE_INTERVAL:
+seconds, default 60, 0 = off).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from flask import Flask
@@ -21,10 +21,6 @@ from kiemke.compliance import RuleLoadError, RuleSet, load_rules
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_ENV = "KIEMKE_MAINTENANCE_INTERVAL"
-DEFAULT_MAINTENANCE_INTERVAL = 60.0
-
-
 def load_ruleset(config: CollectorConfig) -> RuleSet:
     """The rule set of config.rules_dir; every error is listed with file and line."""
     try:
@@ -33,20 +29,6 @@ def load_ruleset(config: CollectorConfig) -> RuleSet:
         lines = "\n  ".join(e.format() for e in exc.errors)
         raise ConfigError(f"the rules in {config.rules_dir} cannot be loaded; fix these and "
                           f"check with `kiemke-collector rules check`:\n  {lines}") from None
-
-
-def maintenance_interval(environ: dict[str, str] | None = None) -> float:
-    raw = (os.environ if environ is None else environ).get(MAINTENANCE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAINTENANCE_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(f"{MAINTENANCE_ENV}={raw!r}: give the seconds between maintenance "
-                          f"passes (for example 60), or 0 to turn them off")
-    return value
 
 
 def _no_asset(_conn: Any, _machine_id: str) -> None:
@@ -64,7 +46,7 @@ def init_app(app: Flask) -> None:
 
     ext = app.extensions["kiemke"]
     ruleset = load_ruleset(ext.config)
-    if getattr(ext, "asset_lookup", None) is None:
+    if ext.asset_lookup is None:
         # The asset register (another part) replaces this with its lookup.
         ext.asset_lookup = _no_asset
     evaluator = Evaluator(ext.engine, ext.config, ruleset,
@@ -75,10 +57,10 @@ def init_app(app: Flask) -> None:
                                  rule_compliance(ruleset, ext.config.stale_after),
                                  machine_series(ruleset, ext.config.stale_after)])
     app.register_blueprint(api.bp)
-    if not hasattr(ext, "openapi_extenders"):
-        ext.openapi_extenders = []
     ext.openapi_extenders.append(openapi_extend)
-    interval = maintenance_interval()
+    ext.machine_detail_extenders.append(
+        lambda conn, machine_id: {"results": api.machine_results(conn, machine_id)})
+    interval = ext.config.maintenance_interval
     ext.maintenance = None
 
     def start() -> None:
@@ -92,6 +74,4 @@ def init_app(app: Flask) -> None:
             ext.maintenance.start()
 
     # Run by create_app once every integration is plugged in (see app.py).
-    if not hasattr(ext, "startup_hooks"):
-        ext.startup_hooks = []
     ext.startup_hooks.append(start)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from kiemke.collector.assets.store import move_machine as move_depreciation
 from kiemke.collector.compliance.evaluator import Evaluator
 from kiemke.collector.compliance.store import move_machine_results
 from kiemke.collector.db.compliance_tables import waivers
@@ -45,6 +46,8 @@ def move_machine(conn: Connection, evaluator: Evaluator, machine_id: str, unit_r
                  .values(unit_id=unit.id))
     conn.execute(update(agents).where(agents.c.machine_id == machine_id).values(unit_id=unit.id))
     move_machine_results(conn, machine_id, unit.id)
+    # Its depreciation row follows too, or the old unit would count it until the next report.
+    move_depreciation(conn, machine_id, unit.id)
     evaluator.evaluate_units(conn, {row.unit_id, unit.id}, now)
     return unit
 

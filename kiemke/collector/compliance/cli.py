@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +19,6 @@ from kiemke.collector.timeutil import iso_z, utcnow
 def _app(args: argparse.Namespace) -> Any:
     from kiemke.collector.app import create_app
     from kiemke.collector.cli import _engine
-    from kiemke.collector.compliance import MAINTENANCE_ENV
     from kiemke.collector.config import CollectorConfig
 
     config = CollectorConfig.from_env(config_file=args.config)
@@ -34,7 +32,7 @@ def _app(args: argparse.Namespace) -> Any:
         # Under `python -m kiemke.collector.cli` that module's CliError is another class
         # than this import's: re-raise as the ValueError main() reports in one line.
         raise ValueError(str(exc)) from None
-    os.environ[MAINTENANCE_ENV] = "0"  # a one-shot command: no background pass
+    config.maintenance_interval = 0  # a one-shot command: no background pass
     return create_app(config)
 
 
