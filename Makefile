@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps clean help
+.PHONY: demo test lint bench bench-deps system-deps clean help
 
 help:
 	@echo "make demo   - install, start a collector on SQLite, report this machine, keep serving"
@@ -31,7 +31,11 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# Debian packages the benchmarks need (wrk, the HTTP load generator). Installed only when missing.
+bench-deps:
+	@bash deploy/install-bench-deps.sh
+
+bench: $(STAMP) bench-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -5,23 +5,35 @@ memory, never by scanning machines in Python) and rolled up over the unit tree: 
 includes its descendants. Other parts add metric families by appending a provider
 `(conn, now) -> iterable of metric families` to app.extensions["kiemke"].metric_providers;
 `unit_labels()` and `rollup()` help them label and roll up like the built-in families.
+
+Large families are `RowsFamily` objects: their exposition text is built once from plain
+rows and kept by the provider while the change versions it came from are the same
+(kiemke/collector/changes.py), so a scrape at 100,000 machines concatenates text instead
+of formatting 100,000 samples. `render_metrics()` is the fast path for GET /metrics; the
+prometheus_client path (`DatabaseCollector.collect()`) gives the same families.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import Connection, Engine, func, select
 
 from kiemke import __version__
-from kiemke.collector.db.tables import machines
+from kiemke.collector.changes import MACHINES, UNITS, versions
+from kiemke.collector.db.tables import machines, units
 from kiemke.collector.timeutil import utcnow
 from kiemke.collector.units import Unit, all_units, ancestors_map
 
@@ -47,38 +59,219 @@ def rollup(units_: list[Unit], counts: dict[tuple[int, Any], float]) -> dict[tup
     return total
 
 
+# ------------------------------------------------------------------ exposition text
+
+def escape(value: str) -> str:
+    """A label value in the text format: backslash, double quote and newline escaped."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+class RowsFamily(Metric):
+    """A gauge family held as rows of label values; its exposition text is built once.
+
+    Renders exactly like prometheus_client's generate_latest (labels sorted by name,
+    values through floatToGoString), so both paths give the same bytes. `samples` are
+    only built when the prometheus_client path asks for them.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        super().__init__(name, documentation, "gauge")
+        self.label_names = tuple(labels)
+        self.rows: list[tuple[Sequence[str], float]] = []
+        self._text: bytes | None = None
+
+    def add(self, values: Sequence[str], value: float) -> None:
+        self.rows.append((values, value))
+        self._text = None
+
+    @property  # type: ignore[override]
+    def samples(self) -> list[Sample]:
+        names, name = self.label_names, self.name
+        return [Sample(name, dict(zip(names, values, strict=True)), value, None, None)
+                for values, value in self.rows]
+
+    @samples.setter
+    def samples(self, _value: list[Sample]) -> None:
+        pass  # Metric.__init__ sets an empty list; the rows are the samples
+
+    def text(self) -> bytes:
+        """The family in the text format, UTF-8, built once."""
+        if self._text is None:
+            self._text = self._render().encode("utf-8")
+        return self._text
+
+    def _render(self) -> str:
+        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        head = f"# HELP {self.name} {doc}\n# TYPE {self.name} gauge\n"
+        order = sorted(range(len(self.label_names)), key=self.label_names.__getitem__)
+        if not order:
+            return head + "".join(f"{self.name} {floatToGoString(v)}\n" for _, v in self.rows)
+        # One format string per family: name{a="{0}",b="{1}"} - filled per row.
+        parts = ",".join(f'{self.label_names[i]}="{{{n}}}"' for n, i in enumerate(order))
+        template = (self.name + "{{" + parts + "}} ").format
+        seen: dict[str, str] = {}  # unit paths and rule ids repeat: escape each once
+        lines = []
+        for values, value in self.rows:
+            escaped = []
+            for i in order:
+                v = values[i]
+                e = seen.get(v)
+                if e is None:
+                    e = seen[v] = escape(v)
+                escaped.append(e)
+            lines.append(f"{template(*escaped)}{floatToGoString(value)}\n")
+        return head + "".join(lines)
+
+
+def exposition(families: Iterable[Metric]) -> list[bytes]:
+    """Text of metric families as chunks: RowsFamily from its own text (kept while the
+    family is cached, so a steady scrape copies bytes only), others via prometheus_client."""
+    out: list[bytes] = []
+    plain: list[Metric] = []
+    for family in families:
+        if isinstance(family, RowsFamily):
+            if plain:
+                out.append(generate_latest(_Families(plain)))
+                plain = []
+            out.append(family.text())
+        else:
+            plain.append(family)
+    if plain:
+        out.append(generate_latest(_Families(plain)))
+    return out
+
+
+class _Families:
+    """A prometheus_client collector over a fixed list of families."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+# ------------------------------------------------------------------ per-scrape reads
+
+class StaleMachine(NamedTuple):
+    machine_id: str
+    hostname: str
+    unit_id: int
+    last_seen: datetime
+
+
+def stale_machines(conn: Connection, cutoff: datetime) -> tuple[StaleMachine, ...]:
+    """Machines whose last report is before `cutoff`, ordered; read once per scrape.
+
+    The stale set moves with the clock alone (no write marks a machine stale), so every
+    cache keyed on it is exact without a time bucket.
+    """
+    memo = conn.info.setdefault("kiemke_scrape", {})
+    key = ("stale", cutoff)
+    if key not in memo:
+        memo[key] = tuple(StaleMachine(*row) for row in conn.execute(
+            select(machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
+                   machines.c.last_seen)
+            # Through the (unit_id, last_seen) index: a seek per unit, not a table scan.
+            .where(machines.c.unit_id.in_(select(units.c.id)), machines.c.last_seen < cutoff)
+            .order_by(machines.c.machine_id)))
+    return memo[key]
+
+
+def change_versions(conn: Connection) -> dict[str, int]:
+    """The change versions, read once per scrape."""
+    memo = conn.info.setdefault("kiemke_scrape", {})
+    if "versions" not in memo:
+        memo["versions"] = versions(conn)
+    return memo["versions"]
+
+
+def scrape_units(conn: Connection) -> tuple[Unit, ...]:
+    """The unit tree (part of every cache key: a rename or move changes paths), read from
+    the database only when its change version moved."""
+    memo = conn.info.setdefault("kiemke_scrape", {})
+    if "units" not in memo:
+        cache = _UNITS.setdefault(conn.engine, Memo())
+        memo["units"] = cache.get(change_versions(conn)[UNITS],
+                                  lambda: tuple(all_units(conn)))
+    return memo["units"]
+
+
+class Memo:
+    """One cached value per provider and process, replaced when its key changes.
+
+    Each gunicorn worker keeps its own; all agree because keys are database versions.
+    One attribute assignment per update: safe across threads.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[Any, Any] | None = None
+
+    def get(self, key: Any, build: Callable[[], Any]) -> Any:
+        entry = self._entry
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = build()
+        self._entry = (key, value)
+        return value
+
+
+# Per engine rather than per app where app.py plugs a plain function in; an entry dies
+# with its engine (tests make many apps, each with its own database and versions).
+_UNITS: WeakKeyDictionary[Engine, Memo] = WeakKeyDictionary()
+_AGENT_VERSIONS: WeakKeyDictionary[Engine, Memo] = WeakKeyDictionary()
+
+
+# ------------------------------------------------------------------ providers
+
 def machines_by_status(stale_after: timedelta) -> Callable[[Connection, datetime],
                                                            Iterable[Metric]]:
-    def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
-        units_ = all_units(conn)
-        cutoff = now - stale_after
+    cache = Memo()
+
+    def build(conn: Connection, units_: list[Unit], stale: tuple[StaleMachine, ...]
+              ) -> RowsFamily:
         counts: dict[tuple[int, Any], float] = {}
-        for status, cond in (("active", machines.c.last_seen >= cutoff),
-                             ("stale", machines.c.last_seen < cutoff)):
-            rows = conn.execute(select(machines.c.unit_id, func.count())
-                                .where(cond).group_by(machines.c.unit_id))
-            for unit_id, n in rows:
-                counts[(unit_id, status)] = n
+        for machine in stale:
+            key = (machine.unit_id, "stale")
+            counts[key] = counts.get(key, 0) + 1
+        for unit_id, n in conn.execute(select(machines.c.unit_id, func.count())
+                                       .group_by(machines.c.unit_id)):
+            counts[(unit_id, "active")] = n - counts.get((unit_id, "stale"), 0)
         total = rollup(units_, counts)
-        family = GaugeMetricFamily("kiemke_machines",
-                                   "Machines by reporting status; a unit includes its "
-                                   "descendants", labels=[*UNIT_LABELS, "status"])
+        family = RowsFamily("kiemke_machines", "Machines by reporting status; a unit "
+                            "includes its descendants", [*UNIT_LABELS, "status"])
         for unit in units_:
             for status in ("active", "stale"):
-                family.add_metric([*unit_labels(unit), status], total.get((unit.id, status), 0))
-        yield family
+                family.add([*unit_labels(unit), status], total.get((unit.id, status), 0))
+        family.text()
+        return family
+
+    def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
+        units_ = scrape_units(conn)
+        stale = stale_machines(conn, now - stale_after)
+        key = (change_versions(conn)[MACHINES], units_,
+               tuple((m.machine_id, m.unit_id) for m in stale))
+        yield cache.get(key, lambda: build(conn, list(units_), stale))
 
     return provider
 
 
 def agent_versions(conn: Connection, _now: datetime) -> Iterator[Metric]:
-    family = GaugeMetricFamily("kiemke_agent_version_machines", "Machines per agent version",
-                               labels=["version"])
-    rows = conn.execute(select(machines.c.agent_version, func.count())
-                        .group_by(machines.c.agent_version).order_by(machines.c.agent_version))
-    for version, n in rows:
-        family.add_metric([version or "unknown"], n)
-    yield family
+    def build() -> RowsFamily:
+        family = RowsFamily("kiemke_agent_version_machines", "Machines per agent version",
+                            ["version"])
+        per_version: dict[str, int] = defaultdict(int)
+        for version, n in conn.execute(select(machines.c.agent_version, func.count())
+                                       .group_by(machines.c.agent_version)):
+            per_version[version or "unknown"] += n
+        for version in sorted(per_version):
+            family.add([version], per_version[version])
+        return family
+
+    memo = _AGENT_VERSIONS.setdefault(conn.engine, Memo())
+    yield memo.get(change_versions(conn)[MACHINES], build)
 
 
 class DatabaseCollector:
@@ -92,27 +285,61 @@ class DatabaseCollector:
     def describe(self) -> list[Metric]:
         return []  # no description: registering must not query the database
 
-    def collect(self) -> Iterator[Metric]:
+    def families(self) -> list[Metric]:
         started = time.perf_counter()
         build = GaugeMetricFamily("kiemke_build_info", "kiemke collector build",
                                   labels=["version"])
         build.add_metric([__version__], 1)
-        yield build
         families: list[Metric] = []
         up = 1
         try:
             now = utcnow()
             with self.engine.connect() as conn, conn.begin():
-                for provider in self.providers:
-                    families.extend(provider(conn, now))
+                conn.info.pop("kiemke_scrape", None)
+                try:
+                    for provider in self.providers:
+                        families.extend(provider(conn, now))
+                finally:
+                    conn.info.pop("kiemke_scrape", None)  # per-scrape reads end here
         except Exception:
             log.exception("building /metrics from the database failed")
             up, families = 0, []
-        yield from families
-        yield GaugeMetricFamily("kiemke_database_up", "1 when the database answers", value=up)
-        yield GaugeMetricFamily("kiemke_scrape_duration_seconds",
-                                "Time to build this scrape from the database",
-                                value=time.perf_counter() - started)
+        return [build, *families,
+                GaugeMetricFamily("kiemke_database_up", "1 when the database answers",
+                                  value=up),
+                GaugeMetricFamily("kiemke_scrape_duration_seconds",
+                                  "Time to build this scrape from the database",
+                                  value=time.perf_counter() - started)]
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families()
+
+    def exposition(self) -> list[bytes]:
+        return exposition(self.families())
+
+
+class _IngestCollector:
+    """The ingest counters of this process, as a prometheus_client collector."""
+
+    def __init__(self, ingest: IngestMetrics) -> None:
+        self.ingest = ingest
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.ingest.received.collect()
+        yield from self.ingest.latency.collect()
+
+
+def render_metrics(ext: Any) -> bytes:
+    """The body of GET /metrics: the ingest counters (merged over gunicorn workers in
+    multiprocess mode) followed by the database families."""
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
+        counters = CollectorRegistry()
+        MultiProcessCollector(counters, path=multiproc_dir)
+        head = generate_latest(counters)
+    else:
+        head = generate_latest(_IngestCollector(ext.ingest_metrics))  # type: ignore[arg-type]
+    return b"".join([head, *ext.db_collector.exposition()])
 
 
 class IngestMetrics:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .rules import (
+    _PLACEHOLDER_RE,
     EXEMPT,
     FAIL,
     NOT_APPLICABLE,
@@ -24,7 +25,7 @@ from .rules import (
 )
 
 __all__ = ["RuleSet", "load_rules", "evaluate_machine", "evaluate_unit", "ratio", "gap",
-           "count_results", "RESULTS"]
+           "count_results", "RESULTS", "ReasonMemo"]
 
 _MISSING = {"vi": "Thiếu dữ liệu để đánh giá: {facts}",
             "en": "cannot be assessed, missing: {facts}"}
@@ -65,6 +66,42 @@ def evaluate_machine(ruleset: RuleSet, facts: Mapping[str, Any], *,
     """
     results = ruleset.machine_results(facts)
     return _apply(ruleset.machine_rules, results, facts, exemptions, lang)
+
+
+class ReasonMemo:
+    """Reason texts of many machines' results, each distinct text rendered once.
+
+    A reason is a function of the rule, the result and the few facts it reads (the
+    template's placeholders for fail, which of the rule's facts are missing for
+    unknown), so a full re-evaluation of a fleet renders a handful of distinct texts
+    instead of one per machine and rule. Same texts as evaluate_machine.
+    """
+
+    def __init__(self, rules: list[Rule], lang: str = "vi") -> None:
+        self.rules = rules
+        self.lang = lang
+        self._placeholders = [tuple(_PLACEHOLDER_RE.findall(
+            r.reason.get(lang) or r.reason.get("en") or "")) for r in rules]
+        self._memo: dict[tuple[Any, ...], str | None] = {}
+
+    def reason(self, index: int, result: str, facts: Mapping[str, Any]) -> str | None:
+        """Reason of rules[index] for `result` (not exempt: waivers carry their own)."""
+        if result == FAIL:
+            # type() in the key: True and 1 are equal keys but render differently.
+            key: tuple[Any, ...] = (index, result, *(
+                (type(v), tuple(v) if isinstance(v, list) else v)
+                for v in map(facts.get, self._placeholders[index])))
+        elif result == UNKNOWN:
+            key = (index, result, *(facts.get(n) is None for n in self.rules[index].facts_used))
+        else:
+            return None
+        try:
+            return self._memo[key]
+        except KeyError:
+            text = self._memo[key] = _reason(self.rules[index], result, facts, self.lang)
+            return text
+        except TypeError:  # an unhashable fact value (a nested list): render it directly
+            return _reason(self.rules[index], result, facts, self.lang)
 
 
 def evaluate_unit(ruleset: RuleSet, unit_facts: Mapping[str, Any], *,

@@ -10,8 +10,9 @@ Every fact is declared in FACTS (name -> type, meaning); docs/rules.md lists the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from . import depreciation as dep
@@ -418,14 +419,30 @@ def facts_to_json(facts: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in facts.items()}
 
 
+_DATE_FACTS = frozenset(name for name, fact in FACTS.items() if fact.type == DATE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stored_date(text: str) -> dt.date | None:
+    # A fleet shares few distinct dates ("now" is the same for every machine of a day):
+    # a full re-evaluation parses each once instead of once per machine.
+    return to_date(text)
+
+
 def facts_from_json(data: dict[str, Any], registry: dict[str, FactDef] | None = None
                     ) -> dict[str, Any]:
     """Inverse of facts_to_json: dates back to datetime.date, unknown names dropped."""
-    registry = FACTS if registry is None else registry
+    if registry is None or registry is FACTS:
+        dates: Collection[str] = _DATE_FACTS
+        known: Collection[str] = FACTS
+    else:
+        dates = {name for name, fact in registry.items() if fact.type == DATE}
+        known = registry
     out: dict[str, Any] = {}
     for key, value in data.items():
-        fact = registry.get(key)
-        if fact is None or value is None:
+        if value is None or key not in known:
             continue
-        out[key] = to_date(value) if fact.type == DATE else value
+        if key in dates:
+            value = _stored_date(value) if isinstance(value, str) else to_date(value)
+        out[key] = value
     return out

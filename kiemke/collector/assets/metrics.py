@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from sqlalchemy import Connection
 
 from kiemke.collector.assets.depreciation import (
@@ -25,8 +25,8 @@ from kiemke.collector.assets.depreciation import (
     utc_today,
 )
 from kiemke.collector.assets.store import current_version
-from kiemke.collector.metrics import UNIT_LABELS, rollup, unit_labels
-from kiemke.collector.units import Unit, all_units
+from kiemke.collector.metrics import UNIT_LABELS, RowsFamily, rollup, scrape_units, unit_labels
+from kiemke.collector.units import Unit
 
 
 class DepreciationMetrics:
@@ -38,7 +38,7 @@ class DepreciationMetrics:
 
     def __call__(self, conn: Connection, now: datetime) -> list[Metric]:
         today = utc_today(now)
-        units_ = tuple(all_units(conn))
+        units_ = scrape_units(conn)
         key = (current_version(conn), today, units_)
         cached = self._cached
         if cached is not None and cached[0] == key:
@@ -53,28 +53,28 @@ def depreciation_families(units_: list[Unit], agg: Aggregates) -> Iterator[Metri
     forecast = rollup(units_, agg.forecast)
     by_age = rollup(units_, agg.by_age)
 
-    status = GaugeMetricFamily(
+    status = RowsFamily(
         "kiemke_depreciation_machines",
         "Machines by depreciation status (straight line, rules/depreciation.yml); "
         "estimated=true when the age comes from firmware, not the asset register; "
-        "a unit includes its descendants", labels=[*UNIT_LABELS, "status", "estimated"])
-    years = GaugeMetricFamily(
+        "a unit includes its descendants", [*UNIT_LABELS, "status", "estimated"])
+    years = RowsFamily(
         "kiemke_replacement_forecast_machines",
         "Machines reaching full depreciation in that year; machines already past it count "
-        "in the current year until replaced", labels=[*UNIT_LABELS, "year"])
-    ages = GaugeMetricFamily(
+        "in the current year until replaced", [*UNIT_LABELS, "year"])
+    ages = RowsFamily(
         "kiemke_machines_by_age", "Machines by whole years of age since purchase (or "
-        "estimated manufacture)", labels=[*UNIT_LABELS, "age_years"])
+        "estimated manufacture)", [*UNIT_LABELS, "age_years"])
     for unit in units_:
         labels = unit_labels(unit)
         for name in STATUSES:
             for estimated in (False, True):
-                status.add_metric([*labels, name, "true" if estimated else "false"],
+                status.add([*labels, name, "true" if estimated else "false"],
                                   by_status.get((unit.id, (name, estimated)), 0))
         for year in agg.years:
-            years.add_metric([*labels, str(year)], forecast.get((unit.id, year), 0))
+            years.add([*labels, str(year)], forecast.get((unit.id, year), 0))
         for bucket in AGE_BUCKETS:
-            ages.add_metric([*labels, bucket], by_age.get((unit.id, bucket), 0))
-    yield status
-    yield years
-    yield ages
+            ages.add([*labels, bucket], by_age.get((unit.id, bucket), 0))
+    for family in (status, years, ages):
+        family.text()  # rendered once, while cached
+        yield family

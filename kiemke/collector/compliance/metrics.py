@@ -1,7 +1,10 @@
-"""Metric families for rules (docs/metrics.md), built on scrape from the database.
+"""Metric families for rules (docs/metrics.md), built from the database.
 
-Nothing is kept in memory between scrapes, so every gunicorn worker and collector
-instance sharing a database exports the same values.
+Each process keeps the families it built and reuses them while what they were built from
+is unchanged: the change versions (kiemke/collector/changes.py, bumped in the writing
+transactions), the unit tree and the set of stale machines (read on every scrape: a
+machine turns stale with the clock, without any write). Every gunicorn worker and
+collector instance sharing a database therefore exports the same values.
 """
 
 from __future__ import annotations
@@ -12,11 +15,21 @@ from datetime import datetime, timedelta
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection, select
 
+from kiemke.collector.changes import COMPLIANCE, MACHINES
 from kiemke.collector.compliance.figures import compute
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
-from kiemke.collector.metrics import UNIT_LABELS, unit_labels
-from kiemke.collector.units import all_units
+from kiemke.collector.metrics import (
+    UNIT_LABELS,
+    Memo,
+    RowsFamily,
+    StaleMachine,
+    change_versions,
+    scrape_units,
+    stale_machines,
+    unit_labels,
+)
+from kiemke.collector.units import Unit
 from kiemke.compliance import RESULTS, RuleSet, ratio
 
 ALWAYS = ("pass", "fail", "unknown")
@@ -49,19 +62,20 @@ def rule_definitions(ruleset: RuleSet) -> Provider:
 
 def rule_compliance(ruleset: RuleSet, stale_after: timedelta) -> Provider:
     """Ratios and result counts per unit x rule, rolled up over the tree."""
+    cache = Memo()
 
-    def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
-        figures = compute(conn, ruleset, now, stale_after)
-        ratio_family = GaugeMetricFamily(
+    def build(conn: Connection, now: datetime, units_: list[Unit]) -> list[Metric]:
+        figures = compute(conn, ruleset, now, stale_after, units_)
+        ratio_family = RowsFamily(
             "kiemke_rule_compliance_ratio",
             "pass / (pass + fail + unknown) over active machines (machine rules) or offices "
-            "(unit rules) of the unit and its descendants", labels=["rule", *UNIT_LABELS])
-        machines_family = GaugeMetricFamily(
+            "(unit rules) of the unit and its descendants", ["rule", *UNIT_LABELS])
+        machines_family = RowsFamily(
             "kiemke_rule_machines", "Active machines of the unit and its descendants per "
-            "rule result", labels=["rule", *UNIT_LABELS, "result"])
-        units_family = GaugeMetricFamily(
+            "rule result", ["rule", *UNIT_LABELS, "result"])
+        units_family = RowsFamily(
             "kiemke_rule_units", "Offices of the unit's subtree (itself included) per "
-            "unit-rule result", labels=["rule", *UNIT_LABELS, "result"])
+            "unit-rule result", ["rule", *UNIT_LABELS, "result"])
         # Series stay bounded by units x rules: a unit with nothing to count for a rule
         # exports nothing for it; otherwise pass, fail and unknown are always exported
         # (the gap recording rule subtracts them) and other results only when non-zero.
@@ -75,25 +89,37 @@ def rule_compliance(ruleset: RuleSet, stale_after: timedelta) -> Provider:
                 for result in RESULTS:
                     n = counts.get(result, 0)
                     if n or result in ALWAYS:
-                        family.add_metric([rule.id, *labels, result], n)
+                        family.add([rule.id, *labels, result], n)
                 value = ratio(counts)
                 if value is not None:  # nothing to measure: no series rather than NaN
-                    ratio_family.add_metric([rule.id, *labels], value)
-        yield from (ratio_family, machines_family, units_family)
+                    ratio_family.add([rule.id, *labels], value)
+        for family in (ratio_family, machines_family, units_family):
+            family.text()  # rendered once, while cached
+        return [ratio_family, machines_family, units_family]
+
+    def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
+        units_ = scrape_units(conn)
+        stale = stale_machines(conn, now - stale_after)
+        key = (change_versions(conn)[COMPLIANCE], units_,
+               tuple((m.machine_id, m.unit_id) for m in stale))
+        yield from cache.get(key, lambda: build(conn, now, list(units_)))
 
     return provider
 
 
 def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
     """kiemke_machine_rule_failing (active machines only) and kiemke_machine_stale."""
+    failing_cache, stale_cache = Memo(), Memo()
 
-    def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
-        paths = {u.id: u.path for u in all_units(conn)}
+    def build_failing(conn: Connection, now: datetime, units_: tuple[Unit, ...]
+                      ) -> RowsFamily:
+        paths = {u.id: u.path for u in units_}
         cutoff = now - stale_after
-        failing = GaugeMetricFamily(
+        failing = RowsFamily(
             "kiemke_machine_rule_failing",
             "A machine failing a rule; value = unix time the failure began",
-            labels=["machine_id", "hostname", "unit", "rule", "severity", "reason"])
+            ["machine_id", "hostname", "unit", "rule", "severity", "reason"])
+        add = failing.rows.append
         for rule in ruleset.machine_rules:
             # One query per rule uses the (rule_id, result) index.
             rows = conn.execute(
@@ -102,17 +128,31 @@ def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
                 .join(machines, machines.c.machine_id == rule_results.c.machine_id)
                 .where(rule_results.c.rule_id == rule.id, rule_results.c.result == "fail",
                        machines.c.last_seen >= cutoff))
+            rule_id, severity = rule.id, rule.severity
             for mid, hostname, unit_id, reason, since in rows:
-                failing.add_metric([mid, hostname, paths.get(unit_id, ""), rule.id,
-                                    rule.severity, reason or ""], since.timestamp())
-        stale = GaugeMetricFamily(
+                add(((mid, hostname, paths.get(unit_id, ""), rule_id, severity, reason or ""),
+                     since.timestamp()))
+        failing.text()
+        return failing
+
+    def build_stale(stale: tuple[StaleMachine, ...], units_: tuple[Unit, ...]) -> RowsFamily:
+        paths = {u.id: u.path for u in units_}
+        family = RowsFamily(
             "kiemke_machine_stale",
             "A machine that has not reported within the stale window; value = unix time of "
-            "its last report", labels=["machine_id", "hostname", "unit"])
-        for mid, hostname, unit_id, last_seen in conn.execute(
-                select(machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
-                       machines.c.last_seen).where(machines.c.last_seen < cutoff)):
-            stale.add_metric([mid, hostname, paths.get(unit_id, "")], last_seen.timestamp())
-        yield from (failing, stale)
+            "its last report", ["machine_id", "hostname", "unit"])
+        for m in stale:
+            family.add([m.machine_id, m.hostname, paths.get(m.unit_id, "")],
+                       m.last_seen.timestamp())
+        family.text()
+        return family
+
+    def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
+        units_ = scrape_units(conn)
+        stale = stale_machines(conn, now - stale_after)
+        cv = change_versions(conn)
+        key = (cv[COMPLIANCE], cv[MACHINES], units_, tuple(m.machine_id for m in stale))
+        yield failing_cache.get(key, lambda: build_failing(conn, now, units_))
+        yield stale_cache.get((stale, units_), lambda: build_stale(stale, units_))
 
     return provider

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kiemke.collector.changes import COMPLIANCE, bump
 from kiemke.collector.db.compliance_tables import (
     rule_counts,
     rule_results,
@@ -145,6 +146,8 @@ class ResultWriter:
         if counts:
             add_counts(conn, self.deltas)
         written = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
+        if written:  # after the rule_counts rows: the lock order of every writer
+            bump(conn, COMPLIANCE)
         self.inserts, self.changed, self.touched, self.deleted = [], [], [], []
         self.deltas = Counter()
         return written
@@ -173,6 +176,7 @@ def recount(conn: Connection) -> None:
         select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
                func.count()).group_by(rule_results.c.unit_id, rule_results.c.rule_id,
                                       rule_results.c.result)))
+    bump(conn, COMPLIANCE)
 
 
 def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> bool:
@@ -188,6 +192,7 @@ def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> boo
     conn.execute(update(rule_results).where(rule_results.c.machine_id == machine_id)
                  .values(unit_id=unit_id))
     add_counts(conn, deltas)
+    bump(conn, COMPLIANCE)
     return True
 
 
@@ -197,6 +202,10 @@ def write_unit_results(conn: Connection, unit_id: int, new: Mapping[str, Outcome
     old = {r.rule_id: (r.result, r.reason) for r in conn.execute(
         select(unit_rule_results.c.rule_id, unit_rule_results.c.result,
                unit_rule_results.c.reason).where(unit_rule_results.c.unit_id == unit_id))}
+    gone = [r for r in old if r not in new]
+    if gone or any(old.get(r) != new[r] for r in new):
+        # Before the unit rows, as ingest takes it before them (after rule_counts).
+        bump(conn, COMPLIANCE)
     written = 0
     for rule_id in sorted(new):
         result, reason = new[rule_id]
@@ -216,7 +225,6 @@ def write_unit_results(conn: Connection, unit_id: int, new: Mapping[str, Outcome
         else:
             continue
         written += 1
-    gone = [r for r in old if r not in new]
     if gone:
         conn.execute(delete(unit_rule_results).where(unit_rule_results.c.unit_id == unit_id,
                                                      unit_rule_results.c.rule_id.in_(gone)))
