@@ -180,62 +180,20 @@ check_collector = true
               f"{self.url}/api/v1/machines/{machine_id}")
 
     def compliance(self, machine_id: str, machine: dict[str, Any]) -> None:
-        """Rule results and unit ratios when the collector has the compliance API."""
-        spec = self.get("/api/v1/openapi.json") or {}
-        paths = [p for p in (spec.get("paths") or {}) if "compliance" in p or "rule" in p]
-        results = machine.get("rules") or machine.get("rule_results")
-        if not paths and not results:
-            if not self.compliance_from_metrics((machine.get("unit") or {}).get("path")):
-                print("compliance:         rules are not evaluated by this collector "
-                      "version yet")
-            return
-        if isinstance(results, list):
-            print("rules (this machine):")
-            for r in results:
-                print(f"  {r.get('rule', r.get('rule_id', '?')):<32} {r.get('result', '?'):<15}"
-                      f" {r.get('reason') or ''}")
-        for path in paths:
-            if "{" in path:
-                continue
-            data = self.get(path)
-            if data is not None:
-                print(f"{path}:")
-                print("  " + json.dumps(data, ensure_ascii=False)[:1500])
-
-
-    def compliance_from_metrics(self, unit: str | None) -> bool:
-        """Per-rule result of this (only) machine and the unit's ratios, from /metrics."""
-        from prometheus_client.parser import text_string_to_metric_families
-
-        try:
-            text = requests.get(f"{self.url}/metrics", timeout=10).text
-        except requests.RequestException:
-            return False
-        ratio: dict[str, float] = {}
-        target: dict[str, float] = {}
-        result: dict[str, str] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels, rule = sample.labels, sample.labels.get("rule")
-                if not rule:
-                    continue
-                if sample.name == "kiemke_rule_compliance_ratio" and labels.get("unit") == unit:
-                    ratio[rule] = sample.value
-                elif sample.name == "kiemke_rule_target_ratio":
-                    target[rule] = sample.value
-                elif (sample.name == "kiemke_rule_machines" and labels.get("unit") == unit
-                      and sample.value >= 1):
-                    result[rule] = labels.get("result", "?")
-        if not ratio and not result:
-            return False
-        print("rules (this machine, and the office's compliance ratio vs. target):")
-        for rule in sorted(set(ratio) | set(result)):
-            r = ratio.get(rule)
-            t = target.get(rule)
-            print(f"  {rule:<36} {result.get(rule, '-'):<15} "
-                  f"{'-' if r is None else f'{r:.0%}'} / target "
-                  f"{'-' if t is None else f'{t:.0%}'}")
-        return True
+        """This machine's result per rule, and its office's ratio against each target."""
+        unit = machine.get("unit") or {}
+        figures = self.get(f"/api/v1/compliance?unit={unit.get('id')}") or {"rules": []}
+        by_rule = {r["rule"]: r for r in figures["rules"]}
+        mine = {r["rule"]: r for r in machine.get("results") or []}
+        print("\nrules (this machine's result; the office's compliance vs. the target):")
+        for rule_id, fig in by_rule.items():
+            ratio = "-" if fig.get("ratio") is None else f"{fig['ratio']:.0%}"
+            result = mine.get(rule_id, {}).get("result", "(unit rule)")
+            print(f"  {rule_id:<32} {result:<15} {ratio:>5} / target {fig['target']:.0%}"
+                  f"  {fig['title']['en']}")
+            reason = mine.get(rule_id, {}).get("reason")
+            if reason and result in ("fail", "unknown"):
+                print(f"  {'':<32} {'':<15} why: {reason}")
 
 
 def describe_report(report: dict[str, Any]) -> list[str]:

@@ -98,6 +98,9 @@ def test_missing_database_is_not_up_to_date_and_says_so(tmp_path: Path,
     assert product["signatures_date"] is None
     error = next(e for e in section["errors"] if e["kind"] == "not_found")
     assert str(tmp_path) in error["message"] and "freshclam" in error["message"]
+    # The error is about ClamAV's database, not about finding products: it names ClamAV,
+    # so the collector knows the product list itself is complete.
+    assert error["product"] == "ClamAV"
 
 
 def test_damaged_database_is_reported(tmp_path: Path, clamscan: str) -> None:

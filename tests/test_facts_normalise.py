@@ -114,6 +114,24 @@ def test_antivirus_errors_give_unknown_not_fail() -> None:
     assert reason == "Thiếu dữ liệu để đánh giá: antivirus.approved_active"
 
 
+def test_an_error_about_one_products_detail_keeps_the_list_complete() -> None:
+    # ClamAV installed, daemon stopped, no signature database: a finding, not a failed
+    # query. The agent names the product in its error, so the rule fails (not unknown).
+    clamav = {"name": "ClamAV", "vendor": "Cisco Talos", "version": "1.4.6", "enabled": False,
+              "state": "off", "up_to_date": False, "licensed": True, "detected_by": "cli"}
+    missing_db = {"collector": "antivirus", "kind": "not_found", "product": "ClamAV",
+                  "message": "ClamAV has no signature database in /var/lib/clamav"}
+    f = facts(make_report(antivirus={"products": [clamav], "errors": [missing_db]}))
+    assert f["antivirus.query_failed"] is False and f["antivirus.products"] == 1
+    assert f["antivirus.enabled"] is False and f["antivirus.approved_active"] is False
+    assert evaluate_machine(load_rules([RULES]), f)["av-approved-active"][0] == "fail"
+    # The same error without the product name may hide a product: unknown, not fail.
+    del missing_db["product"]
+    f = facts(make_report(antivirus={"products": [clamav], "errors": [missing_db]}))
+    assert f["antivirus.query_failed"] is True and "antivirus.approved_active" not in f
+    assert evaluate_machine(load_rules([RULES]), f)["av-approved-active"][0] == "unknown"
+
+
 def test_positive_evidence_survives_a_partial_error() -> None:
     report = make_report(antivirus={"products": [KASPERSKY], "errors": [
         {"collector": "antivirus", "kind": "permission", "message": "registry access denied"}]})

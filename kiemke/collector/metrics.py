@@ -155,6 +155,16 @@ class _Families:
 
 # ------------------------------------------------------------------ per-scrape reads
 
+def _scrape_memo(conn: Connection) -> dict[Any, Any]:
+    """Reads shared by the providers of one scrape: valid for the current transaction only
+    (conn.info outlives it, with the pooled connection)."""
+    transaction = conn.get_transaction()
+    entry = conn.info.get("kiemke_scrape")
+    if entry is None or entry[0] is not transaction:
+        entry = conn.info["kiemke_scrape"] = (transaction, {})
+    return entry[1]
+
+
 class StaleMachine(NamedTuple):
     machine_id: str
     hostname: str
@@ -168,7 +178,7 @@ def stale_machines(conn: Connection, cutoff: datetime) -> tuple[StaleMachine, ..
     The stale set moves with the clock alone (no write marks a machine stale), so every
     cache keyed on it is exact without a time bucket.
     """
-    memo = conn.info.setdefault("kiemke_scrape", {})
+    memo = _scrape_memo(conn)
     key = ("stale", cutoff)
     if key not in memo:
         memo[key] = tuple(StaleMachine(*row) for row in conn.execute(
@@ -182,7 +192,7 @@ def stale_machines(conn: Connection, cutoff: datetime) -> tuple[StaleMachine, ..
 
 def change_versions(conn: Connection) -> dict[str, int]:
     """The change versions, read once per scrape."""
-    memo = conn.info.setdefault("kiemke_scrape", {})
+    memo = _scrape_memo(conn)
     if "versions" not in memo:
         memo["versions"] = versions(conn)
     return memo["versions"]
@@ -191,7 +201,7 @@ def change_versions(conn: Connection) -> dict[str, int]:
 def scrape_units(conn: Connection) -> tuple[Unit, ...]:
     """The unit tree (part of every cache key: a rename or move changes paths), read from
     the database only when its change version moved."""
-    memo = conn.info.setdefault("kiemke_scrape", {})
+    memo = _scrape_memo(conn)
     if "units" not in memo:
         cache = _UNITS.setdefault(conn.engine, Memo())
         memo["units"] = cache.get(change_versions(conn)[UNITS],
@@ -295,7 +305,6 @@ class DatabaseCollector:
         try:
             now = utcnow()
             with self.engine.connect() as conn, conn.begin():
-                conn.info.pop("kiemke_scrape", None)
                 try:
                     for provider in self.providers:
                         families.extend(provider(conn, now))

@@ -135,11 +135,15 @@ def to_date(value: Any) -> dt.date | None:
 
 
 def _section(report: dict[str, Any], name: str) -> tuple[dict[str, Any], bool]:
-    """(section, complete): complete is False when the section is absent or has errors."""
+    """(section, complete): complete is False when the section is absent or has errors
+    that may hide whole entries. An error about one product's detail (it names the
+    product: a licence that could not be read, a missing signature database) leaves the
+    list complete; that product's own facts say what is unknown or wrong."""
     section = report.get(name)
     if not isinstance(section, dict):
         return {}, False
-    return section, not section.get("errors")
+    errors = section.get("errors") or []
+    return section, not any(isinstance(e, dict) and not e.get("product") for e in errors)
 
 
 def _put(facts: dict[str, Any], name: str, value: Any) -> None:

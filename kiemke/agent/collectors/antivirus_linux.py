@@ -84,8 +84,8 @@ def _running(product: Product, names: frozenset[str]) -> bool | None:
     return False if product.linux_processes else None
 
 
-def _error(kind: str, message: str) -> dict[str, str]:
-    return CollectorError(kind, message).entry(COLLECTOR)
+def _error(kind: str, message: str, product: str | None = None) -> dict[str, str]:
+    return CollectorError(kind, message).entry(COLLECTOR, product)
 
 
 # --- ClamAV -----------------------------------------------------------------------
@@ -115,13 +115,14 @@ def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], lis
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                errors.append(_error("permission", f"cannot read {path}: {exc.strerror}"))
+                errors.append(_error("permission", f"cannot read {path}: {exc.strerror}",
+                                     "ClamAV"))
                 continue
             try:
                 header = clamav.parse_cvd_header(data)
             except clamav.CvdError as exc:
                 errors.append(_error("failed", f"{path} is damaged ({exc}); run freshclam "
-                                     "to download the database again"))
+                                     "to download the database again", "ClamAV"))
                 continue
             if base not in found or header.version > found[base].version:
                 found[base] = header
@@ -139,9 +140,9 @@ def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = Non
             out = run([clamscan, "--version", f"--database={db_dir}"], timeout=CLI_TIMEOUT)
             version = clamav.parse_clamscan_version(out).engine
         except CollectorError as exc:
-            errors.append(exc.entry(COLLECTOR))
+            errors.append(exc.entry(COLLECTOR, "ClamAV"))
         except ValueError as exc:
-            errors.append(_error("failed", f"{clamscan} --version: {exc}"))
+            errors.append(_error("failed", f"{clamscan} --version: {exc}", "ClamAV"))
     running = "clamd" in names
     record = product_record(
         "ClamAV", "cli" if clamscan else "process", vendor="Cisco Talos", version=version,
@@ -153,7 +154,7 @@ def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = Non
         record["up_to_date"] = False
         errors.append(_error("not_found", f"ClamAV has no signature database in {db_dir} "
                              "(no daily.cvd/daily.cld): run freshclam, or check that the "
-                             "clamav-freshclam service can reach its mirror"))
+                             "clamav-freshclam service can reach its mirror", "ClamAV"))
     else:
         record["signatures_version"] = str(newest.version)
         fill_signature_age(record, newest.built_at, ctx.now, max_signature_age(ctx))
@@ -240,12 +241,13 @@ def vendor_product(product: Product, binary: str, ctx: Context,
         # Installed but unreadable: report it with unknown facts, never drop it.
         record = product_record(product.name, "file", vendor=product.vendor,
                                 enabled=running, state="unknown")
-        return record, [exc.entry(COLLECTOR)]
+        return record, [exc.entry(COLLECTOR, product.name)]
     except (ParseError, ValueError) as exc:
         record = product_record(product.name, "file", vendor=product.vendor,
                                 enabled=running, state="unknown")
         return record, [_error("failed", f"{binary}: unexpected output ({exc}); "
-                               "the product's version may be newer than this agent knows")]
+                               "the product's version may be newer than this agent knows",
+                               product.name)]
     return _status_record(product, status, ctx, running), []
 
 

@@ -31,8 +31,8 @@ DEFENDER_TIMEOUT = 6.0
 HKLM = "HKEY_LOCAL_MACHINE\\SOFTWARE"
 
 
-def _error(kind: str, message: str) -> dict[str, str]:
-    return CollectorError(kind, message).entry(COLLECTOR)
+def _error(kind: str, message: str, product: str | None = None) -> dict[str, str]:
+    return CollectorError(kind, message).entry(COLLECTOR, product)
 
 
 def _licensed_by_kind(product: Product | None, state: str) -> bool | None:
@@ -62,11 +62,12 @@ def _merge_defender(record: dict[str, Any], ctx: Context, errors: list[dict]) ->
                                     MP_PROPERTIES, timeout=DEFENDER_TIMEOUT)
     except CollectorError as exc:
         errors.append(_error(exc.kind, "Microsoft Defender details (MSFT_MpComputerStatus) "
-                             f"could not be read: {exc.message}"))
+                             f"could not be read: {exc.message}", record["name"]))
         return
     if not rows:
         errors.append(_error("not_found", "MSFT_MpComputerStatus returned no instance: "
-                             "Microsoft Defender is not installed or its service is stopped"))
+                             "Microsoft Defender is not installed or its service is stopped",
+                             record["name"]))
         return
     status = parse_mp_computer_status(rows[0])
     record["version"] = status.version or record["version"]
@@ -215,7 +216,7 @@ def collect(ctx: Context, table: VendorTable) -> dict[str, Any]:
             reader(record, product, ctx)
         except CollectorError as exc:
             errors.append(_error(exc.kind, f"{record['name']}: licence details could not be "
-                                 f"read from the registry: {exc.message}"))
+                                 f"read from the registry: {exc.message}", record["name"]))
 
     if not products and not security_center:
         errors.append(_error("unsupported", "Windows Security Center is not available on this "

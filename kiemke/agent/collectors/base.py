@@ -29,8 +29,13 @@ class CollectorError(Exception):
         self.kind = kind
         self.message = message
 
-    def entry(self, collector: str) -> dict[str, str]:
-        return {"collector": collector, "kind": self.kind, "message": self.message[:1024]}
+    def entry(self, collector: str, product: str | None = None) -> dict[str, str]:
+        """The report's error entry. `product`: the error concerns a detail of that product
+        only (the section's product list is still complete)."""
+        out = {"collector": collector, "kind": self.kind, "message": self.message[:1024]}
+        if product:
+            out["product"] = product[:256]
+        return out
 
 
 def current_platform() -> str:

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -154,17 +154,24 @@ class Evaluator:
     # ------------------------------------------------------------------ unit rules
 
     def evaluate_units(self, conn: Connection, unit_ids: Iterable[int], now: datetime, *,
-                       inline: bool = False) -> int:
-        """Evaluate the unit rules of the given units over their active machines."""
+                       inline: bool = False,
+                       inputs: Mapping[int, list[dict[str, Any]]] | None = None) -> int:
+        """Evaluate the unit rules of the given units over their active machines.
+
+        `inputs`: the UNIT_INPUTS facts of every active machine per unit, when the caller
+        has read them already (the full re-evaluation); otherwise they are read here."""
         ids = sorted(set(unit_ids))
         if not ids or not self.ruleset.unit_rules:
             return 0
         levels = dict(conn.execute(select(units.c.id, units.c.level)
                                    .where(units.c.id.in_(ids))).all())
-        cutoff = now - self.config.stale_after
         per_unit: dict[int, list[dict[str, Any]]] = {uid: [] for uid in ids}
-        for unit_id, values in _unit_inputs(conn, ids, cutoff):
-            per_unit[unit_id].append(dict(zip(UNIT_INPUTS, values, strict=True)))
+        if inputs is not None:
+            for uid in ids:
+                per_unit[uid] = inputs.get(uid, [])
+        else:
+            for unit_id, values in _unit_inputs(conn, ids, now - self.config.stale_after):
+                per_unit[unit_id].append(dict(zip(UNIT_INPUTS, values, strict=True)))
         written = 0
         for uid in ids:
             if uid not in levels:
@@ -239,11 +246,12 @@ class Evaluator:
         now = now or utcnow()
         started = time.perf_counter()
         if not recompute:
-            bulk = BulkEvaluator(self.ruleset, self.lang, now)
+            bulk = BulkEvaluator(self.ruleset, self.lang, now,
+                                 unit_inputs=UNIT_INPUTS, cutoff=now - self.config.stale_after)
             bulk.run(lambda: write_transaction(self.engine), batch)
             with write_transaction(self.engine) as conn:
                 unit_ids = list(conn.execute(select(units.c.id)).scalars())
-                self.evaluate_units(conn, unit_ids, now)
+                self.evaluate_units(conn, unit_ids, now, inputs=bulk.per_unit)
             return {"machines": bulk.machines, "written": bulk.written,
                     "seconds": round(time.perf_counter() - started, 3)}
         last: str | None = None
