@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from kiemke import __version__
 from kiemke.collector.db.migrate import current_revision, head_revision, is_up_to_date
+from kiemke.collector.metrics import render_metrics
 
 bp = Blueprint("ops", __name__)
 
@@ -45,13 +43,7 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    ext = current_app.extensions["kiemke"]
-    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if multiproc_dir:
-        # Under gunicorn each worker writes its counters to files in this dir; merge them.
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=multiproc_dir)
-        registry.register(ext.db_collector)
-    else:
-        registry = ext.registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # Ingest counters (merged over gunicorn workers in multiprocess mode) + the database
+    # families, whose text is kept per process while the database has not changed.
+    return Response(render_metrics(current_app.extensions["kiemke"]),
+                    mimetype=CONTENT_TYPE_LATEST)

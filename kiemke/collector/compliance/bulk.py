@@ -33,6 +33,7 @@ from kiemke.collector.compliance.store import (
 from kiemke.collector.db.tables import machines
 from kiemke.compliance import RuleSet, evaluate_machine, facts_from_json
 from kiemke.compliance.evaluate import ReasonMemo
+from kiemke.compliance.rules import FAIL, UNKNOWN
 
 FIELD, ROW, NULL = "\x1f", "\x1e", "\x1d"  # separators no rule id or reason contains
 
@@ -81,6 +82,7 @@ class BulkEvaluator:
         self.order = sorted(range(len(rules)), key=lambda i: rules[i].id)
         self.ids = [r.id for r in rules]
         self._parts: dict[tuple[int, str, str | None], str] = {}
+        self._no_reasons: dict[tuple[str, ...], str] = {}
         self.machines = 0
         self.written = 0
         # The unit rules' inputs of every active machine, gathered on the way so that
@@ -89,8 +91,17 @@ class BulkEvaluator:
         self.cutoff = cutoff
         self.per_unit: dict[int, list[dict[str, Any]]] = {}
 
-    def signature(self, results: Sequence[str], facts: Mapping[str, Any]) -> str:
+    def signature(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
         """The machine's results as the database builds them (unit ids apart)."""
+        if FAIL not in results and UNKNOWN not in results:
+            # No reason to render: the string depends on the results alone.
+            sig = self._no_reasons.get(results)
+            if sig is None:
+                sig = self._no_reasons[results] = self._build(results, facts)
+            return sig
+        return self._build(results, facts)
+
+    def _build(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
         reason, ids, parts = self.memo.reason, self.ids, self._parts
         out = []
         for i in self.order:

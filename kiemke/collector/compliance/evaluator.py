@@ -81,6 +81,12 @@ def _no_asset(_conn: Connection, _machine_id: str) -> None:
     return None
 
 
+# Ingest statements built once (building costs more than running them).
+_FACTS_OF = select(machines.c.facts).where(machines.c.machine_id == bindparam("m"))
+_SET_FACTS = (update(machines).where(machines.c.machine_id == bindparam("m"))
+              .values(facts=bindparam("facts")))
+
+
 def _unit_inputs(conn: Connection, unit_ids: list[int], cutoff: datetime
                  ) -> Iterable[tuple[int, list[Any]]]:
     """(unit_id, [UNIT_INPUTS values]) per active machine of the units.
@@ -126,14 +132,14 @@ class Evaluator:
             if move_machine_results(conn, mid, unit_id):
                 self.evaluate_units(conn, self._units_of_results(conn, mid) | {unit_id}, now)
             return
-        old_facts = conn.execute(select(machines.c.facts)
-                                 .where(machines.c.machine_id == mid)).scalar()
+        # Given by the ingest upsert (RETURNING); read here for other callers.
+        old_facts = machine["stored_facts"] if "stored_facts" in machine else \
+            conn.execute(_FACTS_OF, {"m": mid}).scalar()
         facts = facts_from_report(report, now=now, asset=self.asset_lookup(conn, mid),
                                   config=self.ruleset.config)
         stored = facts_to_json(facts)
         if stored != old_facts:  # same facts (the usual case within a day): no write
-            conn.execute(update(machines).where(machines.c.machine_id == mid)
-                         .values(facts=stored))
+            conn.execute(_SET_FACTS, {"m": mid, "facts": stored})
         new = evaluate_machine(self.ruleset, facts,
                                exemptions=active_waivers(conn, [mid], now).get(mid, {}),
                                lang=self.lang)

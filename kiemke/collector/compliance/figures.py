@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
-from kiemke.collector.db.tables import machines
+from kiemke.collector.db.tables import machines, units
 from kiemke.collector.metrics import rollup
 from kiemke.collector.units import Unit, all_units
 from kiemke.compliance import RESULTS, RuleSet, gap, ratio
@@ -65,7 +65,10 @@ def compute(conn: Connection, ruleset: RuleSet, now: datetime, stale_after: time
                    func.count())
             # Stale machines first (few), then their results by primary key.
             .where(rule_results.c.machine_id.in_(
-                select(machines.c.machine_id).where(machines.c.last_seen < cutoff)))
+                # unit_id IN (...) lets the (unit_id, last_seen) index answer this.
+                select(machines.c.machine_id).where(
+                    machines.c.unit_id.in_(select(units.c.id)),
+                    machines.c.last_seen < cutoff)))
             .group_by(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result)):
         if rule_id in machine_rules:
             key = (unit_id, (rule_id, result))

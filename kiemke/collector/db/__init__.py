@@ -2,6 +2,7 @@
 
 # compliance_tables defines its tables on the same metadata: imported here so that
 # Alembic and create_all see one schema.
+from kiemke.collector import changes  # noqa: F401  (change_versions)
 from kiemke.collector.db import (
     asset_tables,  # noqa: F401
     compliance_tables,  # noqa: F401

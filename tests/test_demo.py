@@ -1,0 +1,68 @@
+"""`make demo` as a new user runs it: everything up, one real report, a summary, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from kiemke.compliance import load_rules
+from kiemke.compliance.rules import default_rules_dir
+
+
+def _read_until(proc: subprocess.Popen, lines: queue.Queue, marker: str,
+                timeout: float) -> str:
+    """Everything the demo printed up to `marker` (fails with the output on timeout)."""
+    out = ""
+    deadline = time.monotonic() + timeout
+    while marker not in out:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the demo did not get to {marker!r}:\n{out}"
+        try:
+            out += lines.get(timeout=min(left, 1.0))
+        except queue.Empty:
+            assert proc.poll() is None, f"the demo exited ({proc.returncode}):\n{out}"
+    return out
+
+
+def test_demo_reports_this_machine_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    env = {**os.environ, "KIEMKE_DEMO_DIR": str(tmp_path / "demo-data"),
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "kiemke.demo"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    # A reader thread: select() on a text pipe misses lines already in Python's buffer.
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
+                              daemon=True)
+    reader.start()
+    try:
+        out = _read_until(proc, lines, "Serving in the foreground", timeout=180)
+        assert "machines reporting: 1" in out
+        assert ("unit:               Liên đoàn Lao động tỉnh Bắc Giang / "
+                "Liên đoàn Lao động huyện Lục Nam") in out
+        # Every default rule is listed with a result (machine rules) or a ratio.
+        for rule in load_rules([default_rules_dir()]).rules:
+            assert re.search(rf"^  {re.escape(rule.id)} +\S", out, re.M), rule.id
+        url = re.search(r"Prometheus metrics +(http://127\.0\.0\.1:\d+)/metrics", out).group(1)
+        assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert re.search(r'kiemke_machines\{[^}]*status="active"[^}]*\} 1\.0', metrics)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    rest = "".join(lines.queue)
+    assert proc.returncode == 0, rest
+    assert "stopping the collector" in rest
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as sock:  # the collector is gone with the demo
+        assert sock.connect_ex(("127.0.0.1", port)) != 0

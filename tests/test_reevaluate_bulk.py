@@ -1,0 +1,163 @@
+"""The fast full re-evaluation (kiemke.collector.compliance.bulk) repairs exactly what
+differs: wrong results, wrong units, missing rows, results of deleted machines, and keeps
+rule_counts equal to a fresh count. Real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+
+from compliance_helpers import DISTRICT_B, ROOT, build_tree, make_app, populate_fleet, recent
+from sqlalchemy import delete, func, insert, select, update
+
+from kiemke.collector.compliance.store import recount
+from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.tables import machines
+from kiemke.compliance import evaluate_machine, load_rules
+from kiemke.compliance.evaluate import ReasonMemo
+from kiemke.compliance.rules import default_rules_dir
+
+RULE = "os-supported"
+
+
+def _results(conn) -> dict[tuple[str, str], tuple]:
+    return {(r.machine_id, r.rule_id): (r.unit_id, r.result, r.reason, r.since)
+            for r in conn.execute(select(rule_results))}
+
+
+def _counts(conn) -> dict[tuple, int]:
+    return {(r.unit_id, r.rule_id, r.result): r.n
+            for r in conn.execute(select(rule_counts)) if r.n}
+
+
+def _fresh_counts(conn) -> dict[tuple, int]:
+    return {(u, r, res): n for u, r, res, n in conn.execute(
+        select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
+               func.count()).group_by(rule_results.c.unit_id, rule_results.c.rule_id,
+                                      rule_results.c.result))}
+
+
+def test_full_reevaluation_repairs_only_what_differs(db_url, tmp_path, monkeypatch):
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    # Machine results are current after ingest (nothing to write); unit results are as of
+    # each report's time, so the first pass brings them to now.
+    assert ev.reevaluate_all()["written"] == 0
+    with engine.connect() as conn:
+        good = _results(conn)
+        good_counts = _counts(conn)
+        good_units = set(conn.execute(select(unit_rule_results.c.unit_id,
+                                             unit_rule_results.c.rule_id,
+                                             unit_rule_results.c.result)))
+    with engine.connect() as conn:
+        assert good_counts == _fresh_counts(conn)
+
+    passing, failing = fleet["PC-VANPHONG-01"], fleet["PC-YENDUNG-02"]
+    ghost = "f" * 32  # results of a machine that no longer exists (sorts after every id)
+    with write_transaction(engine) as conn:
+        conn.execute(update(rule_results).where(rule_results.c.machine_id == passing,
+                                                rule_results.c.rule_id == RULE)
+                     .values(result="fail", reason="sai"))
+        conn.execute(update(rule_results).where(rule_results.c.machine_id == failing,
+                                                rule_results.c.rule_id == RULE)
+                     .values(reason="lý do cũ"))
+        conn.execute(delete(rule_results).where(
+            rule_results.c.machine_id == fleet["PC-TANAN-01"], rule_results.c.rule_id == RULE))
+        conn.execute(insert(rule_results).values(
+            machine_id=ghost, rule_id=RULE, unit_id=units[ROOT], result="fail", reason=None,
+            since=recent(), evaluated_at=recent()))
+        conn.execute(delete(rule_counts))
+    stats = ev.reevaluate_all()
+    assert stats["machines"] == len(fleet)
+    assert stats["written"] == 4  # the wrong result, the wrong reason, the missing row, the ghost
+
+    with engine.connect() as conn:
+        repaired = _results(conn)
+        assert set(repaired) == set(good)
+        for key, (unit_id, result, reason, since) in good.items():
+            assert repaired[key][:3] == (unit_id, result, reason), key
+            if key not in ((passing, RULE), (fleet["PC-TANAN-01"], RULE)):
+                assert repaired[key][3] == since, key  # unchanged rows keep their since
+        # rule_counts was emptied above: deltas alone cannot rebuild it...
+        assert _counts(conn) != good_counts
+        units_now = set(conn.execute(select(unit_rule_results.c.unit_id,
+                                            unit_rule_results.c.rule_id,
+                                            unit_rule_results.c.result)))
+        assert units_now == good_units
+    # ...but the deltas of what it repairs are exact: rebuild, then store one wrong result
+    # with counts that agree with it, and let the pass put both right.
+    pass_key = (good[(passing, RULE)][0], RULE, "pass")
+    with write_transaction(engine) as conn:
+        recount(conn)
+        conn.execute(update(rule_results).where(rule_results.c.machine_id == passing,
+                                                rule_results.c.rule_id == RULE)
+                     .values(result="unknown"))
+        recount(conn)
+        assert _counts(conn).get(pass_key, 0) == good_counts[pass_key] - 1
+    assert ev.reevaluate_all()["written"] == 1
+    with engine.connect() as conn:
+        assert _results(conn)[(passing, RULE)][1] == "pass"
+        assert _counts(conn) == _fresh_counts(conn) == good_counts
+    engine.dispose()
+
+
+def test_bulk_reevaluation_in_batches_moves_results_with_the_machine(db_url, tmp_path,
+                                                                      monkeypatch):
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    moved = fleet["PC-LUCNAM-01"]
+    with write_transaction(engine) as conn:
+        # Results left in the old unit (e.g. a crash between the two writes).
+        conn.execute(update(rule_results).where(rule_results.c.machine_id == moved)
+                     .values(unit_id=units[ROOT]))
+        recount(conn)  # counts that agree with the misplaced rows
+        n_rules = conn.execute(select(func.count()).select_from(rule_results)
+                               .where(rule_results.c.machine_id == moved)).scalar()
+    stats = ev.reevaluate_all(batch=3)  # several batches, the last one partial
+    assert stats["machines"] == len(fleet)
+    with engine.connect() as conn:
+        unit_of_machine = conn.execute(select(func.min(rule_results.c.unit_id),
+                                              func.max(rule_results.c.unit_id))
+                                       .where(rule_results.c.machine_id == moved)).one()
+        expected = conn.execute(select(machines.c.unit_id)
+                                .where(machines.c.machine_id == moved)).scalar()
+        assert tuple(unit_of_machine) == (expected, expected)
+        assert _counts(conn) == _fresh_counts(conn)
+    assert expected == units[DISTRICT_B] != units[ROOT]
+    assert stats["written"] == n_rules
+    engine.dispose()
+
+
+def test_reason_memo_gives_the_texts_of_evaluate_machine():
+    ruleset = load_rules([default_rules_dir()])
+    memo = ReasonMemo(ruleset.machine_rules, "vi")
+    rng = random.Random(3)
+    checked = 0
+    for _ in range(400):
+        facts = {"os.supported": rng.choice([True, False, None]),
+                 "os.name": rng.choice(["Microsoft Windows 7 Professional",
+                                        "Microsoft Windows 10 Pro", None]),
+                 "antivirus.approved_active": rng.choice([True, False, None]),
+                 "antivirus.names": rng.choice([["Bkav Pro"], [], None]),
+                 "monitoring.running": rng.choice([True, False, None]),
+                 "network.internet_ok": rng.choice([True, False, None]),
+                 "network.networked": rng.choice([True, False, None]),
+                 "hardware.memory_gb": rng.choice([2.0, 8, None]),
+                 "hardware.meets_min_spec": rng.choice([True, False, None]),
+                 "hardware.below_spec": rng.choice([["RAM 2 GB < 4 GB"], []]),
+                 "depreciation.status": rng.choice(["in_service", "fully_depreciated",
+                                                    "overdue_for_replacement", None]),
+                 "hardware.age_years": rng.choice([3.5, 9.0, None])}
+        facts = {k: v for k, v in facts.items() if v is not None}
+        expected = evaluate_machine(ruleset, facts, lang="vi")
+        results = ruleset.machine_results(facts)
+        for i, rule in enumerate(ruleset.machine_rules):
+            assert memo.reason(i, results[i], facts) == expected[rule.id][1], (rule.id, facts)
+            checked += expected[rule.id][1] is not None
+    assert checked > 400  # fail and unknown texts were really compared
