@@ -67,6 +67,12 @@ class FakeWindows:
         rel = self.registry.get(key)
         return capture(rel)[0] if rel else {}
 
+    def registry_subkeys(self, key: str, timeout: float = 10.0) -> list[str]:
+        self.calls.append(("subkeys", key))
+        prefix = key + "\\"
+        return sorted({k[len(prefix):].split("\\")[0] for k in self.registry
+                       if k.startswith(prefix)})
+
 
 @pytest.fixture
 def ctx() -> Context:
@@ -75,7 +81,7 @@ def ctx() -> Context:
 
 
 def run(monkeypatch: pytest.MonkeyPatch, ctx: Context, fake: FakeWindows) -> dict[str, Any]:
-    for name in ("cim_query", "services", "processes", "registry_values"):
+    for name in ("cim_query", "services", "processes", "registry_values", "registry_subkeys"):
         monkeypatch.setattr(powershell, name, getattr(fake, name))
     section = AntivirusCollector().collect(ctx)
     schema = load_schema()
@@ -124,6 +130,20 @@ def test_client_with_kaspersky_on_and_defender_off(monkeypatch: pytest.MonkeyPat
     assert (defender["state"], defender["enabled"]) == ("off", False)
     # MSFT_MpComputerStatus hangs next to another antivirus: it must not be queried.
     assert ("cim", MP) not in fake.calls
+
+
+def test_kaspersky_release_unknown_to_the_vendor_table_is_still_read(
+        monkeypatch: pytest.MonkeyPatch, ctx: Context) -> None:
+    # A new KES release registers under a key name the table does not list yet.
+    root = "HKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\KasperskyLab\\protected"
+    fake = FakeWindows({SC: "securitycenter/client-kaspersky-defender-off.json"},
+                       registry={f"{root}\\KES.13.9\\Data":
+                                 "securitycenter/registry-kaspersky-kes-data.json"})
+    kes = by_name(run(monkeypatch, ctx, fake))["Kaspersky Endpoint Security for Windows"]
+    assert (kes["licensed"], kes["licence_expiry"]) == (True, "2027-03-20")
+    # One listing, one read: not one PowerShell start per known release name.
+    registry_calls = [c for c in fake.calls if c[0] in ("subkeys", "registry")]
+    assert registry_calls == [("subkeys", root), ("registry", f"{root}\\KES.13.9\\Data")]
 
 
 def test_security_center_failure_is_an_error_not_absence(monkeypatch: pytest.MonkeyPatch,

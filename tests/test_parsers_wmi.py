@@ -20,6 +20,7 @@ from kiemke.agent.parsers.wmi import (
     normalise_cim,
     parse_wmic_list,
 )
+from kiemke.agent.windows import powershell
 from kiemke.agent.windows.powershell import decode_batch, parse_cim_json
 
 FIX = Path(__file__).parent / "fixtures" / "windows"
@@ -226,3 +227,20 @@ def test_cim_query_names_a_missing_class(monkeypatch: pytest.MonkeyPatch) -> Non
     assert err.value.kind == "unsupported" and "root/WMI:BatteryStaticData" in err.value.message
     with pytest.raises(ValueError):
         powershell.cim_query("Win32_BIOS; Remove-Item C:\\")  # never spliced into a script
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", []),
+    ("\ufeff\r\n", []),
+    ('"KES.12"', ["KES.12"]),  # ConvertTo-Json of a single name is a bare string
+    ('["KES.12","AVP21.3"]', ["KES.12", "AVP21.3"]),
+])
+def test_string_list_shapes(text: str, expected: list[str]) -> None:
+    assert powershell.parse_string_list(text, "Get-ChildItem") == expected
+
+
+@pytest.mark.parametrize("text", ['["KES.12"', "Get-ChildItem : access denied", '{"a": 1}'])
+def test_string_list_garbage_is_a_clear_error(text: str) -> None:
+    with pytest.raises(CollectorError, match="Get-ChildItem returned") as err:
+        powershell.parse_string_list(text, "Get-ChildItem")
+    assert err.value.kind == "failed"

@@ -29,7 +29,8 @@ from kiemke.agent.windows import powershell
 
 CAPTURES = Path(__file__).parent / "fixtures" / "windows"
 _HIVES = {"HKLM": "HKEY_LOCAL_MACHINE", "HKCU": "HKEY_CURRENT_USER", "HKU": "HKEY_USERS"}
-PATCHED = ("cim_query", "cim_batch", "registry_values", "services", "processes")
+PATCHED = ("cim_query", "cim_batch", "registry_values", "registry_subkeys", "services",
+           "processes")
 
 
 def cim_capture_name(class_name: str, namespace: str = "root/cimv2") -> str:
@@ -92,6 +93,15 @@ class WindowsCaptures:
             return {}
         rows = powershell.parse_cim_json(path.read_text("utf-8"))
         return rows[0] if rows else {}
+
+    def registry_subkeys(self, key: str, timeout: float = 10.0) -> list[str]:
+        """Subkeys that have a capture file below `key`."""
+        self.calls.append(("subkeys", key))
+        prefix = registry_capture_name(key).removesuffix(".json") + "__"
+        directory = self.root / "registry"
+        names = [p.name for p in directory.glob("*.json")] if directory.is_dir() else []
+        return sorted({n[len(prefix):].removesuffix(".json").split("__")[0]
+                       for n in names if n.startswith(prefix)})
 
     def services(self, names: Sequence[str], timeout: float = 10.0) -> list[dict[str, Any]]:
         self.calls.append(("services", ",".join(names)))

@@ -88,9 +88,13 @@ def _merge_defender(record: dict[str, Any], ctx: Context, errors: list[dict]) ->
 def _kaspersky(record: dict[str, Any], product: Product, ctx: Context) -> None:
     """HKLM/SOFTWARE/[WOW6432Node/]KasperskyLab/protected/<product>/Data: LastSuccessfulUpdate
     (Unix time), LicKeyType (0 = no key), LicDaysTillExpiration (days)."""
-    for sub in product.win_registry:
-        for root in (f"{HKLM}\\WOW6432Node\\KasperskyLab\\protected",
-                     f"{HKLM}\\KasperskyLab\\protected"):
+    for root in (f"{HKLM}\\WOW6432Node\\KasperskyLab\\protected",
+                 f"{HKLM}\\KasperskyLab\\protected"):
+        # The key name changes with every release (KES, KES.12, AVP21.3, ...): list what is
+        # there once, known names first, so a new release is still read.
+        present = powershell.registry_subkeys(root)
+        known = [s for s in product.win_registry if s in present]
+        for sub in known + [s for s in present if s not in known]:
             values = powershell.registry_values(f"{root}\\{sub}\\Data")
             if not values:
                 continue

@@ -133,6 +133,31 @@ def registry_values(key: str, timeout: float = 10.0) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
+def registry_subkeys(key: str, timeout: float = 10.0) -> list[str]:
+    """Names of the subkeys of one registry key, [] when the key is absent."""
+    _check("registry key", key)
+    script = (f"Get-ChildItem -Path 'Registry::{key}' -ErrorAction SilentlyContinue | "
+              "Select-Object -ExpandProperty PSChildName | ConvertTo-Json -Compress")
+    return parse_string_list(_powershell(script, timeout), "Get-ChildItem")
+
+
+def parse_string_list(text: str, what: str) -> list[str]:
+    """ConvertTo-Json of strings: nothing, one string, or a list of strings."""
+    text = text.strip().lstrip("\ufeff")
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CollectorError("failed", f"{what} returned output that is not JSON: {exc}") \
+            from exc
+    if isinstance(data, str):
+        data = [data]
+    if not isinstance(data, list):
+        raise CollectorError("failed", f"{what} returned JSON that is not a list of names")
+    return [str(x) for x in data]
+
+
 def services(names: Sequence[str], timeout: float = 10.0) -> list[dict[str, Any]]:
     """Get-Service for the given names: Name, DisplayName, Status (as text), StartType."""
     if not names:
@@ -147,14 +172,5 @@ def services(names: Sequence[str], timeout: float = 10.0) -> list[dict[str, Any]
 def processes(timeout: float = 10.0) -> list[str]:
     """Names of running processes (without .exe), lower-cased."""
     script = "Get-Process | Select-Object -ExpandProperty ProcessName | ConvertTo-Json -Compress"
-    text = _powershell(script, timeout).strip()
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CollectorError("failed", f"Get-Process returned output that is not JSON: {exc}") \
-            from exc
-    if isinstance(data, str):
-        data = [data]
-    return [str(x).lower() for x in data]
+    return [name.lower() for name in parse_string_list(_powershell(script, timeout),
+                                                       "Get-Process")]
