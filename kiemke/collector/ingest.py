@@ -58,7 +58,6 @@ class IngestStatements:
             set_={"agent_id": upsert.excluded.agent_id, "unit_id": upsert.excluded.unit_id,
                   "last_seen": upsert.excluded.last_seen, **current},
         ).returning(machines.c.first_seen, machines.c.last_report_id, machines.c.facts)
-        self.async_commit = dialect == "postgresql"
         self.agent_seen = (update(agents).where(agents.c.id == bindparam("agent_id"))
                            .values(last_seen=bindparam("seen")))
 
@@ -84,11 +83,6 @@ def store_report(engine: Engine, agent: AgentCredential, report: dict[str, Any],
     identity = report["identity"]
     collected_at = parse_iso(report["collected_at"])
     with write_transaction(engine) as conn:
-        if stmts.async_commit:
-            # Do not wait for the WAL flush at commit (PostgreSQL): a database crash may
-            # lose the last ~0.6 s of accepted reports, never corrupt anything; each agent
-            # sends its state again on its next report. Ingest throughput depends on it.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         stored = conn.execute(stmts.report, {
             "report_id": report["report_id"], "machine_id": identity["machine_id"],
             "agent_id": agent.id, "kind": report["kind"], "collected_at": collected_at,

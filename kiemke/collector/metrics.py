@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -81,10 +82,11 @@ class RowsFamily(Metric):
         self.label_names = tuple(labels)
         self.rows: list[tuple[Sequence[str], float]] = []
         self._text: bytes | None = None
+        self._gzip: bytes | None = None
 
     def add(self, values: Sequence[str], value: float) -> None:
         self.rows.append((values, value))
-        self._text = None
+        self._text = self._gzip = None
 
     @property  # type: ignore[override]
     def samples(self) -> list[Sample]:
@@ -103,43 +105,155 @@ class RowsFamily(Metric):
         return self._text
 
     def _render(self) -> str:
-        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        head = f"# HELP {self.name} {doc}\n# TYPE {self.name} gauge\n"
-        order = sorted(range(len(self.label_names)), key=self.label_names.__getitem__)
-        if not order:
-            return head + "".join(f"{self.name} {floatToGoString(v)}\n" for _, v in self.rows)
-        # One format string per family: name{a="{0}",b="{1}"} - filled per row.
-        parts = ",".join(f'{self.label_names[i]}="{{{n}}}"' for n, i in enumerate(order))
-        template = (self.name + "{{" + parts + "}} ").format
-        seen: dict[str, str] = {}  # unit paths and rule ids repeat: escape each once
-        lines = []
-        for values, value in self.rows:
-            escaped = []
-            for i in order:
-                v = values[i]
-                e = seen.get(v)
-                if e is None:
-                    e = seen[v] = escape(v)
-                escaped.append(e)
-            lines.append(f"{template(*escaped)}{floatToGoString(value)}\n")
-        return head + "".join(lines)
+        return family_head(self.name, self.documentation).decode("utf-8") + \
+            render_lines(self.name, self.label_names, self.rows)
+
+    def gzip(self) -> bytes:
+        """text() as one gzip member, built once."""
+        if self._gzip is None:
+            self._gzip = gzip_member(self.text())
+        return self._gzip
 
 
-def exposition(families: Iterable[Metric]) -> list[bytes]:
-    """Text of metric families as chunks: RowsFamily from its own text (kept while the
-    family is cached, so a steady scrape copies bytes only), others via prometheus_client."""
+def family_head(name: str, documentation: str) -> bytes:
+    doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {name} {doc}\n# TYPE {name} gauge\n".encode()
+
+
+def render_lines(name: str, label_names: Sequence[str],
+                 rows: Iterable[tuple[Sequence[str], float]]) -> str:
+    """Sample lines like prometheus_client's generate_latest: labels sorted by name,
+    values through floatToGoString."""
+    order = sorted(range(len(label_names)), key=label_names.__getitem__)
+    if not order:
+        return "".join(f"{name} {floatToGoString(v)}\n" for _, v in rows)
+    # One format string per family: name{a="{0}",b="{1}"} - filled per row.
+    parts = ",".join(f'{label_names[i]}="{{{n}}}"' for n, i in enumerate(order))
+    template = (name + "{{" + parts + "}} ").format
+    seen: dict[str, str] = {}  # unit paths and rule ids repeat: escape each once
+    lines = []
+    for values, value in rows:
+        escaped = []
+        for i in order:
+            v = values[i]
+            e = seen.get(v)
+            if e is None:
+                e = seen[v] = escape(v)
+            escaped.append(e)
+        lines.append(f"{template(*escaped)}{floatToGoString(value)}\n")
+    return "".join(lines)
+
+
+def gzip_member(data: bytes) -> bytes:
+    """`data` as one gzip member. Members concatenate into one valid gzip stream (RFC 1952
+    2.2; Go's reader, which Prometheus uses, reads them all), so cached parts are
+    compressed once and a response only joins them. Level 1: the text repeats itself so
+    much that higher levels save little and cost several times the CPU."""
+    return zlib.compress(data, 1, wbits=31)
+
+
+class Block:
+    """A part of a BlocksFamily: rows of label values, rendered and compressed once."""
+
+    __slots__ = ("rows", "text")
+
+    def __init__(self, rows: list[tuple[Sequence[str], float]]) -> None:
+        self.rows = rows
+        self.text: bytes | None = None
+
+
+EMPTY_BLOCK = Block([])
+EMPTY_BLOCK.text = b""
+
+
+class _Segment:
+    __slots__ = ("blocks", "text", "gz")
+
+    def __init__(self, blocks: tuple[Block, ...], text: bytes) -> None:
+        self.blocks = blocks
+        self.text = text
+        self.gz: bytes | None = None
+
+
+class BlocksFamily(Metric):
+    """A gauge family made of blocks in a fixed order (for example unit x rule), so that a
+    change rebuilds only the blocks it touched.
+
+    Consecutive blocks are grouped in segments of `per_segment`; a segment whose blocks
+    are the same objects as in the `previous` family is reused with its text and gzip
+    member, so a small change re-renders and re-compresses a few segments only. The
+    text is what RowsFamily renders for the same rows in the same order.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str],
+                 blocks: Sequence[Block], per_segment: int,
+                 previous: BlocksFamily | None = None) -> None:
+        super().__init__(name, documentation, "gauge")
+        self.label_names = tuple(labels)
+        self.blocks = list(blocks)
+        self._head = family_head(name, documentation)
+        old = previous._segments if previous is not None and \
+            previous.label_names == self.label_names else []
+        self._segments: list[_Segment] = []
+        for n, start in enumerate(range(0, len(self.blocks), per_segment)):
+            part = tuple(self.blocks[start:start + per_segment])
+            reuse = old[n] if n < len(old) else None
+            if reuse is not None and len(reuse.blocks) == len(part) and all(
+                    a is b for a, b in zip(reuse.blocks, part, strict=True)):
+                self._segments.append(reuse)
+                continue
+            for block in part:
+                if block.text is None:
+                    block.text = render_lines(self.name, self.label_names,
+                                              block.rows).encode("utf-8")
+            self._segments.append(_Segment(part, b"".join(b.text or b"" for b in part)))
+        self._text: bytes | None = None
+
+    @property  # type: ignore[override]
+    def samples(self) -> list[Sample]:
+        names, name = self.label_names, self.name
+        return [Sample(name, dict(zip(names, values, strict=True)), value, None, None)
+                for block in self.blocks for values, value in block.rows]
+
+    @samples.setter
+    def samples(self, _value: list[Sample]) -> None:
+        pass  # Metric.__init__ sets an empty list; the blocks hold the samples
+
+    def text(self) -> bytes:
+        if self._text is None:
+            self._text = b"".join([self._head, *(s.text for s in self._segments)])
+        return self._text
+
+    def gzip(self) -> bytes:
+        parts = [gzip_member(self._head)]
+        for segment in self._segments:
+            if segment.gz is None:
+                segment.gz = gzip_member(segment.text) if segment.text else b""
+            parts.append(segment.gz)
+        return b"".join(parts)
+
+
+def exposition(families: Iterable[Metric], gzip: bool = False) -> list[bytes]:
+    """Text of metric families as chunks: RowsFamily and BlocksFamily from their own text
+    (kept while the family is cached, so a steady scrape copies bytes only), others via
+    prometheus_client. With `gzip`, gzip members: cached ones for the kept families, the
+    small others compressed now."""
     out: list[bytes] = []
     plain: list[Metric] = []
+
+    def flush_plain() -> None:
+        if plain:
+            text = generate_latest(_Families(plain))
+            out.append(gzip_member(text) if gzip else text)
+            plain.clear()
+
     for family in families:
-        if isinstance(family, RowsFamily):
-            if plain:
-                out.append(generate_latest(_Families(plain)))
-                plain = []
-            out.append(family.text())
+        if isinstance(family, (RowsFamily, BlocksFamily)):
+            flush_plain()
+            out.append(family.gzip() if gzip else family.text())
         else:
             plain.append(family)
-    if plain:
-        out.append(generate_latest(_Families(plain)))
+    flush_plain()
     return out
 
 
@@ -238,16 +352,15 @@ _AGENT_VERSIONS: WeakKeyDictionary[Engine, Memo] = WeakKeyDictionary()
 
 def machines_by_status(stale_after: timedelta) -> Callable[[Connection, datetime],
                                                            Iterable[Metric]]:
-    cache = Memo()
+    cache, per_unit = Memo(), Memo()
 
-    def build(conn: Connection, units_: list[Unit], stale: tuple[StaleMachine, ...]
+    def build(units_: list[Unit], totals: dict[int, int], stale: tuple[StaleMachine, ...]
               ) -> RowsFamily:
         counts: dict[tuple[int, Any], float] = {}
         for machine in stale:
             key = (machine.unit_id, "stale")
             counts[key] = counts.get(key, 0) + 1
-        for unit_id, n in conn.execute(select(machines.c.unit_id, func.count())
-                                       .group_by(machines.c.unit_id)):
+        for unit_id, n in totals.items():
             counts[(unit_id, "active")] = n - counts.get((unit_id, "stale"), 0)
         total = rollup(units_, counts)
         family = RowsFamily("kiemke_machines", "Machines by reporting status; a unit "
@@ -261,9 +374,12 @@ def machines_by_status(stale_after: timedelta) -> Callable[[Connection, datetime
     def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
         units_ = scrape_units(conn)
         stale = stale_machines(conn, now - stale_after)
-        key = (change_versions(conn)[MACHINES], units_,
-               tuple((m.machine_id, m.unit_id) for m in stale))
-        yield cache.get(key, lambda: build(conn, list(units_), stale))
+        # Machines per unit move with the MACHINES version only; the stale set moves with
+        # the clock: a machine turning stale costs the small rollup, not the GROUP BY.
+        totals = per_unit.get(change_versions(conn)[MACHINES], lambda: dict(conn.execute(
+            select(machines.c.unit_id, func.count()).group_by(machines.c.unit_id)).all()))
+        key = (totals, units_, tuple((m.machine_id, m.unit_id) for m in stale))
+        yield cache.get(key, lambda: build(list(units_), totals, stale))
 
     return provider
 
@@ -323,8 +439,8 @@ class DatabaseCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self.families()
 
-    def exposition(self) -> list[bytes]:
-        return exposition(self.families())
+    def exposition(self, gzip: bool = False) -> list[bytes]:
+        return exposition(self.families(), gzip)
 
 
 class _IngestCollector:
@@ -338,9 +454,10 @@ class _IngestCollector:
         yield from self.ingest.latency.collect()
 
 
-def render_metrics(ext: Any) -> bytes:
+def render_metrics(ext: Any, gzip: bool = False) -> bytes:
     """The body of GET /metrics: the ingest counters (merged over gunicorn workers in
-    multiprocess mode) followed by the database families."""
+    multiprocess mode) followed by the database families; with `gzip`, the same text as
+    a gzip stream of several members (Content-Encoding: gzip)."""
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         counters = CollectorRegistry()
@@ -348,7 +465,7 @@ def render_metrics(ext: Any) -> bytes:
         head = generate_latest(counters)
     else:
         head = generate_latest(_IngestCollector(ext.ingest_metrics))  # type: ignore[arg-type]
-    return b"".join([head, *ext.db_collector.exposition()])
+    return b"".join([gzip_member(head) if gzip else head, *ext.db_collector.exposition(gzip)])
 
 
 class IngestMetrics:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kiemke import __version__
@@ -45,5 +45,12 @@ def readyz():
 def metrics():
     # Ingest counters (merged over gunicorn workers in multiprocess mode) + the database
     # families, whose text is kept per process while the database has not changed.
-    return Response(render_metrics(current_app.extensions["kiemke"]),
+    # Prometheus always accepts gzip: the body is then cached gzip members joined (about
+    # 13 times smaller at 100,000 machines); plain text for clients that do not.
+    gzip = request.accept_encodings.quality("gzip") > 0
+    resp = Response(render_metrics(current_app.extensions["kiemke"], gzip=gzip),
                     mimetype=CONTENT_TYPE_LATEST)
+    if gzip:
+        resp.headers["Content-Encoding"] = "gzip"
+    resp.vary.add("Accept-Encoding")
+    return resp

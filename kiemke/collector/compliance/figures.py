@@ -9,7 +9,7 @@ the daily history, so all three show the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +37,7 @@ class Figures:
         return table.get((unit_id, rule_id), EMPTY)
 
 
-def _nest(flat: dict[tuple[int, Any], float]) -> dict[tuple[int, str], dict[str, int]]:
+def nest(flat: dict[tuple[int, Any], float]) -> dict[tuple[int, str], dict[str, int]]:
     out: dict[tuple[int, str], dict[str, int]] = {}
     for (unit_id, (rule_id, result)), n in flat.items():
         if n:
@@ -48,43 +48,61 @@ def _nest(flat: dict[tuple[int, Any], float]) -> dict[tuple[int, str], dict[str,
     return out
 
 
-def compute(conn: Connection, ruleset: RuleSet, now: datetime, stale_after: timedelta,
-            units_: list[Unit] | None = None) -> Figures:
-    units_ = all_units(conn) if units_ is None else units_
+Direct = dict[tuple[int, Any], float]  # (unit_id, (rule_id, result)) -> n, one unit
+
+
+def direct_counts(conn: Connection, ruleset: RuleSet, cutoff: datetime,
+                  unit_ids: Collection[int] | None = None) -> tuple[Direct, Direct, Direct]:
+    """Direct (not rolled up) counts: active machines per machine-rule result, stale
+    machines left out per machine rule (result ""), offices per unit-rule result.
+
+    `unit_ids`: only these units (what /metrics re-reads after a change), else all.
+    """
     machine_rules = {r.id for r in ruleset.machine_rules}
-    direct: dict[tuple[int, Any], float] = {}
-    for unit_id, rule_id, result, n in conn.execute(
-            select(rule_counts.c.unit_id, rule_counts.c.rule_id, rule_counts.c.result,
-                   rule_counts.c.n).where(rule_counts.c.n != 0)):
+    direct: Direct = {}
+    counts_query = select(rule_counts.c.unit_id, rule_counts.c.rule_id, rule_counts.c.result,
+                          rule_counts.c.n).where(rule_counts.c.n != 0)
+    # Stale machines first (few), then their results by primary key; unit_id IN (...)
+    # lets the (unit_id, last_seen) index answer this.
+    stale_units = select(units.c.id) if unit_ids is None else sorted(unit_ids)
+    stale_query = (
+        select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
+               func.count())
+        .where(rule_results.c.machine_id.in_(select(machines.c.machine_id).where(
+            machines.c.unit_id.in_(stale_units), machines.c.last_seen < cutoff)))
+        .group_by(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result))
+    unit_query = select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
+                        unit_rule_results.c.result)
+    if unit_ids is not None:
+        wanted = sorted(unit_ids)
+        counts_query = counts_query.where(rule_counts.c.unit_id.in_(wanted))
+        stale_query = stale_query.where(rule_results.c.unit_id.in_(wanted))
+        unit_query = unit_query.where(unit_rule_results.c.unit_id.in_(wanted))
+    for unit_id, rule_id, result, n in conn.execute(counts_query):
         if rule_id in machine_rules:
             direct[(unit_id, (rule_id, result))] = n
-    stale_direct: dict[tuple[int, Any], float] = {}
-    cutoff = now - stale_after
-    for unit_id, rule_id, result, n in conn.execute(
-            select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
-                   func.count())
-            # Stale machines first (few), then their results by primary key.
-            .where(rule_results.c.machine_id.in_(
-                # unit_id IN (...) lets the (unit_id, last_seen) index answer this.
-                select(machines.c.machine_id).where(
-                    machines.c.unit_id.in_(select(units.c.id)),
-                    machines.c.last_seen < cutoff)))
-            .group_by(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result)):
+    stale_direct: Direct = {}
+    for unit_id, rule_id, result, n in conn.execute(stale_query):
         if rule_id in machine_rules:
             key = (unit_id, (rule_id, result))
             direct[key] = direct.get(key, 0) - n
             stale_direct[(unit_id, (rule_id, ""))] = stale_direct.get(
                 (unit_id, (rule_id, "")), 0) + n
-    stale = {(u, r): int(n) for (u, (r, _)), n in rollup(units_, stale_direct).items() if n}
     unit_rules = {r.id for r in ruleset.unit_rules}
-    unit_direct: dict[tuple[int, Any], float] = {}
-    for unit_id, rule_id, result in conn.execute(
-            select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
-                   unit_rule_results.c.result)):
+    unit_direct: Direct = {}
+    for unit_id, rule_id, result in conn.execute(unit_query):
         if rule_id in unit_rules:
             unit_direct[(unit_id, (rule_id, result))] = 1
-    return Figures(units_, _nest(rollup(units_, direct)), stale,
-                   _nest(rollup(units_, unit_direct)))
+    return direct, stale_direct, unit_direct
+
+
+def compute(conn: Connection, ruleset: RuleSet, now: datetime, stale_after: timedelta,
+            units_: list[Unit] | None = None) -> Figures:
+    units_ = all_units(conn) if units_ is None else units_
+    direct, stale_direct, unit_direct = direct_counts(conn, ruleset, now - stale_after)
+    stale = {(u, r): int(n) for (u, (r, _)), n in rollup(units_, stale_direct).items() if n}
+    return Figures(units_, nest(rollup(units_, direct)), stale,
+                   nest(rollup(units_, unit_direct)))
 
 
 def summary(counts: Mapping[str, int], target: float) -> dict[str, Any]:

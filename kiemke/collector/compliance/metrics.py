@@ -5,22 +5,35 @@ is unchanged: the change versions (kiemke/collector/changes.py, bumped in the wr
 transactions), the unit tree and the set of stale machines (read on every scrape: a
 machine turns stale with the clock, without any write). Every gunicorn worker and
 collector instance sharing a database therefore exports the same values.
+
+The large families are kept as blocks of unit x rule (metrics.BlocksFamily). A change
+rebuilds only the blocks it touched: the compliance change log names the unit x rule
+blocks each version changed, and a machine turning stale (or reporting again) touches its
+unit's blocks. Only what the log cannot tell (a recount, a full re-evaluation, a pruned
+log), a unit tree change or, for the per-machine series, a renamed, moved or removed
+machine (the MACHINE_LABELS topic) rebuilds a whole family.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection, select
+from sqlalchemy.sql import ColumnElement
 
-from kiemke.collector.changes import COMPLIANCE, MACHINES
-from kiemke.collector.compliance.figures import compute
+from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS, compliance_changes_after
+from kiemke.collector.compliance.figures import Direct, direct_counts, nest
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
 from kiemke.collector.metrics import (
+    EMPTY_BLOCK,
     UNIT_LABELS,
+    Block,
+    BlocksFamily,
     Memo,
     RowsFamily,
     StaleMachine,
@@ -29,7 +42,7 @@ from kiemke.collector.metrics import (
     stale_machines,
     unit_labels,
 )
-from kiemke.collector.units import Unit
+from kiemke.collector.units import Unit, ancestors_map
 from kiemke.compliance import RESULTS, RuleSet, ratio
 
 ALWAYS = ("pass", "fail", "unknown")
@@ -60,80 +73,183 @@ def rule_definitions(ruleset: RuleSet) -> Provider:
     return provider
 
 
+
+class _Changes:
+    """What changed since a provider's last build: the blocks to rebuild, or everything."""
+
+    def __init__(self) -> None:
+        self.key: Any = None  # what forces a full rebuild when it moves
+        self.version = -1  # the COMPLIANCE version the blocks reflect
+        self.stale: dict[str, int] = {}  # machine_id -> unit_id, as of the build
+
+    def since(self, conn: Connection, key: Any, stale: tuple[StaleMachine, ...],
+              rule_ids: Collection[str]) -> tuple[bool, set[tuple[int, str]]]:
+        """(full rebuild?, dirty (unit_id, rule_id) blocks); remembers the new state."""
+        version = change_versions(conn)[COMPLIANCE]
+        now_stale = {m.machine_id: m.unit_id for m in stale}
+        full = key != self.key
+        dirty: set[tuple[int, str]] = set()
+        if not full and version != self.version:
+            logged = compliance_changes_after(conn, self.version, version)
+            if logged is None:
+                full = True
+            else:
+                dirty = logged
+        if not full and now_stale != self.stale:
+            moved = {u for m, u in now_stale.items() if self.stale.get(m) != u}
+            moved |= {u for m, u in self.stale.items() if now_stale.get(m) != u}
+            dirty |= {(u, r) for u in moved for r in rule_ids}
+        self.key, self.version, self.stale = key, version, now_stale
+        return full, dirty
+
+
 def rule_compliance(ruleset: RuleSet, stale_after: timedelta) -> Provider:
     """Ratios and result counts per unit x rule, rolled up over the tree."""
-    cache = Memo()
-
-    def build(conn: Connection, now: datetime, units_: list[Unit]) -> list[Metric]:
-        figures = compute(conn, ruleset, now, stale_after, units_)
-        ratio_family = RowsFamily(
-            "kiemke_rule_compliance_ratio",
-            "pass / (pass + fail + unknown) over active machines (machine rules) or offices "
-            "(unit rules) of the unit and its descendants", ["rule", *UNIT_LABELS])
-        machines_family = RowsFamily(
-            "kiemke_rule_machines", "Active machines of the unit and its descendants per "
-            "rule result", ["rule", *UNIT_LABELS, "result"])
-        units_family = RowsFamily(
-            "kiemke_rule_units", "Offices of the unit's subtree (itself included) per "
-            "unit-rule result", ["rule", *UNIT_LABELS, "result"])
-        # Series stay bounded by units x rules: a unit with nothing to count for a rule
-        # exports nothing for it; otherwise pass, fail and unknown are always exported
-        # (the gap recording rule subtracts them) and other results only when non-zero.
-        for unit in figures.units:
-            labels = unit_labels(unit)
-            for rule in ruleset.rules:
-                counts = figures.counts(unit.id, rule.id, rule.kind)
-                if not counts:
-                    continue
-                family = units_family if rule.kind == "unit" else machines_family
-                for result in RESULTS:
-                    n = counts.get(result, 0)
-                    if n or result in ALWAYS:
-                        family.add([rule.id, *labels, result], n)
-                value = ratio(counts)
-                if value is not None:  # nothing to measure: no series rather than NaN
-                    ratio_family.add([rule.id, *labels], value)
-        for family in (ratio_family, machines_family, units_family):
-            family.text()  # rendered once, while cached
-        return [ratio_family, machines_family, units_family]
+    state = _FiguresState(ruleset)
+    lock = threading.Lock()
 
     def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
         units_ = scrape_units(conn)
         stale = stale_machines(conn, now - stale_after)
-        key = (change_versions(conn)[COMPLIANCE], units_,
-               tuple((m.machine_id, m.unit_id) for m in stale))
-        yield from cache.get(key, lambda: build(conn, now, list(units_)))
+        with lock:
+            families = state.families(conn, now - stale_after, units_, stale)
+        yield from families
 
     return provider
 
 
+class _FiguresState:
+    """kiemke_rule_compliance_ratio, kiemke_rule_machines and kiemke_rule_units, kept as
+    blocks per unit x rule with the direct and rolled-up counts behind them.
+
+    A changed (unit, rule) re-reads that unit's direct counts and moves the rolled-up
+    counts of the unit and its ancestors by the difference, so only their blocks are
+    rendered again.
+    """
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.kinds = {r.id: r.kind for r in ruleset.rules}
+        self.changes = _Changes()
+        self.direct: dict[tuple[int, str], dict[str, int]] = {}
+        self.rolled: dict[tuple[int, str], dict[str, int]] = {}
+        self.blocks: dict[tuple[int, str], tuple[Block, Block]] = {}  # (ratio, counts)
+        self.chains: dict[int, list[int]] = {}
+        self.out: list[Metric] = []
+
+    def families(self, conn: Connection, cutoff: datetime, units_: tuple[Unit, ...],
+                 stale: tuple[StaleMachine, ...]) -> list[Metric]:
+        full, dirty = self.changes.since(conn, units_, stale, list(self.kinds))
+        if full:
+            self.chains = ancestors_map(units_)
+            self.direct = self._read(conn, cutoff, None)
+            self.rolled = _rolled(self.direct, self.chains)
+            self.blocks = {}
+            self._render(units_, set(self.rolled))
+            return self.out
+        dirty = {(u, r) for u, r in dirty if r in self.kinds}
+        if not dirty:
+            return self.out
+        fresh = self._read(conn, cutoff, {u for u, _ in dirty})
+        touched: set[tuple[int, str]] = set()
+        for unit_id, rule_id in dirty:
+            old = self.direct.pop((unit_id, rule_id), {})
+            new = fresh.get((unit_id, rule_id), {})
+            if new:
+                self.direct[(unit_id, rule_id)] = new
+            if old == new:
+                continue
+            for ancestor in self.chains.get(unit_id, [unit_id]):
+                key = (ancestor, rule_id)
+                touched.add(key)
+                counts = dict(self.rolled.get(key, {}))
+                for result in set(old) | set(new):
+                    n = counts.get(result, 0) + new.get(result, 0) - old.get(result, 0)
+                    if n:
+                        counts[result] = n
+                    else:
+                        counts.pop(result, None)
+                if counts:
+                    self.rolled[key] = counts
+                else:
+                    self.rolled.pop(key, None)
+        if touched:
+            self._render(units_, touched)
+        return self.out
+
+    def _read(self, conn: Connection, cutoff: datetime, unit_ids: set[int] | None
+              ) -> dict[tuple[int, str], dict[str, int]]:
+        direct, _stale, unit_direct = direct_counts(conn, self.ruleset, cutoff, unit_ids)
+        return {**nest(direct), **nest(unit_direct)}
+
+    def _render(self, units_: tuple[Unit, ...], keys: set[tuple[int, str]]) -> None:
+        paths = {u.id: u for u in units_}
+        for key in keys:
+            unit = paths.get(key[0])
+            counts = self.rolled.get(key)
+            if unit is None or not counts:
+                self.blocks.pop(key, None)
+                continue
+            labels = unit_labels(unit)
+            rule_id = key[1]
+            # Series stay bounded by units x rules: a unit with nothing to count for a
+            # rule exports nothing for it; otherwise pass, fail and unknown are always
+            # exported (the gap recording rule subtracts them) and other results only
+            # when non-zero.
+            rows = [([rule_id, *labels, result], counts.get(result, 0)) for result in RESULTS
+                    if result in ALWAYS or counts.get(result, 0)]
+            value = ratio(counts)  # nothing to measure: no series rather than NaN
+            self.blocks[key] = (Block([] if value is None else [([rule_id, *labels], value)]),
+                                Block(rows))
+        previous = {f.name: f for f in self.out if isinstance(f, BlocksFamily)}
+        order = [(u.id, r.id, r.kind) for u in units_ for r in self.ruleset.rules]
+        ratios, machine_rows, unit_rows = [], [], []
+        for unit_id, rule_id, kind in order:
+            pair = self.blocks.get((unit_id, rule_id))
+            ratio_block, count_block = pair if pair is not None else (EMPTY_BLOCK, EMPTY_BLOCK)
+            ratios.append(ratio_block)
+            machine_rows.append(EMPTY_BLOCK if kind == "unit" else count_block)
+            unit_rows.append(count_block if kind == "unit" else EMPTY_BLOCK)
+
+        def family(name: str, doc: str, labels: list[str], blocks: list[Block]
+                   ) -> BlocksFamily:
+            return BlocksFamily(name, doc, labels, blocks, FIGURE_SEGMENT, previous.get(name))
+
+        self.out = [
+            family("kiemke_rule_compliance_ratio",
+                   "pass / (pass + fail + unknown) over active machines (machine rules) or "
+                   "offices (unit rules) of the unit and its descendants",
+                   ["rule", *UNIT_LABELS], ratios),
+            family("kiemke_rule_machines", "Active machines of the unit and its descendants "
+                   "per rule result", ["rule", *UNIT_LABELS, "result"], machine_rows),
+            family("kiemke_rule_units", "Offices of the unit's subtree (itself included) per "
+                   "unit-rule result", ["rule", *UNIT_LABELS, "result"], unit_rows),
+        ]
+
+
+# Blocks per gzip segment: a change re-renders its blocks and re-compresses their
+# segments only (a unit's rules for the figures, ~60 kB of text; a rule's machines of a
+# few units for the failing series).
+FIGURE_SEGMENT = 64
+FAILING_SEGMENT = 16
+
+
+def _rolled(direct: dict[tuple[int, str], dict[str, int]], chains: dict[int, list[int]]
+            ) -> dict[tuple[int, str], dict[str, int]]:
+    flat: Direct = {}
+    for (unit_id, rule_id), counts in direct.items():
+        for ancestor in chains.get(unit_id, [unit_id]):
+            for result, n in counts.items():
+                key = (ancestor, (rule_id, result))
+                flat[key] = flat.get(key, 0) + n
+    return nest(flat)
+
+
 def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
     """kiemke_machine_rule_failing (active machines only) and kiemke_machine_stale."""
-    failing_cache, stale_cache = Memo(), Memo()
-
-    def build_failing(conn: Connection, now: datetime, units_: tuple[Unit, ...]
-                      ) -> RowsFamily:
-        paths = {u.id: u.path for u in units_}
-        cutoff = now - stale_after
-        failing = RowsFamily(
-            "kiemke_machine_rule_failing",
-            "A machine failing a rule; value = unix time the failure began",
-            ["machine_id", "hostname", "unit", "rule", "severity", "reason"])
-        add = failing.rows.append
-        for rule in ruleset.machine_rules:
-            # One query per rule uses the (rule_id, result) index.
-            rows = conn.execute(
-                select(rule_results.c.machine_id, machines.c.hostname, rule_results.c.unit_id,
-                       rule_results.c.reason, rule_results.c.since)
-                .join(machines, machines.c.machine_id == rule_results.c.machine_id)
-                .where(rule_results.c.rule_id == rule.id, rule_results.c.result == "fail",
-                       machines.c.last_seen >= cutoff))
-            rule_id, severity = rule.id, rule.severity
-            for mid, hostname, unit_id, reason, since in rows:
-                add(((mid, hostname, paths.get(unit_id, ""), rule_id, severity, reason or ""),
-                     since.timestamp()))
-        failing.text()
-        return failing
+    failing = _FailingState(ruleset)
+    stale_cache = Memo()
+    lock = threading.Lock()
 
     def build_stale(stale: tuple[StaleMachine, ...], units_: tuple[Unit, ...]) -> RowsFamily:
         paths = {u.id: u.path for u in units_}
@@ -150,9 +266,82 @@ def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
     def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
         units_ = scrape_units(conn)
         stale = stale_machines(conn, now - stale_after)
-        cv = change_versions(conn)
-        key = (cv[COMPLIANCE], cv[MACHINES], units_, tuple(m.machine_id for m in stale))
-        yield failing_cache.get(key, lambda: build_failing(conn, now, units_))
+        with lock:
+            family = failing.family(conn, now - stale_after, units_, stale)
+        yield family
         yield stale_cache.get((stale, units_), lambda: build_stale(stale, units_))
 
     return provider
+
+
+class _FailingState:
+    """kiemke_machine_rule_failing as blocks per rule x unit (rule-major, units in tree
+    order), each holding that unit's active failing machines of the rule."""
+
+    LABELS = ("machine_id", "hostname", "unit", "rule", "severity", "reason")
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.rules = list(ruleset.machine_rules)
+        self.changes = _Changes()
+        self.blocks: dict[tuple[str, int], Block] = {}
+        self.out: BlocksFamily | None = None
+
+    def family(self, conn: Connection, cutoff: datetime, units_: tuple[Unit, ...],
+               stale: tuple[StaleMachine, ...]) -> BlocksFamily:
+        key = (units_, change_versions(conn)[MACHINE_LABELS])
+        full, dirty = self.changes.since(conn, key, stale, [r.id for r in self.rules])
+        paths = {u.id: u.path for u in units_}
+        if full:
+            self.blocks = {}
+            for rule in self.rules:
+                self._read(conn, cutoff, rule, paths, None)
+        else:
+            wanted: dict[str, set[int]] = {}
+            for unit_id, rule_id in dirty:
+                wanted.setdefault(rule_id, set()).add(unit_id)
+            for rule in self.rules:
+                if rule.id in wanted:
+                    self._read(conn, cutoff, rule, paths, wanted[rule.id])
+            if self.out is not None and not any(r.id in wanted for r in self.rules):
+                return self.out
+        # Results filed under a unit that no longer exists keep an empty unit label.
+        known = set(paths)
+        order = [*paths, *sorted({u for _, u in self.blocks if u not in known})]
+        blocks = [self.blocks.get((rule.id, u), EMPTY_BLOCK)
+                  for rule in self.rules for u in order]
+        self.out = BlocksFamily(
+            "kiemke_machine_rule_failing",
+            "A machine failing a rule; value = unix time the failure began", self.LABELS,
+            blocks, FAILING_SEGMENT, self.out)
+        return self.out
+
+    def _read(self, conn: Connection, cutoff: datetime, rule: Any, paths: dict[int, str],
+              unit_ids: set[int] | None) -> None:
+        """(Re)build the rule's blocks of `unit_ids` (all units when None)."""
+        cond: list[ColumnElement[bool]] = [
+            rule_results.c.rule_id == rule.id, rule_results.c.result == "fail",
+            machines.c.last_seen >= cutoff]
+        found: dict[int, list[tuple[list[str], float]]] = {}
+        batches: list[list[int] | None] = [None]
+        if unit_ids is not None:
+            ids = sorted(unit_ids)
+            batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]
+            for unit_id in ids:
+                self.blocks.pop((rule.id, unit_id), None)
+        rule_id, severity = rule.id, rule.severity
+        for batch in batches:
+            where = cond if batch is None else [*cond, rule_results.c.unit_id.in_(batch)]
+            # The (rule_id, result, unit_id) index: only these units' entries are read.
+            for unit_id, mid, hostname, reason, since in conn.execute(
+                    select(rule_results.c.unit_id, rule_results.c.machine_id,
+                           machines.c.hostname, rule_results.c.reason, rule_results.c.since)
+                    .join(machines, machines.c.machine_id == rule_results.c.machine_id)
+                    .where(*where)):
+                rows = found.get(unit_id)
+                if rows is None:
+                    rows = found[unit_id] = []
+                rows.append(([mid, hostname, paths.get(unit_id, ""), rule_id, severity,
+                              reason or ""], since.timestamp()))
+        for unit_id, rows in found.items():
+            rows.sort(key=lambda row: row[0][0])  # by machine id: the same text everywhere
+            self.blocks[(rule_id, unit_id)] = Block(rows)

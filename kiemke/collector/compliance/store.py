@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kiemke.collector.changes import COMPLIANCE, bump
+from kiemke.collector.changes import COMPLIANCE, bump, bump_compliance
 from kiemke.collector.db.compliance_tables import (
     rule_counts,
     rule_results,
@@ -166,7 +166,10 @@ class ResultWriter:
             add_counts(conn, self.deltas)
         written = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
         if written:  # after the rule_counts rows: the lock order of every writer
-            bump(conn, COMPLIANCE)
+            # The unit x rule blocks changed, for /metrics: every count key, plus the
+            # rows whose reason alone changed.
+            bump_compliance(conn, {(u, r) for u, r, _ in self.deltas}
+                            | {(row["u"], row["r"]) for row in self.touched})
         self.inserts, self.changed, self.touched, self.deleted = [], [], [], []
         self.deltas = Counter()
         return written
@@ -211,7 +214,7 @@ def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> boo
     conn.execute(update(rule_results).where(rule_results.c.machine_id == machine_id)
                  .values(unit_id=unit_id))
     add_counts(conn, deltas)
-    bump(conn, COMPLIANCE)
+    bump_compliance(conn, {(u, r) for u, r, _ in deltas})
     return True
 
 
@@ -224,7 +227,8 @@ def write_unit_results(conn: Connection, unit_id: int, new: Mapping[str, Outcome
     gone = [r for r in old if r not in new]
     if gone or any(old.get(r) != new[r] for r in new):
         # Before the unit rows, as ingest takes it before them (after rule_counts).
-        bump(conn, COMPLIANCE)
+        bump_compliance(conn, [(unit_id, r) for r in {*gone, *new}
+                               if r in gone or old.get(r) != new[r]])
     written = 0
     for rule_id in sorted(new):
         result, reason = new[rule_id]
