@@ -33,16 +33,23 @@ def _powershell(script: str, timeout: float) -> str:
     return run(argv, timeout=timeout)
 
 
-def parse_cim_json(text: str) -> list[dict[str, Any]]:
-    """ConvertTo-Json prints nothing for no instances, an object for one, a list for more."""
+def _load_json(text: str, what: str) -> Any:
+    """PowerShell's JSON output; None when it printed nothing (ConvertTo-Json of nothing)."""
     text = text.strip().lstrip("\ufeff")
     if not text:
-        return []
+        return None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CollectorError("failed", f"PowerShell returned output that is not JSON: {exc}") \
+        raise CollectorError("failed", f"{what} returned output that is not JSON: {exc}") \
             from exc
+
+
+def parse_cim_json(text: str) -> list[dict[str, Any]]:
+    """ConvertTo-Json prints nothing for no instances, an object for one, a list for more."""
+    data = _load_json(text, "PowerShell")
+    if data is None:
+        return []
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list) and all(isinstance(x, dict) for x in data):
@@ -143,14 +150,9 @@ def registry_subkeys(key: str, timeout: float = 10.0) -> list[str]:
 
 def parse_string_list(text: str, what: str) -> list[str]:
     """ConvertTo-Json of strings: nothing, one string, or a list of strings."""
-    text = text.strip().lstrip("\ufeff")
-    if not text:
+    data = _load_json(text, what)
+    if data is None:
         return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CollectorError("failed", f"{what} returned output that is not JSON: {exc}") \
-            from exc
     if isinstance(data, str):
         data = [data]
     if not isinstance(data, list):
