@@ -117,3 +117,22 @@ def test_linux_run_reads_this_machine(collected: dict) -> None:
     os_ = collected["linux"]["os"]
     assert os_["family"] == "linux"
     assert os_["kernel"] == __import__("platform").uname().release
+
+
+@pytest.mark.parametrize("name", sorted(MODULES_REGISTERED := load_all()))
+def test_other_platforms_get_an_unsupported_error_not_a_crash(name: str,
+                                                              tmp_path: Path) -> None:
+    # The agent may run on a platform without a `<collector>_<platform>.py` half (macOS):
+    # the section must say so ("unsupported"), never raise anything else or guess.
+    ctx = Context(config=AgentConfig(state_dir=tmp_path), state_dir=tmp_path,
+                  platform="darwin", now=datetime(2026, 11, 22, tzinfo=timezone.utc))
+    collector = MODULES_REGISTERED[name]()
+    try:
+        section = collector.collect(ctx)
+    except CollectorError as exc:
+        assert exc.kind == "unsupported" and "darwin" in exc.message
+        return
+    # Collectors that still have something to say (identity: hostname, generated id).
+    schema = load_schema()
+    jsonschema.validate(section, {"$defs": schema["$defs"],
+                                  **schema["properties"][collector.section]})

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+from kiemke.agent.collectors.base import (
+    Collector,
+    CollectorError,
+    Context,
+    platform_module,
+    register,
+)
 from kiemke.agent.parsers.av_vendors import VendorConfigError, VendorTable, table_with_extras
 
 
@@ -36,10 +42,4 @@ class AntivirusCollector(Collector):
 
     def collect(self, ctx: Context) -> dict[str, Any]:
         table = vendor_table(ctx)
-        if ctx.platform == "windows":
-            from kiemke.agent.collectors import antivirus_windows
-            return antivirus_windows.collect(ctx, table)
-        if ctx.platform == "linux":
-            from kiemke.agent.collectors import antivirus_linux
-            return antivirus_linux.collect(ctx, table)
-        raise CollectorError("unsupported", f"antivirus facts are not collected on {ctx.platform}")
+        return platform_module("antivirus", ctx.platform, "antivirus facts").collect(ctx, table)

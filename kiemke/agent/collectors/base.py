@@ -9,11 +9,13 @@ stops the agent or the other collectors.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 ERROR_KINDS = ("timeout", "failed", "unsupported", "permission", "not_found")
@@ -46,6 +48,18 @@ def current_platform() -> str:
     if sys.platform == "darwin":
         return "darwin"
     return "other"
+
+
+PLATFORMS = ("linux", "windows")  # platforms with `<collector>_<platform>.py` modules
+
+
+def platform_module(collector: str, platform: str, what: str) -> ModuleType:
+    """The platform half of a collector (psutil's _pslinux/_pswindows split): the module
+    `kiemke.agent.collectors.<collector>_<platform>`; `what` names the facts for the
+    "unsupported" error on any other platform."""
+    if platform not in PLATFORMS:
+        raise CollectorError("unsupported", f"{what} are not read on {platform}")
+    return importlib.import_module(f"kiemke.agent.collectors.{collector}_{platform}")
 
 
 @dataclass

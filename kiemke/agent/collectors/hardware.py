@@ -22,7 +22,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+from kiemke.agent.collectors.base import (
+    Collector,
+    Context,
+    platform_module,
+    register,
+)
 
 FIRST_SEEN_FILE = "first_seen"
 # Evidence before this is a firmware with an unset clock or a placeholder.
@@ -95,13 +100,8 @@ class HardwareCollector(Collector):
     default_timeout = 20.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        if ctx.platform == "linux":
-            from kiemke.agent.collectors import hardware_linux as platform_module
-        elif ctx.platform == "windows":
-            from kiemke.agent.collectors import hardware_windows as platform_module
-        else:
-            raise CollectorError("unsupported", f"hardware facts are not read on {ctx.platform}")
-        reading: HardwareReading = platform_module.read(ctx)
+        impl = platform_module("hardware", ctx.platform, "hardware facts")
+        reading: HardwareReading = impl.read(ctx)
         facts = dict(reading.facts)
         virtual = facts.get("is_virtual") is True
         os_install = _iso_date((ctx.results.get("os") or {}).get("install_date"))

@@ -21,7 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kiemke.agent import probes
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+from kiemke.agent.collectors.base import (
+    Collector,
+    CollectorError,
+    Context,
+    platform_module,
+    register,
+)
 from kiemke.agent.probes import Probe
 
 BUDGET_SLACK = 1.0  # seconds on top of probe_timeout for the whole set of checks
@@ -228,13 +234,7 @@ def _internet_check(found: list[Probe], bad_specs: list[str],
 
 
 def _platform_facts(ctx: Context) -> dict[str, Any]:
-    if ctx.platform == "windows":
-        from kiemke.agent.collectors import network_windows as impl
-    elif ctx.platform == "linux":
-        from kiemke.agent.collectors import network_linux as impl  # type: ignore[no-redef]
-    else:
-        raise CollectorError("unsupported", f"network facts are not read on {ctx.platform}")
-    return impl.local_facts(ctx)
+    return platform_module("network", ctx.platform, "network facts").local_facts(ctx)
 
 
 @register

@@ -14,7 +14,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+from kiemke.agent.collectors.base import (
+    Collector,
+    Context,
+    platform_module,
+    register,
+)
 
 ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64",
                  "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "x86": "x86",
@@ -102,13 +107,7 @@ class OsCollector(Collector):
     default_timeout = 20.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        if ctx.platform == "linux":
-            from kiemke.agent.collectors import os_info_linux as platform_module
-        elif ctx.platform == "windows":
-            from kiemke.agent.collectors import os_info_windows as platform_module
-        else:
-            raise CollectorError("unsupported", f"OS facts are not read on {ctx.platform}")
-        facts, end = platform_module.read(ctx)
+        facts, end = platform_module("os_info", ctx.platform, "OS facts").read(ctx)
         facts["supported"] = support_status(end, ctx.now)
         facts["end_of_support"] = end.isoformat() if end else None
         if not facts.get("errors"):

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+from kiemke.agent.collectors.base import (
+    Collector,
+    Context,
+    platform_module,
+    register,
+)
 
 
 @register
@@ -19,13 +24,7 @@ class PrintersCollector(Collector):
     default_timeout = 15.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        if ctx.platform == "linux":
-            from kiemke.agent.collectors import printers_linux as platform_module
-        elif ctx.platform == "windows":
-            from kiemke.agent.collectors import printers_windows as platform_module
-        else:
-            raise CollectorError("unsupported", f"printers are not read on {ctx.platform}")
-        printers, errors = platform_module.read(ctx)
+        printers, errors = platform_module("printers", ctx.platform, "printers").read(ctx)
         section: dict[str, Any] = {"printers": printers[:64]}
         if errors:
             section["errors"] = errors[:32]

@@ -23,7 +23,7 @@ rule_results = Table(
     Column("reason", Text, nullable=True),
     Column("since", UTCDateTime, nullable=False),
     Column("evaluated_at", UTCDateTime, nullable=False),
-    Index("ix_rule_results_rule_id_result", "rule_id", "result"),
+    Index("ix_rule_results_rule_result_unit", "rule_id", "result", "unit_id"),
 )
 
 # One row per unit x unit rule, evaluated over the unit's own active machines.
