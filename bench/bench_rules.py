@@ -65,13 +65,13 @@ def main(machines: int = MACHINES) -> list[dict[str, Any]]:
     per_10 = fast * 10 / n_rules
     return [
         {"name": f"rules: {machines} machines x {n_rules} machine rules (results only)",
-         "value": round(fast, 3), "unit": "s", "budget": None, "ok": True},
+         "value": round(fast, 3), "unit": "s", "budget": None, "ok": None},
         {"name": f"rules: {machines} machines x 10 rules (scaled)", "value": round(per_10, 3),
          "unit": "s", "budget": BUDGET_S, "ok": per_10 <= BUDGET_S},
         {"name": "rules: evaluations per second", "value": round(machines * n_rules / fast),
-         "unit": "evals/s", "budget": None, "ok": True},
+         "unit": "evals/s", "budget": None, "ok": None},
         {"name": f"rules: {machines} machines with reasons (evaluate_machine)",
-         "value": round(full, 3), "unit": "s", "budget": None, "ok": True},
+         "value": round(full, 3), "unit": "s", "budget": None, "ok": None},
     ]
 
 

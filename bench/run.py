@@ -1,7 +1,8 @@
 """Run every benchmark under bench/ and print one table against the budget.
 
 A benchmark is a module bench/bench_<name>.py with `main() -> list[dict]`, rows
-{"name", "value", "unit", "budget", "ok"}. New modules are discovered automatically;
+{"name", "value", "unit", "budget", "ok"} (budget None and ok None for a figure
+reported for information only). New modules are discovered automatically;
 ORDER only fixes which run first. `bench/run.py ingest agent` runs the matching ones.
 Exit code 1 when any row misses its budget.
 """
@@ -35,8 +36,10 @@ def _fmt(value: Any) -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = ["benchmark", "value", "unit", "budget", "ok"]
-    cells = [[r["name"], _fmt(r["value"]), r["unit"], r["budget"], "yes" if r["ok"] else "NO"]
-             for r in rows]
+    # ok None: a figure reported for information, with no budget to meet.
+    cells = [[r["name"], _fmt(r["value"]), r["unit"],
+              "-" if r["budget"] is None else r["budget"],
+              "-" if r["ok"] is None else "yes" if r["ok"] else "NO"] for r in rows]
     widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -62,7 +65,7 @@ def main(argv: list[str]) -> int:
                          "budget": "see traceback above", "ok": False})
         print(f"  {name} took {time.monotonic() - started:.0f} s", file=sys.stderr)
     print_table(rows)
-    return 0 if all(r["ok"] for r in rows) else 1
+    return 0 if all(r["ok"] is not False for r in rows) else 1
 
 
 if __name__ == "__main__":
