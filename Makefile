@@ -17,8 +17,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[collector,test]'
 	touch $(STAMP)
 
-# Debian packages the tests need (real Prometheus and promtool, ClamAV, CUPS client,
-# iproute2 for network namespaces, Chromium for pages). Installed only when missing.
+# Debian packages the tests use as real components (Prometheus and promtool, Alertmanager,
+# ClamAV, CUPS, iproute2 for network namespaces, ping). Installed only when missing.
 system-deps:
 	@bash deploy/install-test-deps.sh
 
