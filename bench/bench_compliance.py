@@ -96,7 +96,7 @@ def build_database(url: str, n: int, seed: int = 7) -> None:
 
 def _row(name: str, value: float, unit: str, budget: float | None) -> dict[str, Any]:
     return {"name": name, "value": value, "unit": unit, "budget": budget,
-            "ok": budget is None or value <= budget}
+            "ok": None if budget is None else value <= budget}
 
 
 def bench_backend(label: str, url: str, n: int, workdir: Path) -> list[dict[str, Any]]:
@@ -139,8 +139,9 @@ def bench_backend(label: str, url: str, n: int, workdir: Path) -> list[dict[str,
              None),
         _row(f"compliance[{label}]: first evaluation of {n} machines (all rows inserted)",
              round(first_s, 2), "s", None),
+        # ARCHITECTURE.md: full rule re-evaluation, 100,000 machines x 10 rules <= 1 s.
         _row(f"compliance[{label}]: full re-evaluation of {n} machines, nothing changed",
-             stats["seconds"], "s", None),
+             stats["seconds"], "s", 1.0 if n >= 100_000 else None),
         _row(f"compliance[{label}]: maintenance pass (unit rules, waivers, snapshot)",
              round(maintain_s, 2), "s", None),
         _row(f"compliance[{label}]: /metrics render at {n} machines ({series} series, "

@@ -1,15 +1,27 @@
 """The fast full re-evaluation (kiemke.collector.compliance.bulk) repairs exactly what
 differs: wrong results, wrong units, missing rows, results of deleted machines, and keeps
-rule_counts equal to a fresh count. Real SQLite and PostgreSQL."""
+rule_counts equal to a fresh count; every writer keeps machines.results_digest equal to
+the digest of the machine's rows, and a NULL or wrong digest is repaired. Real SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
-from compliance_helpers import DISTRICT_B, ROOT, build_tree, make_app, populate_fleet, recent
+from compliance_helpers import (
+    DISTRICT_A,
+    DISTRICT_B,
+    ROOT,
+    build_tree,
+    make_app,
+    populate_fleet,
+    recent,
+)
 from sqlalchemy import delete, func, insert, select, update
 
-from kiemke.collector.compliance.store import recount
+from kiemke.collector.compliance.admin import add_waiver, move_machine
+from kiemke.collector.compliance.store import recount, results_digest
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
@@ -35,6 +47,36 @@ def _fresh_counts(conn) -> dict[tuple, int]:
         select(rule_results.c.unit_id, rule_results.c.rule_id, rule_results.c.result,
                func.count()).group_by(rule_results.c.unit_id, rule_results.c.rule_id,
                                       rule_results.c.result))}
+
+
+def _forget_digests(conn, *machine_ids: str) -> None:
+    """Rows edited by hand: their digests no longer describe them (as an operator who
+    edits results in SQL is told to do)."""
+    conn.execute(update(machines).where(machines.c.machine_id.in_(machine_ids))
+                 .values(results_digest=None))
+
+
+def _digests(conn) -> dict[str, tuple[str | None, str]]:
+    """{machine_id: (stored digest, digest of its rows)} of every machine with results."""
+    rows: dict[str, dict[str, tuple[str, str | None]]] = {}
+    unit_of: dict[str, set[int]] = {}
+    for r in conn.execute(select(rule_results)):
+        rows.setdefault(r.machine_id, {})[r.rule_id] = (r.result, r.reason)
+        unit_of.setdefault(r.machine_id, set()).add(r.unit_id)
+    stored = dict(conn.execute(select(machines.c.machine_id, machines.c.results_digest)).all())
+    out = {}
+    for mid, results in rows.items():
+        assert len(unit_of[mid]) == 1, mid  # one machine's rows are in one unit
+        out[mid] = (stored.get(mid), results_digest(unit_of[mid].pop(), results))
+    return out
+
+
+def _assert_digests_right(engine, n: int) -> None:
+    with engine.connect() as conn:
+        digests = _digests(conn)
+    assert len(digests) == n
+    for mid, (stored, expected) in digests.items():
+        assert stored == expected, mid
 
 
 def test_full_reevaluation_repairs_only_what_differs(db_url, tmp_path, monkeypatch):
@@ -69,6 +111,7 @@ def test_full_reevaluation_repairs_only_what_differs(db_url, tmp_path, monkeypat
         conn.execute(insert(rule_results).values(
             machine_id=ghost, rule_id=RULE, unit_id=units[ROOT], result="fail", reason=None,
             since=recent(), evaluated_at=recent()))
+        _forget_digests(conn, passing, failing, fleet["PC-TANAN-01"])
         conn.execute(delete(rule_counts))
     stats = ev.reevaluate_all()
     assert stats["machines"] == len(fleet)
@@ -95,6 +138,7 @@ def test_full_reevaluation_repairs_only_what_differs(db_url, tmp_path, monkeypat
         conn.execute(update(rule_results).where(rule_results.c.machine_id == passing,
                                                 rule_results.c.rule_id == RULE)
                      .values(result="unknown"))
+        _forget_digests(conn, passing)
         recount(conn)
         assert _counts(conn).get(pass_key, 0) == good_counts[pass_key] - 1
     assert ev.reevaluate_all()["written"] == 1
@@ -116,6 +160,7 @@ def test_bulk_reevaluation_in_batches_moves_results_with_the_machine(db_url, tmp
         # Results left in the old unit (e.g. a crash between the two writes).
         conn.execute(update(rule_results).where(rule_results.c.machine_id == moved)
                      .values(unit_id=units[ROOT]))
+        _forget_digests(conn, moved)
         recount(conn)  # counts that agree with the misplaced rows
         n_rules = conn.execute(select(func.count()).select_from(rule_results)
                                .where(rule_results.c.machine_id == moved)).scalar()
@@ -131,6 +176,56 @@ def test_bulk_reevaluation_in_batches_moves_results_with_the_machine(db_url, tmp
         assert _counts(conn) == _fresh_counts(conn)
     assert expected == units[DISTRICT_B] != units[ROOT]
     assert stats["written"] == n_rules
+    engine.dispose()
+
+
+def test_results_digest_follows_every_writer(db_url, tmp_path, monkeypatch):
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    _assert_digests_right(engine, len(fleet))  # ingest wrote them with the rows
+    with engine.connect() as conn:
+        after_ingest = {mid: d for mid, (d, _) in _digests(conn).items()}
+    assert len(set(after_ingest.values())) > 3  # they really depend on the results
+
+    # A waiver: the machine's rows change outside ingest and the bulk pass.
+    failing = fleet["PC-YENDUNG-02"]
+    with write_transaction(engine) as conn:
+        add_waiver(conn, ev, machine_id=failing, rule_id=RULE,
+                   reason="Máy kế toán chờ nâng cấp Windows 11", author="Nguyễn Văn Tâm",
+                   expires_at=recent() + timedelta(days=30), now=recent(1))
+    _assert_digests_right(engine, len(fleet))
+    with engine.connect() as conn:
+        assert _digests(conn)[failing][0] != after_ingest[failing]
+
+    # A move: same results, another unit, so another digest.
+    moved = fleet["PC-LUCNAM-01"]
+    with write_transaction(engine) as conn:
+        move_machine(conn, ev, moved, units[DISTRICT_A], recent(1))
+    _assert_digests_right(engine, len(fleet))
+    with engine.connect() as conn:
+        assert _digests(conn)[moved][0] != after_ingest[moved]
+
+    # Digests lost (the migration that added the column leaves them NULL) or wrong: the
+    # pass writes no result row, only the digests.
+    passing = fleet["PC-VANPHONG-01"]
+    with write_transaction(engine) as conn:
+        conn.execute(update(machines).values(results_digest=None))
+        conn.execute(update(machines).where(machines.c.machine_id == passing)
+                     .values(results_digest="0" * 32))
+    assert ev.reevaluate_all(batch=3)["written"] == 0
+    _assert_digests_right(engine, len(fleet))
+    assert ev.reevaluate_all()["written"] == 0  # and the next pass has nothing to do
+
+    # A deleted machine: its rows go, and the others' digests stay right.
+    with write_transaction(engine) as conn:
+        conn.execute(delete(machines).where(machines.c.machine_id == passing))
+    assert ev.reevaluate_all()["written"] == len(ev.ruleset.machine_rules)  # its rows
+    _assert_digests_right(engine, len(fleet) - 1)
+    with engine.connect() as conn:
+        assert _counts(conn) == _fresh_counts(conn)
     engine.dispose()
 
 

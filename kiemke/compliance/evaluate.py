@@ -84,17 +84,21 @@ class ReasonMemo:
             r.reason.get(lang) or r.reason.get("en") or "")) for r in rules]
         self._memo: dict[tuple[Any, ...], str | None] = {}
 
-    def reason(self, index: int, result: str, facts: Mapping[str, Any]) -> str | None:
-        """Reason of rules[index] for `result` (not exempt: waivers carry their own)."""
+    def key(self, index: int, result: str, facts: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What the reason of rules[index] for `result` (fail or unknown) depends on:
+        equal keys, equal texts. May hold an unhashable value (a nested list)."""
         if result == FAIL:
             # type() in the key: True and 1 are equal keys but render differently.
-            key: tuple[Any, ...] = (index, result, *(
-                (type(v), tuple(v) if isinstance(v, list) else v)
-                for v in map(facts.get, self._placeholders[index])))
-        elif result == UNKNOWN:
-            key = (index, result, *(facts.get(n) is None for n in self.rules[index].facts_used))
-        else:
+            # A list comprehension: measurably faster than a generator here.
+            return (index, result, *[(type(v), tuple(v) if type(v) is list else v)
+                                     for v in map(facts.get, self._placeholders[index])])
+        return (index, result, *[facts.get(n) is None for n in self.rules[index].facts_used])
+
+    def reason(self, index: int, result: str, facts: Mapping[str, Any]) -> str | None:
+        """Reason of rules[index] for `result` (not exempt: waivers carry their own)."""
+        if result != FAIL and result != UNKNOWN:
             return None
+        key = self.key(index, result, facts)
         try:
             return self._memo[key]
         except KeyError:

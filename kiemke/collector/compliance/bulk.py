@@ -1,19 +1,23 @@
-"""Full re-evaluation from stored facts, fast: compare by signature, write only changes.
+"""Full re-evaluation from stored facts, fast: compare by digest, write only changes.
 
 A re-evaluation after a rule change usually changes few results, so the cost is in
 reading and comparing, not writing. Per batch of machines (consecutive machine ids):
-- the facts are read once (raw JSON text on SQLite, decoded once);
+- the facts and each machine's `results_digest` are read once, in one row per machine
+  (raw JSON text on SQLite, decoded once);
 - results are computed without reasons, and reasons come from a ReasonMemo (a fleet
   has a handful of distinct reason texts);
-- the stored results come back as ONE string per machine (rule, result and reason
-  joined in rule order, built by the database, plus the unit ids), compared with the same string
-  built in Python: only machines whose strings differ are read in full and go through
-  ResultWriter (which keeps `since`, writes changed rows and rule_counts deltas);
+- the digest of those results (rule, result and reason in rule order, plus the unit
+  id: store.results_digest) is compared with the stored one, which ResultWriter keeps
+  in the same transaction as the rows: only machines whose digests differ (or is NULL,
+  e.g. right after the migration that added it) are read in full and go through
+  ResultWriter (which keeps `since`, writes changed rows and rule_counts deltas, and
+  the right digest);
 - result rows of machine ids inside the batch's id range that have no machine any more
   are deleted (with their count deltas), so no separate orphan scan is needed;
 - the unit rules' inputs of active machines are kept for the unit pass that follows.
-A signature that differs for any other reason (e.g. a database that orders the
-aggregate differently) only sends the machine down the full path: never a wrong result.
+A digest that differs for any other reason only sends the machine down the full path:
+never a wrong result. Rows edited behind ResultWriter's back (by hand in SQL) are not
+seen unless the machine's digest is set to NULL with them.
 """
 
 from __future__ import annotations
@@ -26,40 +30,34 @@ from typing import Any
 from sqlalchemy import Connection, String, bindparam, select, text, type_coerce
 
 from kiemke.collector.compliance.store import (
+    ROW,
     ResultWriter,
     active_waivers,
+    digest_of,
     load_results,
+    result_part,
 )
 from kiemke.collector.db.tables import machines
 from kiemke.compliance import RuleSet, evaluate_machine, facts_from_json
 from kiemke.compliance.evaluate import ReasonMemo
-from kiemke.compliance.rules import FAIL, UNKNOWN
+from kiemke.compliance.rules import FAIL, NOT_APPLICABLE, PASS, UNKNOWN
 
-FIELD, ROW, NULL = "\x1f", "\x1e", "\x1d"  # separators no rule id or reason contains
-
-_SIGNATURE_SQL = {
-    # Ordered subquery: SQLite's group_concat follows the order rows arrive in.
-    "sqlite": "SELECT machine_id, min(unit_id), max(unit_id), group_concat(rule_id "
-              "|| char(31) || result || char(31) || coalesce(reason, char(29)), char(30)) FROM ("
-              "SELECT machine_id, rule_id, result, unit_id, reason FROM rule_results "
-              "WHERE machine_id > :lo {upper} ORDER BY machine_id, rule_id) GROUP BY machine_id",
-    "postgresql": "SELECT machine_id, min(unit_id), max(unit_id), string_agg(rule_id "
-                  "|| chr(31) || result || chr(31) || coalesce(reason, chr(29)), chr(30) "
-                  "ORDER BY rule_id COLLATE \"C\") FROM rule_results "
-                  "WHERE machine_id > :lo {upper} GROUP BY machine_id",
-}
+# Machine ids that have result rows in the batch's id range (walks the primary key).
+_RESULT_IDS = ("SELECT DISTINCT machine_id FROM rule_results WHERE machine_id > :lo {upper}")
+# Distinct digests a pass remembers: a fleet has few distinct (unit, results) pairs,
+# and past this many the memo stops growing (it only saves hashing).
+_DIGEST_MEMO_MAX = 200_000
 
 
-def _signature_query(dialect: str, bounded: bool) -> Any:
-    sql = _SIGNATURE_SQL.get(dialect, _SIGNATURE_SQL["sqlite"])
-    return text(sql.format(upper="AND machine_id <= :hi" if bounded else ""))
+def _result_ids_query(bounded: bool) -> Any:
+    return text(_RESULT_IDS.format(upper="AND machine_id <= :hi" if bounded else ""))
 
 
 def _batch_query(dialect: str) -> Any:
     # Raw text on SQLite: one json.loads per machine instead of SQLAlchemy's JSON layers.
     facts = type_coerce(machines.c.facts, String) if dialect == "sqlite" else machines.c.facts
     query = (select(machines.c.machine_id, machines.c.unit_id, machines.c.last_seen,
-                    facts.label("facts"))
+                    facts.label("facts"), machines.c.results_digest)
              .where(machines.c.machine_id > bindparam("lo"))
              .order_by(machines.c.machine_id).limit(bindparam("n")))
     if dialect == "postgresql":
@@ -78,11 +76,15 @@ class BulkEvaluator:
         self.now = now
         rules = ruleset.machine_rules
         self.memo = ReasonMemo(rules, lang)
-        # Rule positions in rule-id order (the order of the stored signature).
+        # Rule positions in rule-id order (the order of store.results_digest).
         self.order = sorted(range(len(rules)), key=lambda i: rules[i].id)
         self.ids = [r.id for r in rules]
-        self._parts: dict[tuple[int, str, str | None], str] = {}
+        # Parts of results without a reason, per rule position; the others by ReasonMemo key.
+        self._plain = [{res: result_part(r.id, res, None) for res in (PASS, NOT_APPLICABLE)}
+                       for r in rules]
+        self._parts: dict[tuple[Any, ...], str] = {}
         self._no_reasons: dict[tuple[str, ...], str] = {}
+        self._digests: dict[tuple[int, str], str] = {}
         self.machines = 0
         self.written = 0
         # The unit rules' inputs of every active machine, gathered on the way so that
@@ -92,7 +94,7 @@ class BulkEvaluator:
         self.per_unit: dict[int, list[dict[str, Any]]] = {}
 
     def signature(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
-        """The machine's results as the database builds them (unit ids apart)."""
+        """The machine's results as store.results_digest joins them (unit id apart)."""
         if FAIL not in results and UNKNOWN not in results:
             # No reason to render: the string depends on the results alone.
             sig = self._no_reasons.get(results)
@@ -101,16 +103,32 @@ class BulkEvaluator:
             return sig
         return self._build(results, facts)
 
+    def digest(self, unit_id: int, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
+        """store.results_digest of these results, each distinct one hashed once."""
+        key = (unit_id, self.signature(results, facts))
+        found = self._digests.get(key)
+        if found is None:
+            found = digest_of(*key)
+            if len(self._digests) < _DIGEST_MEMO_MAX:
+                self._digests[key] = found
+        return found
+
     def _build(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
-        reason, ids, parts = self.memo.reason, self.ids, self._parts
+        plain, parts, key_of = self._plain, self._parts, self.memo.key
         out = []
         for i in self.order:
-            key = (i, results[i], reason(i, results[i], facts))
-            part = parts.get(key)
-            if part is None:
-                why = key[2]
-                part = parts[key] = (f"{ids[i]}{FIELD}{key[1]}{FIELD}"
-                                     f"{NULL if why is None else why}")
+            result = results[i]
+            part = plain[i].get(result)
+            if part is None:  # fail or unknown: the text depends on a few facts
+                key = key_of(i, result, facts)
+                try:
+                    part = parts.get(key)
+                except TypeError:  # an unhashable fact value: render it directly
+                    part = result_part(self.ids[i], result, self.memo.reason(i, result, facts))
+                else:
+                    if part is None:
+                        part = parts[key] = result_part(self.ids[i], result,
+                                                        self.memo.reason(i, result, facts))
             out.append(part)
         return ROW.join(out)
 
@@ -129,16 +147,12 @@ class BulkEvaluator:
             last = upper
 
     def _batch(self, conn: Connection, rows: Sequence[Any], lo: str, hi: str | None) -> None:
-        dialect = conn.dialect.name
-        params = {"lo": lo} if hi is None else {"lo": lo, "hi": hi}
-        stored = {mid: (lo_unit, hi_unit, sig) for mid, lo_unit, hi_unit, sig in
-                  conn.execute(_signature_query(dialect, hi is not None), params)}
         ids = [r.machine_id for r in rows]
         waived = active_waivers(conn, ids, self.now, contiguous=True) if ids else {}
-        evaluate = self.ruleset.machine_results
-        differ: list[tuple[str, int, dict[str, Any]]] = []
+        evaluate, digest = self.ruleset.machine_results, self.digest
+        differ: list[tuple[str, int, dict[str, Any], str | None]] = []
         inputs, cutoff, per_unit = self.unit_inputs, self.cutoff, self.per_unit
-        for mid, unit_id, last_seen, raw in rows:
+        for mid, unit_id, last_seen, raw, stored in rows:
             self.machines += 1
             if raw is None:
                 continue  # neither facts nor a report: nothing to evaluate, keep as is
@@ -147,23 +161,21 @@ class BulkEvaluator:
                 per_unit.setdefault(unit_id, []).append({k: data.get(k) for k in inputs})
             facts = facts_from_json(data)
             if mid in waived:
-                differ.append((mid, unit_id, facts))  # rare: the full path applies waivers
-                continue
-            old = stored.get(mid)
-            if old is None or old[0] != unit_id or old[1] != unit_id \
-                    or old[2] != self.signature(evaluate(facts), facts):
-                differ.append((mid, unit_id, facts))
+                differ.append((mid, unit_id, facts, stored))  # the full path applies waivers
+            elif stored is None or stored != digest(unit_id, evaluate(facts), facts):
+                differ.append((mid, unit_id, facts, stored))
+        params = {"lo": lo} if hi is None else {"lo": lo, "hi": hi}
         present = set(ids)
-        orphans = [mid for mid in stored if mid not in present]
+        orphans = [mid for mid in conn.execute(_result_ids_query(hi is not None), params)
+                   .scalars() if mid not in present]
         if not differ and not orphans:
             return
         old = load_results(conn, [d[0] for d in differ] + orphans)
         writer = ResultWriter(self.now)
-        for mid, unit_id, facts in differ:
+        for mid, unit_id, facts, stored in differ:
             new = evaluate_machine(self.ruleset, facts, exemptions=waived.get(mid, {}),
                                    lang=self.lang)
-            writer.machine(mid, unit_id, new, old[mid])
+            writer.machine(mid, unit_id, new, old[mid], digest=stored, digest_known=True)
         for mid in orphans:  # results of a machine that no longer exists
             writer.machine(mid, 0, {}, old[mid])
         self.written += writer.flush(conn, counts=True)
-

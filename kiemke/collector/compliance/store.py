@@ -4,11 +4,14 @@ Rows are written only when something changed: an unchanged result keeps its `sin
 and costs no write, so steady-state ingest adds reads only. Every change to a
 machine's results is mirrored in `rule_counts` (per direct unit) by deltas, in the
 same transaction, with keys sorted so that concurrent PostgreSQL transactions take
-row locks in the same order (no deadlocks).
+row locks in the same order (no deadlocks). Each machine's `results_digest` (a hash of
+its results, see `results_digest`) is rewritten with them, so a full re-evaluation
+compares one value per machine instead of every result row.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,9 +28,30 @@ from kiemke.collector.db.compliance_tables import (
     unit_rule_results,
     waivers,
 )
+from kiemke.collector.db.tables import machines
 
 Outcome = tuple[str, "str | None"]  # (result, reason)
 CountKey = tuple[int, str, str]  # (unit_id, rule_id, result)
+
+FIELD, ROW, NULL = "\x1f", "\x1e", "\x1d"  # separators no rule id or reason contains
+
+
+def result_part(rule_id: str, result: str, reason: str | None) -> str:
+    """One rule's share of a machine's results signature."""
+    return f"{rule_id}{FIELD}{result}{FIELD}{NULL if reason is None else reason}"
+
+
+def digest_of(unit_id: int, signature: str) -> str:
+    """The stored digest of a signature: result parts in rule-id order, joined by ROW."""
+    return hashlib.blake2b(f"{unit_id}{ROW}{signature}".encode(),
+                           digest_size=16).hexdigest()
+
+
+def results_digest(unit_id: int, results: Mapping[str, Outcome]) -> str:
+    """machines.results_digest of a machine whose rule_results rows are `results`."""
+    return digest_of(unit_id, ROW.join(result_part(rule_id, *results[rule_id])
+                                       for rule_id in sorted(results)))
+
 
 
 @dataclass(frozen=True)
@@ -112,11 +136,27 @@ class ResultWriter:
         self.changed: list[dict[str, Any]] = []  # result changed: since = now
         self.touched: list[dict[str, Any]] = []  # same result, new reason or unit
         self.deleted: list[dict[str, Any]] = []
+        self.digests: list[dict[str, Any]] = []  # machines.results_digest updates
         self.deltas: Counter[CountKey] = Counter()
 
     def machine(self, machine_id: str, unit_id: int, new: Mapping[str, Outcome],
-                old: Mapping[str, StoredResult]) -> bool:
-        """Queue the differences for one machine; True when anything changed."""
+                old: Mapping[str, StoredResult], *, digest: str | None = None,
+                digest_known: bool = False) -> bool:
+        """Queue the differences for one machine; True when anything changed.
+
+        `digest_known`: `digest` is the machine's stored results_digest (a full
+        re-evaluation read it), so it is rewritten whenever it is not the right one
+        (NULL or stale) even if no result row changes; otherwise it is rewritten only
+        with the rows."""
+        changed = self._rows(machine_id, unit_id, new, old)
+        if changed or digest_known:
+            value = results_digest(unit_id, new)
+            if value != digest or not digest_known:
+                self.digests.append({"m": machine_id, "d": value})
+        return changed
+
+    def _rows(self, machine_id: str, unit_id: int, new: Mapping[str, Outcome],
+              old: Mapping[str, StoredResult]) -> bool:
         before = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
         deltas = self.deltas
         for rule_id, (result, reason) in new.items():
@@ -149,6 +189,10 @@ class ResultWriter:
         """Write everything queued; return the number of result rows written."""
         key = and_(rule_results.c.machine_id == bindparam("m"),
                    rule_results.c.rule_id == bindparam("r"))
+        if self.digests:
+            # First: ingest holds its machine row before rule_counts, and so do we here.
+            conn.execute(update(machines).where(machines.c.machine_id == bindparam("m"))
+                         .values(results_digest=bindparam("d")), self.digests)
         if self.inserts:
             conn.execute(insert(rule_results), self.inserts)
         # Bind names differ from column names (SQLAlchemy reserves those for SET).
@@ -171,6 +215,7 @@ class ResultWriter:
             bump_compliance(conn, {(u, r) for u, r, _ in self.deltas}
                             | {(row["u"], row["r"]) for row in self.touched})
         self.inserts, self.changed, self.touched, self.deleted = [], [], [], []
+        self.digests = []
         self.deltas = Counter()
         return written
 
@@ -211,6 +256,9 @@ def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> boo
         if prev.unit_id != unit_id:
             deltas[(prev.unit_id, rule_id, prev.result)] -= 1
             deltas[(unit_id, rule_id, prev.result)] += 1
+    conn.execute(update(machines).where(machines.c.machine_id == machine_id).values(
+        results_digest=results_digest(unit_id, {r: (p.result, p.reason)
+                                                for r, p in old.items()})))
     conn.execute(update(rule_results).where(rule_results.c.machine_id == machine_id)
                  .values(unit_id=unit_id))
     add_counts(conn, deltas)

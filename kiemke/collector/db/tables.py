@@ -82,6 +82,9 @@ machines = Table(
     Column("last_collected_at", UTCDateTime, nullable=True),
     Column("report", JSONType, nullable=True),
     Column("facts", JSONType, nullable=True),
+    # Hash of the machine's rule results (compliance/store.py results_digest); NULL:
+    # not known, the next full re-evaluation compares the rows themselves.
+    Column("results_digest", String(32), nullable=True),
     Index("ix_machines_unit_id_last_seen", "unit_id", "last_seen"),
     Index("ix_machines_hostname", "hostname"),
 )
