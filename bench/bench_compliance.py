@@ -12,7 +12,6 @@ Run: .venv/bin/python bench/bench_compliance.py [machines]
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -21,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -161,16 +161,21 @@ def _pg_database() -> tuple[str, Any] | None:
     return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", (admin, name)
 
 
-def main(n: int = MACHINES) -> list[dict[str, Any]]:
-    workdir = Path(tempfile.mkdtemp(prefix="kiemke-bench-compliance-"))
+BackendBench = Callable[[str, str, int, Path], list[dict[str, Any]]]
+
+
+def on_both_backends(bench: BackendBench, n: int, prefix: str) -> list[dict[str, Any]]:
+    """Run `bench(label, url, n, workdir)` on a fresh SQLite file, then on a scratch
+    PostgreSQL database when one answers; clean both up."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     rows: list[dict[str, Any]] = []
     try:
-        rows += bench_backend("sqlite", f"sqlite:///{workdir / 'kiemke.db'}", n, workdir)
+        rows += bench("sqlite", f"sqlite:///{workdir / 'kiemke.db'}", n, workdir)
         pg = _pg_database()
         if pg is not None:
             url, (admin, name) = pg
             try:
-                rows += bench_backend("postgres", url, n, workdir)
+                rows += bench("postgres", url, n, workdir)
             finally:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 admin.close()
@@ -179,9 +184,11 @@ def main(n: int = MACHINES) -> list[dict[str, Any]]:
     return rows
 
 
+def main(n: int = MACHINES) -> list[dict[str, Any]]:
+    return on_both_backends(bench_backend, n, "kiemke-bench-compliance-")
+
+
 if __name__ == "__main__":
-    for row in main(int(sys.argv[1]) if len(sys.argv) > 1 else MACHINES):
-        budget = f"(budget {row['budget']} {row['unit']})" if row["budget"] is not None else ""
-        print(f"{'ok ' if row['ok'] else 'BAD'} {row['name']}: {row['value']} {row['unit']} "
-              f"{budget}", flush=True)
-    print(json.dumps({"done": True}))
+    from run import print_table  # bench/run.py: the same table as `make bench`
+
+    print_table(main(int(sys.argv[1]) if len(sys.argv) > 1 else MACHINES))

@@ -22,7 +22,6 @@ minutes; the changes a run makes are small and keep the fleet's shape.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import random
 import shutil
@@ -39,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_compliance import _pg_database, _row, build_database  # noqa: E402
+from bench_compliance import _pg_database, _row, build_database, on_both_backends  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from kiemke.collector.compliance.store import ResultWriter, load_results  # noqa: E402
@@ -225,21 +224,7 @@ def bench_backend(label: str, url: str, n: int, workdir: Path, reuse: bool = Fal
 def main(n: int = MACHINES, keep: Path | None = None) -> list[dict[str, Any]]:
     if keep is not None:
         return _main_kept(n, keep)
-    workdir = Path(tempfile.mkdtemp(prefix="kiemke-bench-metrics-"))
-    rows: list[dict[str, Any]] = []
-    try:
-        rows += bench_backend("sqlite", f"sqlite:///{workdir / 'kiemke.db'}", n, workdir)
-        pg = _pg_database()
-        if pg is not None:
-            url, (admin, name) = pg
-            try:
-                rows += bench_backend("postgres", url, n, workdir)
-            finally:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                admin.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return rows
+    return on_both_backends(bench_backend, n, "kiemke-bench-metrics-")
 
 
 KEPT_PG = "kiemke_bench_keep"
@@ -276,8 +261,6 @@ if __name__ == "__main__":
         at = args.index("--keep")
         kept = Path(args[at + 1])
         del args[at:at + 2]
-    for row in main(int(args[0]) if args else MACHINES, kept):
-        budget = f"(budget {row['budget']} {row['unit']})" if row["budget"] is not None else ""
-        print(f"{'ok ' if row['ok'] else 'BAD'} {row['name']}: {row['value']} {row['unit']} "
-              f"{budget}", flush=True)
-    print(json.dumps({"done": True}))
+    from run import print_table  # bench/run.py: the same table as `make bench`
+
+    print_table(main(int(args[0]) if args else MACHINES, kept))

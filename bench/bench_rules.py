@@ -76,8 +76,6 @@ def main(machines: int = MACHINES) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    rows = main(int(sys.argv[1]) if len(sys.argv) > 1 else MACHINES)
-    for row in rows:
-        budget = f"(budget {row['budget']} {row['unit']})" if row["budget"] is not None else ""
-        print(f"{'ok ' if row['ok'] else 'BAD'} {row['name']}: {row['value']} {row['unit']} "
-              f"{budget}")
+    from run import print_table  # bench/run.py: the same table as `make bench`
+
+    print_table(main(int(sys.argv[1]) if len(sys.argv) > 1 else MACHINES))

@@ -6,13 +6,4 @@
 set -euo pipefail
 need=()
 command -v wrk >/dev/null || need+=(wrk)
-[ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ]; then
-  echo "kiemke benchmarks need these Debian packages: ${need[*]}" >&2
-  echo "Install them with: sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
-  exit 1
-fi
-echo "installing benchmark dependencies: ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+exec bash "$(dirname "$0")/apt-install-missing.sh" benchmarks ${need[@]+"${need[@]}"}

@@ -12,14 +12,4 @@ command -v ip         >/dev/null || need+=(iproute2)
 command -v amtool     >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v ping       >/dev/null || need+=(iputils-ping)
-[ ${#need[@]} -eq 0 ] && exit 0
-mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-if [ "$(id -u)" != 0 ]; then
-  echo "kiemke tests need these Debian packages: ${need[*]}" >&2
-  echo "Install them with: sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
-  exit 1
-fi
-echo "installing test dependencies: ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}
