@@ -66,7 +66,7 @@ def _rss_kb(pid: int) -> int:
 
 
 def bench_rss(tmp: Path, collections: int = 6) -> float:
-    proc = subprocess.Popen([sys.executable, "-m", "kiemke.agent.cli", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "kiemke.agent", "--config",
                              str(_conf(tmp)), "run"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

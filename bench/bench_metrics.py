@@ -153,7 +153,7 @@ def bench_gunicorn(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with open(data / "server.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiemke.collector.cli", "serve", "--bind",
+            [sys.executable, "-m", "kiemke.collector", "serve", "--bind",
              f"127.0.0.1:{port}", "--workers", "2"], env=env, cwd=REPO, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

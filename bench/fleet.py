@@ -108,7 +108,7 @@ class Collector:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "kiemke.collector.cli", *args], env=env,
+    result = subprocess.run([sys.executable, "-m", "kiemke.collector", *args], env=env,
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"kiemke-collector {' '.join(args)}: {result.stderr}")
@@ -152,7 +152,7 @@ def start_collector(backend: str, workers: int = 2, threads: int = 4) -> Collect
     port = free_port()
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - owned by the subprocess
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiemke.collector.cli", "serve", "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "kiemke.collector", "serve", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads)],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

@@ -55,14 +55,14 @@ class Demo:
         self.admin = ""
 
     def collector(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "kiemke.collector.cli", *args],
+        out = subprocess.run([sys.executable, "-m", "kiemke.collector", *args],
                              env=self.env, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             _fail(f"kiemke-collector {' '.join(args)} failed:\n{out.stderr or out.stdout}")
         return out.stdout.strip()
 
     def agent(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "kiemke.agent.cli", "--config",
+        return subprocess.run([sys.executable, "-m", "kiemke.agent", "--config",
                                str(self.data / "agent.conf"), *args], env=self.env,
                               capture_output=True, text=True, timeout=300)
 
@@ -79,7 +79,7 @@ class Demo:
         self.url = f"http://127.0.0.1:{port}"
         log = open(self.data / "collector.log", "wb")  # noqa: SIM115 - child keeps it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kiemke.collector.cli", "serve", "--bind",
+            [sys.executable, "-m", "kiemke.collector", "serve", "--bind",
              f"127.0.0.1:{port}", "--workers", "2"], env=self.env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

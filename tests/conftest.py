@@ -42,7 +42,7 @@ def missing_component(reason: str) -> None:
 
 def collector_cmd() -> list[str]:
     """The kiemke-collector CLI of the running interpreter (works without PATH set up)."""
-    return [sys.executable, "-m", "kiemke.collector.cli"]
+    return [sys.executable, "-m", "kiemke.collector"]
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ def test_run_collects_on_schedule_and_stops_on_sigterm(tmp_path):
     conf = agent_conf(tmp_path)
     conf.write_text(conf.read_text("utf-8").replace(
         "[agent]\n", "[agent]\ninterval = 1\njitter = 0\nstart_delay_max = 0\n"), "utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "kiemke.agent.cli", "--config", str(conf),
+    proc = subprocess.Popen([sys.executable, "-m", "kiemke.agent", "--config", str(conf),
                              "run"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     spool = tmp_path / "state" / "spool"

@@ -84,3 +84,12 @@ def test_config_file_errors_name_file_and_line(cli, tmp_path):
 def test_serve_refuses_unmigrated_database(cli):
     err = cli("serve", "--bind", "127.0.0.1:1", expect=2).stderr
     assert "kiemke-collector db upgrade" in err
+
+
+def test_compliance_commands_refuse_unmigrated_database_in_one_line(cli):
+    # The compliance commands use the core CLI's database check: the error is the one
+    # main() reports (exit 2, one line), not a traceback.
+    for command in (("maintain",), ("rules", "reevaluate")):
+        err = cli(*command, expect=2).stderr
+        assert "kiemke-collector db upgrade" in err
+        assert "Traceback" not in err

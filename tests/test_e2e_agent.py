@@ -23,7 +23,7 @@ OFFICE = "Văn phòng Liên đoàn"
 
 def agent(conf: Path, *args: str, env: dict[str, str] | None = None,
           stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiemke.agent.cli", "--config", str(conf),
+    return subprocess.run([sys.executable, "-m", "kiemke.agent", "--config", str(conf),
                            *args], capture_output=True, text=True, encoding="utf-8",
                           timeout=120, cwd=REPO, env={**os.environ, **(env or {})},
                           input=stdin)

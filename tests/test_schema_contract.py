@@ -42,7 +42,7 @@ check_collector = true
 
 def _collect(tmp_path: Path, *args: str) -> tuple[dict | None, str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "kiemke.agent.cli", "--config", str(agent_conf(tmp_path)),
+        [sys.executable, "-m", "kiemke.agent", "--config", str(agent_conf(tmp_path)),
          "collect", *args], capture_output=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
     out = proc.stdout.decode("utf-8")
@@ -89,7 +89,7 @@ def test_unwritable_state_dir_falls_back_with_a_note(tmp_path):
     conf.write_text(text, "utf-8")
     home = tmp_path / "home"
     proc = subprocess.run(
-        [sys.executable, "-m", "kiemke.agent.cli", "--config", str(conf), "collect"],
+        [sys.executable, "-m", "kiemke.agent", "--config", str(conf), "collect"],
         capture_output=True, timeout=120, cwd=REPO,
         env={"PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_STATE_HOME": str(home / "st")})
     assert proc.returncode == 0, proc.stderr

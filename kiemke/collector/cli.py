@@ -316,4 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: other modules import
+    # kiemke.collector.cli, and its CliError must be the class main() catches.
+    from kiemke.collector.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -23,15 +23,8 @@ def _app(args: argparse.Namespace) -> Any:
 
     config = CollectorConfig.from_env(config_file=args.config)
     config.ensure_data_dir()
-    try:
-        with _engine(config):
-            pass  # refuses an unreachable or un-migrated database with a clear message
-    except Exception as exc:
-        if type(exc).__name__ != "CliError":
-            raise
-        # Under `python -m kiemke.collector.cli` that module's CliError is another class
-        # than this import's: re-raise as the ValueError main() reports in one line.
-        raise ValueError(str(exc)) from None
+    with _engine(config):
+        pass  # refuses an unreachable or un-migrated database with a clear message (CliError)
     config.maintenance_interval = 0  # a one-shot command: no background pass
     return create_app(config)
 
