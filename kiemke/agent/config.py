@@ -72,6 +72,10 @@ class AgentConfig:
     gateway_check: str = "off"  # off | tcp:PORT | icmp
     internet_probes: list[str] = field(default_factory=list)  # http(s)://..., tcp://host:port
     dns_names: list[str] = field(default_factory=list)  # names to resolve; default: server host
+    # Ask each of the machine's DNS servers directly as well as the system resolver. Off by
+    # default: it sends UDP 53 to every resolver the machine has, which the operator chose
+    # to name nowhere else (docs/agent-network-probes.md).
+    dns_direct: bool = False
     probe_timeout: float = 2.0
     check_collector: bool = True
     # [antivirus] / [security_monitoring]: extra names, added to the built-in vendor list
@@ -110,6 +114,7 @@ _KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("network", "gateway_check"): ("gateway_check", "str"),
     ("network", "internet_probes"): ("internet_probes", "list"),
     ("network", "dns_names"): ("dns_names", "list"),
+    ("network", "dns_direct"): ("dns_direct", "bool"),
     ("network", "probe_timeout"): ("probe_timeout", "seconds"),
     ("network", "check_collector"): ("check_collector", "bool"),
     ("antivirus", "extra_products"): ("antivirus_extra", "list"),

@@ -164,7 +164,8 @@ def run_checks(config: Any, gateway: dict[str, Any] | None,
     else:
         for name in names[:MAX_PROBES - MAX_DNS_SERVERS_ASKED]:
             plan.add("dns", name, "dns", lambda n=name: probes.resolve_system(n, timeout))
-        for server in dns_servers[:MAX_DNS_SERVERS_ASKED]:
+        direct_servers = dns_servers if getattr(config, "dns_direct", False) else []
+        for server in direct_servers[:MAX_DNS_SERVERS_ASKED]:
             plan.add("dns_direct", f"{names[0]}@{server}", "dns",
                      lambda s=server: probes.query_server(s, names[0], timeout))
 
