@@ -119,15 +119,15 @@ def test_linux_sysfs_read_and_generated_id_persisted(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     ctx = _ctx(state)
-    raw = identity_linux.read_raw(ctx, dmi=dmi, machine_id_files=(tmp_path / "none",))
-    section = build_identity(ctx, raw.copy(), raw.pop("errors"))
+    reading = identity_linux.read(ctx, dmi=dmi, machine_id_files=(tmp_path / "none",))
+    section = build_identity(ctx, reading.facts, reading.errors)
     assert section["machine_id_source"] == "generated"
     assert section["asset_tag"] == "TS-BG-2019-0042"
     assert section["unit"] == "Liên đoàn Lao động tỉnh Bắc Giang"
     assert section["agent_version"] == kiemke.__version__
     stored = json.loads((state / "identity.json").read_text())
     assert stored == {"machine_id": section["machine_id"], "source": "generated"}
-    again = build_identity(ctx, identity_linux.read_raw(ctx, dmi=dmi, machine_id_files=()), [])
+    again = build_identity(ctx, identity_linux.read(ctx, dmi=dmi, machine_id_files=()).facts, [])
     assert again["machine_id"] == section["machine_id"]  # generated once, then kept
 
 
@@ -137,8 +137,8 @@ def test_linux_permission_becomes_error_entry(tmp_path):
     (dmi / "product_uuid").write_text(DELL_UUID)
     (dmi / "product_uuid").chmod(0)
     if os.geteuid() != 0:
-        raw = identity_linux.read_raw(_ctx(tmp_path), dmi=dmi, machine_id_files=())
-        assert raw["errors"][0]["kind"] == "permission"
+        reading = identity_linux.read(_ctx(tmp_path), dmi=dmi, machine_id_files=())
+        assert reading.errors[0]["kind"] == "permission"
         return
     # root reads 0400 files: fork, drop to `nobody` in the child (as an unprivileged agent
     # run would be) and read there, so the permission path is exercised on CI too.
@@ -152,8 +152,8 @@ def test_linux_permission_becomes_error_entry(tmp_path):
             os.close(read_fd)
             os.setgid(65534)
             os.setuid(65534)
-            raw = identity_linux.read_raw(_ctx(tmp_path), dmi=dmi, machine_id_files=())
-            os.write(write_fd, json.dumps(raw["errors"]).encode())
+            reading = identity_linux.read(_ctx(tmp_path), dmi=dmi, machine_id_files=())
+            os.write(write_fd, json.dumps(reading.errors).encode())
             status = 0
         finally:
             os._exit(status)

@@ -9,7 +9,11 @@ validates against the report schema (kiemke/schema/report-v1.json).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import ast
+import importlib
+import inspect
+import typing
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ import jsonschema
 import pytest
 from windows_captures import WindowsCaptures
 
-from kiemke.agent.collectors import LOAD_ERRORS, MODULES, REGISTRY, load_all
+from kiemke.agent.collectors import LOAD_ERRORS, MODULES, REGISTRY, base, load_all
 from kiemke.agent.collectors.base import Collector, CollectorError, Context
 from kiemke.agent.config import AgentConfig
 from kiemke.schema import load_schema
@@ -136,3 +140,169 @@ def test_other_platforms_get_an_unsupported_error_not_a_crash(name: str,
     schema = load_schema()
     jsonschema.validate(section, {"$defs": schema["$defs"],
                                   **schema["properties"][collector.section]})
+
+
+# --- The platform contract (psutil's tests/test_contracts.py, for kiemke's halves) ------
+#
+# Every `kiemke/agent/collectors/<collector>_<platform>.py` is a platform half: it exposes
+# read(ctx) -> PlatformReading and nothing else decides the platform. One dispatcher
+# (base.platform_module) picks the half; other platforms get an "unsupported" entry.
+
+COLLECTORS_DIR = Path(__file__).parent.parent / "kiemke" / "agent" / "collectors"
+HALVES = sorted({p.stem.rsplit("_", 1)[0] for p in COLLECTORS_DIR.glob("*.py")
+                 if p.stem.rsplit("_", 1)[-1] in base.PLATFORMS})
+# Rewritten by the antivirus/monitoring work (issue 14, classes 7-9), which adopts this
+# contract: strict, so the marker must go the day they conform.
+ADOPTING = {"antivirus", "security_monitoring"}
+
+
+def _adopting(name: str) -> Any:
+    marks = [pytest.mark.xfail(strict=True, reason="adopts the platform contract with the "
+                               "antivirus rewrite")] if name in ADOPTING else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+def _check_entry(entry: Any, where: str) -> None:
+    assert isinstance(entry, dict) and set(entry) >= {"collector", "kind", "message"}, where
+    assert entry["kind"] in base.ERROR_KINDS and str(entry["message"]).strip(), where
+
+
+def test_every_collector_module_has_both_halves_or_none() -> None:
+    assert {"hardware", "identity", "network", "os_info", "printers"} <= set(HALVES)
+    for name in HALVES:
+        for platform in base.PLATFORMS:
+            assert (COLLECTORS_DIR / f"{name}_{platform}.py").is_file(), \
+                f"{name} has no {platform} half"
+
+
+@pytest.mark.parametrize("name", [_adopting(n) for n in HALVES])
+def test_every_half_has_the_same_entry_point(name: str) -> None:
+    shapes = {}
+    for platform in base.PLATFORMS:
+        module = importlib.import_module(f"kiemke.agent.collectors.{name}_{platform}")
+        read = getattr(module, "read", None)
+        assert callable(read), f"{module.__name__} has no read()"
+        params = list(inspect.signature(read).parameters.values())
+        assert params and params[0].name == "ctx", f"{module.__name__}.read(ctx, ...)"
+        # Extra parameters are for tests only and must have defaults.
+        assert all(p.default is not inspect.Parameter.empty for p in params[1:])
+        hints = typing.get_type_hints(read)
+        assert hints.get("ctx") is base.Context and hints.get("return") is \
+            base.PlatformReading, f"{module.__name__}.read must be (Context) -> PlatformReading"
+        shapes[platform] = [p.name for p in params[:1]]
+    assert len({tuple(v) for v in shapes.values()}) == 1
+
+
+def _reading(name: str, platform: str, tmp_path: Path, mp: pytest.MonkeyPatch
+             ) -> base.PlatformReading:
+    if platform == "windows":
+        WindowsCaptures().install(mp)
+    ctx = Context(config=AgentConfig(state_dir=tmp_path), state_dir=tmp_path,
+                  platform=platform, now=datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc))
+    return base.read_platform(name, ctx, f"{name} facts")
+
+
+@pytest.mark.parametrize("platform", base.PLATFORMS)
+@pytest.mark.parametrize("name", [_adopting(n) for n in HALVES])
+def test_every_half_returns_a_platform_reading(name: str, platform: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        reading = _reading(name, platform, tmp_path, monkeypatch)
+    except CollectorError as exc:  # allowed: nothing at all could be read
+        assert exc.kind in base.ERROR_KINDS and exc.message.strip()
+        return
+    assert isinstance(reading, base.PlatformReading)
+    assert isinstance(reading.facts, dict) and "errors" not in reading.facts, \
+        "errors go in PlatformReading.errors, not in the facts"
+    for entry in reading.errors:
+        _check_entry(entry, f"{name}_{platform}")
+    assert all(isinstance(k, str) and (v is None or isinstance(v, date))
+               for k, v in reading.dates.items())
+
+
+@pytest.mark.parametrize("name", [_adopting(n) for n in HALVES])
+def test_both_halves_read_the_same_fact_names(name: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same keys on every platform: a fact one platform cannot know is None, not absent."""
+    keys = {}
+    for platform in base.PLATFORMS:
+        with pytest.MonkeyPatch.context() as mp:
+            try:
+                reading = _reading(name, platform, tmp_path / platform, mp)
+            except CollectorError as exc:
+                # Nothing to compare on this machine (no CUPS daemon here, say); the
+                # error itself must still be one the report can carry.
+                assert exc.kind in base.ERROR_KINDS and exc.message.strip()
+                continue
+        keys[platform] = (set(reading.facts), set(reading.dates))
+    assert keys, "neither half could be read"
+    assert len({(frozenset(f), frozenset(d)) for f, d in keys.values()}) == 1, keys
+
+
+@pytest.mark.parametrize("platform", ["darwin", "freebsd", "other"])
+@pytest.mark.parametrize("name", HALVES)
+def test_unsupported_platforms_get_the_unsupported_error(name: str, platform: str) -> None:
+    with pytest.raises(CollectorError) as err:
+        base.platform_module(name, platform, f"{name} facts")
+    assert err.value.kind == "unsupported" and platform in err.value.message
+
+
+def test_identity_on_darwin_says_unsupported_instead_of_reading_linux(tmp_path: Path) -> None:
+    ctx = Context(config=AgentConfig(state_dir=tmp_path), state_dir=tmp_path,
+                  platform="darwin", now=datetime(2026, 11, 22, tzinfo=timezone.utc))
+    section = REGISTRY["identity"]().collect(ctx)
+    kinds = [e["kind"] for e in section.get("errors", [])]
+    assert kinds == ["unsupported"], section
+    assert section["machine_id_source"] == "generated"
+
+
+def _platform_checks(path: Path) -> list[str]:
+    """Lines where a collector module compares ctx.platform itself."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) \
+                and node.left.attr == "platform":
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def _config_getattrs(path: Path) -> list[str]:
+    """getattr(<...>.config, ...) or getattr(config, ...): reads that hide typos."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "getattr" and node.args:
+            target = node.args[0]
+            name = target.attr if isinstance(target, ast.Attribute) else \
+                target.id if isinstance(target, ast.Name) else ""
+            if name in ("config", "cfg"):
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("name", [_adopting(n) for n in MODULES])
+def test_no_collector_dispatches_on_the_platform_or_reads_config_by_getattr(name: str
+                                                                            ) -> None:
+    paths = [COLLECTORS_DIR / f"{name}.py"] + [COLLECTORS_DIR / f"{name}_{p}.py"
+                                               for p in base.PLATFORMS]
+    for path in (p for p in paths if p.exists()):
+        assert _platform_checks(path) == [], "use base.read_platform, the one dispatcher"
+        assert _config_getattrs(path) == [], "read ctx.config.<field>: mypy checks the name"
+
+
+def test_context_config_is_typed() -> None:
+    assert typing.get_type_hints(Context)["config"] is AgentConfig
+
+
+PARSERS_DIR = Path(__file__).parent.parent / "kiemke" / "agent" / "parsers"
+
+
+@pytest.mark.parametrize("path", sorted(PARSERS_DIR.glob("*.py")), ids=lambda p: p.stem)
+def test_parsers_are_pure_and_import_no_collector(path: Path) -> None:
+    """Parsers raise ParseError (kiemke/agent/parsers/errors.py), never the collectors'
+    CollectorError: they import nothing from kiemke.agent.collectors or windows."""
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert not node.module.startswith(("kiemke.agent.collectors",
+                                               "kiemke.agent.windows")), \
+                f"{path.name}:{node.lineno} imports {node.module}"

@@ -22,6 +22,7 @@ from kiemke.agent.collectors.hardware import (
     estimate_manufacture_date,
     read_first_seen,
 )
+from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.dmi_sysfs import parse_bios_date
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
@@ -29,7 +30,7 @@ DMI = Path("/sys/class/dmi/id")
 
 
 def collect(state_dir: Path, results: dict | None = None) -> dict:
-    ctx = Context(config=None, state_dir=state_dir, platform="linux", now=NOW)
+    ctx = Context(config=AgentConfig(), state_dir=state_dir, platform="linux", now=NOW)
     if results:
         ctx.results.update(results)
     return HardwareCollector().collect(ctx)

@@ -11,6 +11,7 @@ import pytest
 
 from kiemke.agent.collectors import network_linux
 from kiemke.agent.parsers import proc_net_route, resolv_conf
+from kiemke.agent.parsers.errors import ParseError
 
 FIX = Path(__file__).parent / "fixtures" / "linux" / "network"
 
@@ -55,7 +56,7 @@ def test_route_down_or_not_gateway_is_ignored() -> None:
 @pytest.mark.parametrize("text", ["", "\n\n", "\x00\x01\x02garbage\xff",
                                   "Destination Gateway\n00000000 010200C0\n"])
 def test_route_garbage_raises(text: str) -> None:
-    with pytest.raises(proc_net_route.RouteTableError):
+    with pytest.raises(ParseError):
         proc_net_route.default_gateway(text)
 
 

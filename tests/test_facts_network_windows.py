@@ -10,6 +10,8 @@ from typing import Any
 import jsonschema
 
 from kiemke.agent.collectors import network_windows
+from kiemke.agent.collectors.base import Context
+from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers import win_network
 from kiemke.agent.parsers.wmi import parse_wmic_list
 from kiemke.schema import load_schema
@@ -123,7 +125,10 @@ def test_windows_collector_through_powershell_runner(monkeypatch: Any) -> None:
         return texts[cls]
 
     monkeypatch.setattr(network_windows.powershell, "_powershell", fake_powershell)
-    facts = network_windows.local_facts(None)
+    reading = network_windows.read(Context(config=AgentConfig(), state_dir=Path("/nonexistent"),
+                                           platform="windows"))
+    assert reading.errors == []
+    facts = reading.facts
     assert facts["default_gateway"] == {"address": "192.168.0.254",
                                         "interface": "Connexion au réseau local"}
     assert facts["dns_servers"] == ["192.168.0.254"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kiemke.agent.collectors import os_info_linux
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.base import Context
 from kiemke.agent.collectors.os_info import (
     OsCollector,
     eol_table,
@@ -22,6 +22,8 @@ from kiemke.agent.collectors.os_info import (
     windows_end_of_support,
 )
 from kiemke.agent.collectors.os_info_windows import os_facts
+from kiemke.agent.config import AgentConfig
+from kiemke.agent.parsers.errors import ParseError
 from kiemke.agent.parsers.os_release import parse_os_release
 
 FIX = Path(__file__).parent / "fixtures" / "linux" / "os"
@@ -29,7 +31,7 @@ NOW = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 
 
 def collect(now: datetime = NOW) -> dict:
-    return OsCollector().collect(Context(config=None, state_dir=Path("/nonexistent"),
+    return OsCollector().collect(Context(config=AgentConfig(), state_dir=Path("/nonexistent"),
                                          platform="linux", now=now))
 
 
@@ -101,12 +103,12 @@ def test_os_release_captures(name: str, pretty: str, end: str) -> None:
 
 
 def test_broken_os_release_names_file_and_line() -> None:
-    with pytest.raises(CollectorError) as err:
+    with pytest.raises(ParseError) as err:
         parse_os_release((FIX / "os-release-truncated-quote").read_text(), "/etc/os-release")
     assert err.value.message.startswith("/etc/os-release line 1 ")
-    with pytest.raises(CollectorError, match="line 2"):
+    with pytest.raises(ParseError, match="line 2"):
         parse_os_release("ID=debian\nthis is not an assignment\n")
-    with pytest.raises(CollectorError, match="names no distribution"):
+    with pytest.raises(ParseError, match="names no distribution"):
         parse_os_release("")
 
 

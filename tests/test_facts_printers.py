@@ -19,6 +19,8 @@ from conftest import missing_component
 from kiemke.agent.collectors.base import CollectorError, Context
 from kiemke.agent.collectors.printers import PrintersCollector
 from kiemke.agent.collectors.printers_windows import printer_facts
+from kiemke.agent.config import AgentConfig
+from kiemke.agent.parsers.errors import ParseError
 from kiemke.agent.parsers.lpstat import (
     display_uri,
     is_network_uri,
@@ -37,7 +39,7 @@ DESCRIPTION = "Máy in phòng Kế toán — Liên đoàn Lao động tỉnh B�
 
 
 def collect(platform: str = "linux") -> dict:
-    ctx = Context(config=None, state_dir=Path("/nonexistent"), platform=platform,
+    ctx = Context(config=AgentConfig(), state_dir=Path("/nonexistent"), platform=platform,
                   now=datetime(2026, 11, 22, tzinfo=timezone.utc))
     return PrintersCollector().collect(ctx)
 
@@ -67,16 +69,16 @@ def test_parse_no_printers_capture() -> None:
 def test_no_scheduler_is_not_found_not_an_empty_list() -> None:
     stderr = (LPSTAT / "lpstat-dvlp-no-scheduler.stderr").read_text()
     failure = lpstat_failure(stderr)
-    assert failure is not None and failure.kind == "not_found"
-    assert "cupsd" in failure.message and "systemctl start cups" in failure.message
+    assert failure is not None and failure[0] == "not_found"
+    assert "cupsd" in failure[1] and "systemctl start cups" in failure[1]
 
 
 @pytest.mark.parametrize("text", ["Segmentation fault\n", "\x00\x01\x02garbage",
                                   "printer-state-message: 42\n"])
 def test_unrecognised_output_is_a_clear_error(text: str) -> None:
-    with pytest.raises(CollectorError) as err:
+    with pytest.raises(ParseError) as err:
         parse_lpstat(text)
-    assert err.value.kind == "failed" and "lpstat" in err.value.message
+    assert "lpstat" in err.value.message
 
 
 def test_truncated_output_keeps_complete_lines() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from kiemke.agent.collectors import LOAD_ERRORS, MODULES, load_all
 from kiemke.agent.collectors.base import Collector, CollectorError, Context, iso_utc
 from kiemke.agent.config import AgentConfig
+from kiemke.agent.parsers.errors import ParseError
 from kiemke.schema import SCHEMA_VERSION
 
 REPORT_SECTIONS = ("identity", "hardware", "os", "antivirus", "security_monitoring",
@@ -29,6 +30,9 @@ def _run_one(collector: Collector, ctx: Context, timeout: float) -> dict[str, An
             box["result"] = collector.collect(ctx)
         except CollectorError as exc:
             box["error"] = exc.entry(collector.name)
+        except ParseError as exc:  # a parser's documented error the collector did not place
+            box["error"] = CollectorError.from_parse_error(
+                exc, f"{collector.section} data").entry(collector.name)
         except Exception as exc:  # noqa: BLE001 - a bug in one collector must not stop the others
             box["error"] = {"collector": collector.name, "kind": "failed",
                             "message": f"{type(exc).__name__}: {exc}"[:1024]}

@@ -13,10 +13,13 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
+
+from kiemke.agent.config import AgentConfig
+from kiemke.agent.parsers.errors import ParseError
 
 ERROR_KINDS = ("timeout", "failed", "unsupported", "permission", "not_found")
 
@@ -30,6 +33,12 @@ class CollectorError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+    @classmethod
+    def from_parse_error(cls, exc: ParseError, what: str) -> CollectorError:
+        """A parser's ParseError as this section's "failed" error: `what` says what was
+        being read ("dmidecode output"), so the entry tells the operator where to look."""
+        return cls("failed", f"{what} could not be read: {exc.message}")
 
     def entry(self, collector: str, product: str | None = None) -> dict[str, str]:
         """The report's error entry. `product`: the error concerns a detail of that product
@@ -50,23 +59,63 @@ def current_platform() -> str:
     return "other"
 
 
-PLATFORMS = ("linux", "windows")  # platforms with `<collector>_<platform>.py` modules
+PLATFORMS = ("linux", "windows")  # platforms with `<collector>_<platform>.py` halves
+
+
+@dataclass
+class PlatformReading:
+    """What one platform half read, in the same shape for every collector and platform.
+
+    `facts`: the values read (keys as the collector's shared half documents them; most
+    are section facts as in the schema). `errors`: error entries for the facts that
+    could not be read while others were. `dates`: dated evidence the shared half uses
+    but does not report as is (firmware and battery dates for the age estimate, the end
+    of vendor support)."""
+
+    facts: dict[str, Any]
+    errors: list[dict[str, str]] = field(default_factory=list)
+    dates: dict[str, date | None] = field(default_factory=dict)
+
+
+class PlatformHalf(Protocol):
+    """The contract of every `kiemke.agent.collectors.<collector>_<platform>` module
+    (psutil's _pslinux/_pswindows: same names, same types, one per OS)."""
+
+    def read(self, ctx: Context) -> PlatformReading: ...
 
 
 def platform_module(collector: str, platform: str, what: str) -> ModuleType:
-    """The platform half of a collector (psutil's _pslinux/_pswindows split): the module
-    `kiemke.agent.collectors.<collector>_<platform>`; `what` names the facts for the
-    "unsupported" error on any other platform."""
+    """The one dispatcher: the module `kiemke.agent.collectors.<collector>_<platform>`.
+    On a platform without halves (macOS, BSD) it raises CollectorError("unsupported"),
+    naming `what` and the platform, so the section says so instead of guessing."""
     if platform not in PLATFORMS:
-        raise CollectorError("unsupported", f"{what} are not read on {platform}")
+        raise CollectorError("unsupported", f"{what} are not read on {platform}: kiemke "
+                             f"reads them on {' and '.join(PLATFORMS)} only")
     return importlib.import_module(f"kiemke.agent.collectors.{collector}_{platform}")
+
+
+def platform_half(collector: str, platform: str, what: str) -> PlatformHalf:
+    """The platform half of `collector` for `platform`, checked against PlatformHalf."""
+    module = platform_module(collector, platform, what)
+    if not callable(getattr(module, "read", None)):
+        raise TypeError(f"{module.__name__} has no read(ctx) -> PlatformReading")
+    return cast(PlatformHalf, module)
+
+
+def read_platform(collector: str, ctx: Context, what: str) -> PlatformReading:
+    """Run this platform's half of `collector` and check what it returned."""
+    reading = platform_half(collector, ctx.platform, what).read(ctx)
+    if not isinstance(reading, PlatformReading):
+        raise TypeError(f"{collector}_{ctx.platform}.read returned "
+                        f"{type(reading).__name__}, not PlatformReading")
+    return reading
 
 
 @dataclass
 class Context:
     """What a collector may use: the agent config, its state dir, the clock."""
 
-    config: Any  # kiemke.agent.config.AgentConfig (kept loose to avoid an import cycle)
+    config: AgentConfig
     state_dir: Path
     platform: str = field(default_factory=current_platform)
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from kiemke.agent.collectors.base import (
     Collector,
     Context,
-    platform_module,
+    read_platform,
     register,
 )
 
@@ -34,14 +33,9 @@ FIRST_SEEN_FILE = "first_seen"
 _PLAUSIBLE_FROM = date(1995, 1, 1)
 
 
-@dataclass
-class HardwareReading:
-    """What a platform module read: the section's facts plus dated evidence."""
-
-    facts: dict[str, Any]
-    errors: list[dict[str, str]] = field(default_factory=list)
-    firmware_date: date | None = None
-    battery_date: date | None = None
+# PlatformReading.dates keys the hardware halves fill (dated evidence of age).
+FIRMWARE_DATE = "firmware_date"
+BATTERY_DATE = "battery_date"
 
 
 def _iso_date(value: Any) -> date | None:
@@ -100,14 +94,13 @@ class HardwareCollector(Collector):
     default_timeout = 20.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        impl = platform_module("hardware", ctx.platform, "hardware facts")
-        reading: HardwareReading = impl.read(ctx)
+        reading = read_platform("hardware", ctx, "hardware facts")
         facts = dict(reading.facts)
         virtual = facts.get("is_virtual") is True
         os_install = _iso_date((ctx.results.get("os") or {}).get("install_date"))
         evidence = [
-            ("firmware_date", None if virtual else reading.firmware_date),
-            ("battery_manufacture_date", None if virtual else reading.battery_date),
+            ("firmware_date", None if virtual else reading.dates.get(FIRMWARE_DATE)),
+            ("battery_manufacture_date", None if virtual else reading.dates.get(BATTERY_DATE)),
             ("os_install_date", os_install),
             ("first_seen", read_first_seen(ctx.state_dir, ctx.now)),
         ]

@@ -10,8 +10,7 @@ from typing import Any
 
 import psutil
 
-from kiemke.agent.collectors.base import CollectorError, Context
-from kiemke.agent.collectors.hardware import HardwareReading
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers.chassis import chassis_kind, detect_hypervisor
 from kiemke.agent.parsers.dmi_sysfs import clean, parse_dmi_id
 
@@ -143,7 +142,7 @@ def read_battery_date() -> date | None:
     return min(found, default=None)
 
 
-def read(ctx: Context) -> HardwareReading:
+def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     dmi_raw = read_dmi()
     dmi: dict[str, Any] = parse_dmi_id(dmi_raw) if dmi_raw is not None else {}
@@ -205,5 +204,5 @@ def read(ctx: Context) -> HardwareReading:
             "mode": mode,
         },
     }
-    return HardwareReading(facts=facts, errors=errors, firmware_date=firmware_date,
-                           battery_date=read_battery_date())
+    return PlatformReading(facts=facts, errors=errors, dates={
+        "firmware_date": firmware_date, "battery_date": read_battery_date()})

@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context
-from kiemke.agent.collectors.hardware import HardwareReading
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers.chassis import chassis_code, chassis_kind, detect_hypervisor
 from kiemke.agent.parsers.dmi_sysfs import best_model, clean
 from kiemke.agent.parsers.wmi import as_int, cim_datetime, normalise_cim
@@ -122,7 +121,7 @@ def hardware_facts(results: dict[str, Any], firmware_type: int | None
     return facts, firmware_date, battery
 
 
-def read(ctx: Context) -> HardwareReading:
+def read(ctx: Context) -> PlatformReading:
     results = powershell.cim_batch(QUERIES)
     errors = [v.entry("hardware") for k, v in results.items()
               if isinstance(v, CollectorError) and k not in OPTIONAL]
@@ -135,5 +134,5 @@ def read(ctx: Context) -> HardwareReading:
         errors.append(exc.entry("hardware"))
         firmware_type = None
     facts, firmware_date, battery = hardware_facts(results, firmware_type)
-    return HardwareReading(facts=facts, errors=errors, firmware_date=firmware_date,
-                           battery_date=battery)
+    return PlatformReading(facts=facts, errors=errors, dates={
+        "firmware_date": firmware_date, "battery_date": battery})

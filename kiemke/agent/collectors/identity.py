@@ -25,7 +25,13 @@ import uuid
 from typing import Any
 
 import kiemke
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, register
+from kiemke.agent.collectors.base import (
+    Collector,
+    CollectorError,
+    Context,
+    read_platform,
+    register,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +145,6 @@ def split_fqdn(hostname: str, fqdn: str | None) -> tuple[str | None, str | None]
     return fqdn, domain or None
 
 
-def _platform_module(platform: str):  # noqa: ANN202 - module object
-    if platform == "windows":
-        from kiemke.agent.collectors import identity_windows as mod
-    else:
-        from kiemke.agent.collectors import identity_linux as mod
-    return mod
-
-
 @register
 class IdentityCollector(Collector):
     name = "identity"
@@ -157,13 +155,16 @@ class IdentityCollector(Collector):
         errors: list[dict[str, str]] = []
         raw: dict[str, Any] = {}
         try:
-            raw = _platform_module(ctx.platform).read_raw(ctx)
+            reading = read_platform("identity", ctx, "SMBIOS and machine ids")
+            raw = dict(reading.facts)
+            errors.extend(reading.errors)
         except CollectorError as exc:
+            # Unsupported platform or unreadable sources: the id still comes from the
+            # stored or a generated value, and the section says why.
             errors.append(exc.entry(self.name))
         except Exception as exc:  # noqa: BLE001 - identity must never fail
             errors.append({"collector": self.name, "kind": "failed",
                            "message": f"{type(exc).__name__}: {exc}"[:1024]})
-        errors.extend(raw.pop("errors", []))
         return build_identity(ctx, raw, errors)
 
 
@@ -190,7 +191,7 @@ def build_identity(ctx: Context, raw: dict[str, Any],
         "domain": (raw.get("domain") or dns_domain or None),
         "agent_version": kiemke.__version__,
         "platform": ctx.platform,
-        "unit": getattr(ctx.config, "unit", None),
+        "unit": ctx.config.unit,
         "asset_tag": normalize_serial(raw.get("asset_tag")),
     }
     if section["domain"]:

@@ -6,7 +6,7 @@ import errno
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.base import Context
+from kiemke.agent.collectors.base import Context, PlatformReading
 
 DMI = Path("/sys/class/dmi/id")
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
@@ -27,19 +27,21 @@ def _read(path: Path, errors: list[dict[str, str]], what: str) -> str | None:
     return None
 
 
-def read_raw(ctx: Context, dmi: Path = DMI,
-             machine_id_files: tuple[Path, ...] = MACHINE_ID_FILES) -> dict[str, Any]:
+def read(ctx: Context, dmi: Path = DMI,
+         machine_id_files: tuple[Path, ...] = MACHINE_ID_FILES) -> PlatformReading:
     errors: list[dict[str, str]] = []
     raw: dict[str, Any] = {
         "smbios_uuid": _read(dmi / "product_uuid", errors, "the SMBIOS system UUID"),
         "serial": _read(dmi / "product_serial", errors, "the SMBIOS serial number"),
         "asset_tag": _read(dmi / "chassis_asset_tag", [], "the asset tag"),
         "machine_guid": None,
+        # Linux has no SMBIOS-independent domain source: identity falls back to the FQDN.
+        "hostname": None,
+        "domain": None,
     }
     for path in machine_id_files:
         value = _read(path, [], "the machine id")
         if value:
             raw["machine_guid"] = value
             break
-    raw["errors"] = errors
-    return raw
+    return PlatformReading(facts=raw, errors=errors)

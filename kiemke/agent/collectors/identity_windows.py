@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.windows import powershell
 
 CRYPTOGRAPHY_KEY = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Cryptography"
@@ -34,10 +34,10 @@ def parse_computer_system(rows: list[dict[str, Any]]) -> dict[str, str | None]:
     return {"domain": domain or None, "hostname": row.get("DNSHostName") or row.get("Name")}
 
 
-def read_raw(ctx: Context) -> dict[str, Any]:
+def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     raw: dict[str, Any] = {"smbios_uuid": None, "serial": None, "machine_guid": None,
-                           "asset_tag": None}
+                           "asset_tag": None, "hostname": None, "domain": None}
     try:
         raw.update(parse_product(powershell.cim_query(
             "Win32_ComputerSystemProduct", properties=("UUID", "IdentifyingNumber"))))
@@ -57,5 +57,4 @@ def read_raw(ctx: Context) -> dict[str, Any]:
         raw["machine_guid"] = powershell.registry_values(CRYPTOGRAPHY_KEY).get("MachineGuid")
     except CollectorError as exc:
         errors.append(exc.entry("identity"))
-    raw["errors"] = errors
-    return raw
+    return PlatformReading(facts=raw, errors=errors)

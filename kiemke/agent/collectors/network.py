@@ -17,6 +17,7 @@ import ipaddress
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +26,10 @@ from kiemke.agent.collectors.base import (
     Collector,
     CollectorError,
     Context,
-    platform_module,
+    read_platform,
     register,
 )
+from kiemke.agent.config import AgentConfig, ConfigError, load_config
 from kiemke.agent.probes import Probe
 
 BUDGET_SLACK = 1.0  # seconds on top of probe_timeout for the whole set of checks
@@ -134,19 +136,19 @@ def _plan_gateway(plan: _Plan, mode: str, gateway: dict[str, Any] | None,
     return None
 
 
-def run_checks(config: Any, gateway: dict[str, Any] | None,
+def run_checks(config: AgentConfig, gateway: dict[str, Any] | None,
                dns_servers: list[str]) -> dict[str, dict[str, Any]]:
     """Run every configured check concurrently; returns the report's `checks` object."""
-    timeout = max(float(getattr(config, "probe_timeout", 2.0) or 0.0), 0.1)
+    timeout = max(float(config.probe_timeout or 0.0), 0.1)
     plan = _Plan(timeout + BUDGET_SLACK)
     checks: dict[str, dict[str, Any]] = {}
 
-    direct = _plan_gateway(plan, getattr(config, "gateway_check", "off"), gateway, timeout)
+    direct = _plan_gateway(plan, config.gateway_check, gateway, timeout)
     if direct is not None:
         checks["gateway"] = direct
 
-    endpoint = server_endpoint(getattr(config, "server", None))
-    if not getattr(config, "check_collector", True):
+    endpoint = server_endpoint(config.server)
+    if not config.check_collector:
         checks["collector"] = _not_run("collector check is off ([network] check_collector)")
     elif endpoint is None:
         checks["collector"] = _not_run("no collector configured ([agent] server)")
@@ -155,7 +157,7 @@ def run_checks(config: Any, gateway: dict[str, Any] | None,
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         plan.add("collector", target, "tcp", lambda: probes.tcp(host, port, timeout))
 
-    names = list(getattr(config, "dns_names", None) or [])
+    names = list(config.dns_names)
     if not names and endpoint and not _is_ip(endpoint[0]):
         names = [endpoint[0]]
     if not names:
@@ -163,21 +165,20 @@ def run_checks(config: Any, gateway: dict[str, Any] | None,
                                  "is given by IP address or not configured)")
     else:
         for name in names[:MAX_PROBES - MAX_DNS_SERVERS_ASKED]:
-            plan.add("dns", name, "dns", lambda n=name: probes.resolve_system(n, timeout))
-        direct_servers = dns_servers if getattr(config, "dns_direct", False) else []
+            plan.add("dns", name, "dns", partial(probes.resolve_system, name, timeout))
+        direct_servers = dns_servers if config.dns_direct else []
         for server in direct_servers[:MAX_DNS_SERVERS_ASKED]:
             plan.add("dns_direct", f"{names[0]}@{server}", "dns",
-                     lambda s=server: probes.query_server(s, names[0], timeout))
+                     partial(probes.query_server, server, names[0], timeout))
 
-    internet_specs = list(getattr(config, "internet_probes", None) or [])
+    internet_specs = list(config.internet_probes)
     bad_specs: list[str] = []
     for spec in internet_specs[:MAX_PROBES]:
         if spec.startswith(("http://", "https://")):
-            plan.add("internet", spec, "http", lambda u=spec: probes.http(
-                u, timeout, getattr(config, "ca_bundle", None),
-                getattr(config, "verify_tls", True)))
+            plan.add("internet", spec, "http", partial(
+                probes.http, spec, timeout, config.ca_bundle, config.verify_tls))
         elif (hp := _parse_tcp_target(spec)) is not None:
-            plan.add("internet", spec, "tcp", lambda h=hp: probes.tcp(h[0], h[1], timeout))
+            plan.add("internet", spec, "tcp", partial(probes.tcp, hp[0], hp[1], timeout))
         else:
             bad_specs.append(spec)
 
@@ -235,7 +236,11 @@ def _internet_check(found: list[Probe], bad_specs: list[str],
 
 
 def _platform_facts(ctx: Context) -> dict[str, Any]:
-    return platform_module("network", ctx.platform, "network facts").local_facts(ctx)
+    reading = read_platform("network", ctx, "network facts")
+    facts = dict(reading.facts)
+    if reading.errors:
+        facts["errors"] = reading.errors[:32]
+    return facts
 
 
 @register
@@ -256,8 +261,6 @@ class NetworkCollector(Collector):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kiemke.agent.config import ConfigError, load_config
-
     ap = argparse.ArgumentParser(prog="python -m kiemke.agent.collectors.network",
                                  description="Print this machine's network section as JSON.")
     ap.add_argument("--config", help="agent configuration file (default: the agent's own)")

@@ -10,8 +10,9 @@ from typing import Any
 import netifaces
 import psutil
 
-from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers import proc_net_route, resolv_conf
+from kiemke.agent.parsers.errors import ParseError
 
 SYS_CLASS_NET = Path("/sys/class/net")
 PROC_NET_ROUTE = Path("/proc/net/route")
@@ -92,12 +93,13 @@ def default_gateway(errors: list[dict[str, str]],
     try:
         from_proc = proc_net_route.default_gateway(route_file.read_text("utf-8", "replace"))
         proc_ok = True
-    except (OSError, proc_net_route.RouteTableError) as exc:
+    except (OSError, ParseError) as exc:
         errors.append({"collector": NAME, "kind": "failed",
                        "message": f"cannot read {route_file}: {exc}; the default gateway "
                                   "comes from netifaces alone"})
     try:
-        nif = netifaces.gateways().get("default", {})
+        gateways: dict[Any, Any] = dict(netifaces.gateways())
+        nif: dict[Any, Any] = gateways.get("default") or {}
     except Exception as exc:  # noqa: BLE001 - netifaces raises plain errors on odd systems
         nif = {}
         errors.append({"collector": NAME, "kind": "failed",
@@ -142,7 +144,7 @@ def dns_servers(errors: list[dict[str, str]],
     return servers
 
 
-def local_facts(ctx: Any) -> dict[str, Any]:
+def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     try:
         ifaces = interfaces()
@@ -153,6 +155,4 @@ def local_facts(ctx: Any) -> dict[str, Any]:
         "default_gateway": default_gateway(errors),
         "dns_servers": dns_servers(errors),
     }
-    if errors:
-        facts["errors"] = errors
-    return facts
+    return PlatformReading(facts=facts, errors=errors)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers import win_network
 from kiemke.agent.windows import powershell
 
 NAME = "network"
 
 
-def local_facts(ctx: Any) -> dict[str, Any]:
+def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     configs = powershell.cim_query("Win32_NetworkAdapterConfiguration",
                                    properties=win_network.CONFIG_PROPERTIES)
@@ -29,6 +29,4 @@ def local_facts(ctx: Any) -> dict[str, Any]:
         "default_gateway": win_network.default_gateway(configs, adapters),
         "dns_servers": win_network.dns_servers(configs),
     }
-    if errors:
-        facts["errors"] = errors
-    return facts
+    return PlatformReading(facts=facts, errors=errors)

@@ -17,13 +17,17 @@ from typing import Any
 from kiemke.agent.collectors.base import (
     Collector,
     Context,
-    platform_module,
+    read_platform,
     register,
 )
 
 ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64",
                  "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "x86": "x86",
                  "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "armv6l": "arm"}
+
+
+# PlatformReading.dates key the OS halves fill: the last day of vendor support.
+END_OF_SUPPORT = "end_of_support"
 
 
 @lru_cache(maxsize=1)
@@ -107,9 +111,11 @@ class OsCollector(Collector):
     default_timeout = 20.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        facts, end = platform_module("os_info", ctx.platform, "OS facts").read(ctx)
+        reading = read_platform("os_info", ctx, "OS facts")
+        facts = dict(reading.facts)
+        end = reading.dates.get(END_OF_SUPPORT)
         facts["supported"] = support_status(end, ctx.now)
         facts["end_of_support"] = end.isoformat() if end else None
-        if not facts.get("errors"):
-            facts.pop("errors", None)
+        if reading.errors:
+            facts["errors"] = reading.errors[:32]
         return facts

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import platform
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from kiemke.agent.collectors.base import CollectorError, Context, iso_utc
-from kiemke.agent.collectors.os_info import linux_end_of_support, normalise_arch
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading, iso_utc
+from kiemke.agent.collectors.os_info import END_OF_SUPPORT, linux_end_of_support, normalise_arch
+from kiemke.agent.parsers.errors import ParseError
 from kiemke.agent.parsers.os_release import parse_os_release
 
 ROOT = Path("/")  # tests point this at a tree shaped like /
@@ -48,12 +49,15 @@ def read_os_release() -> tuple[dict[str, str], str]:
             text = path.read_text("utf-8", "replace")
         except OSError:
             continue
-        return parse_os_release(text, source=str(path)), str(path)
+        try:
+            return parse_os_release(text, source=str(path)), str(path)
+        except ParseError as exc:
+            raise CollectorError.from_parse_error(exc, "the distribution's os-release") from exc
     raise CollectorError("not_found", "neither /etc/os-release nor /usr/lib/os-release "
                          "exists, so the Linux distribution is unknown")
 
 
-def read(ctx: Context) -> tuple[dict[str, Any], date | None]:
+def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     uname = platform.uname()
     try:
@@ -78,6 +82,5 @@ def read(ctx: Context) -> tuple[dict[str, Any], date | None]:
         "kernel": uname.release or None,
         "install_date": iso_utc(installed) if installed else None,
         "last_boot": iso_utc(boot) if boot else None,
-        "errors": errors,
     }
-    return facts, end
+    return PlatformReading(facts=facts, errors=errors, dates={END_OF_SUPPORT: end})

@@ -8,11 +8,15 @@ says "Windows 10" on Windows 11). The registry gives the feature release (Displa
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context, iso_utc
-from kiemke.agent.collectors.os_info import normalise_arch, windows_end_of_support
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading, iso_utc
+from kiemke.agent.collectors.os_info import (
+    END_OF_SUPPORT,
+    normalise_arch,
+    windows_end_of_support,
+)
 from kiemke.agent.parsers.wmi import as_int, first
 from kiemke.agent.windows import powershell
 
@@ -36,7 +40,8 @@ def os_facts(os_row: dict[str, Any], reg: dict[str, Any]) -> tuple[dict[str, Any
         or as_int(reg.get("CurrentBuild"))
     ubr = as_int(reg.get("UBR"))
     product_type = as_int(os_row.get("ProductType"))
-    edition = reg.get("EditionID") or SKU_EDITIONS.get(as_int(os_row.get("OperatingSystemSKU")))
+    edition = reg.get("EditionID") or SKU_EDITIONS.get(
+        as_int(os_row.get("OperatingSystemSKU")) or -1)
     server = product_type in (2, 3) if product_type is not None \
         else str(edition or "").lower().startswith("server")
     caption = os_row.get("Caption") or reg.get("ProductName")
@@ -52,13 +57,13 @@ def os_facts(os_row: dict[str, Any], reg: dict[str, Any]) -> tuple[dict[str, Any
         "edition": edition,
         "architecture": normalise_arch(os_row.get("OSArchitecture")),
         "kernel": os_row.get("Version"),
-        "install_date": iso_utc(install) if hasattr(install, "tzinfo") else None,
-        "last_boot": iso_utc(boot) if hasattr(boot, "tzinfo") else None,
+        "install_date": iso_utc(install) if isinstance(install, datetime) else None,
+        "last_boot": iso_utc(boot) if isinstance(boot, datetime) else None,
     }
     return facts, end
 
 
-def read(ctx: Context) -> tuple[dict[str, Any], date | None]:
+def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     try:
         os_row = first(powershell.cim_query("Win32_OperatingSystem", properties=OS_PROPERTIES))
@@ -76,5 +81,4 @@ def read(ctx: Context) -> tuple[dict[str, Any], date | None]:
                              "the CurrentVersion registry key answered"
                              + (f" ({errors[0]['message']})" if errors else ""))
     facts, end = os_facts(os_row, reg)
-    facts["errors"] = errors
-    return facts, end
+    return PlatformReading(facts=facts, errors=errors, dates={END_OF_SUPPORT: end})

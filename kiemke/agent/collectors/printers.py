@@ -12,7 +12,7 @@ from typing import Any
 from kiemke.agent.collectors.base import (
     Collector,
     Context,
-    platform_module,
+    read_platform,
     register,
 )
 
@@ -24,8 +24,8 @@ class PrintersCollector(Collector):
     default_timeout = 15.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        printers, errors = platform_module("printers", ctx.platform, "printers").read(ctx)
-        section: dict[str, Any] = {"printers": printers[:64]}
-        if errors:
-            section["errors"] = errors[:32]
+        reading = read_platform("printers", ctx, "printers")
+        section: dict[str, Any] = {"printers": list(reading.facts["printers"])[:64]}
+        if reading.errors:
+            section["errors"] = reading.errors[:32]
         return section

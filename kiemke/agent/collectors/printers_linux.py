@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
+from kiemke.agent.parsers.errors import ParseError
 from kiemke.agent.parsers.lpstat import (
     VIRTUAL_SCHEMES,
     display_uri,
@@ -47,7 +48,7 @@ def run_lpstat() -> str:
             raise
         failure = lpstat_failure(exc.message)
         if failure is not None:
-            raise failure from exc
+            raise CollectorError(*failure) from exc
         return ""
 
 
@@ -58,8 +59,11 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def read(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    listing = parse_lpstat(run_lpstat())
+def read(ctx: Context) -> PlatformReading:
+    try:
+        listing = parse_lpstat(run_lpstat())
+    except ParseError as exc:
+        raise CollectorError.from_parse_error(exc, "lpstat's printer list") from exc
     root = server_root()
     conf = _read_text(root / "printers.conf")
     shared = printers_conf_shared(conf) if conf is not None else {}
@@ -78,4 +82,4 @@ def read(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
             "shared": shared.get(name) if conf is not None else None,
             "virtual": virtual,
         })
-    return printers, []
+    return PlatformReading(facts={"printers": printers})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kiemke.agent.collectors.base import Context
+from kiemke.agent.collectors.base import Context, PlatformReading
 from kiemke.agent.parsers.lpstat import looks_virtual
 from kiemke.agent.parsers.wmi import as_bool, normalise_cim
 from kiemke.agent.windows import powershell
@@ -51,7 +51,7 @@ def printer_facts(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def read(ctx: Context) -> PlatformReading:
     rows = powershell.cim_query("Win32_Printer", properties=PROPERTIES)
     printers = [printer_facts(normalise_cim(r)) for r in rows]
-    return [p for p in printers if p["name"]], []
+    return PlatformReading(facts={"printers": [p for p in printers if p["name"]]})

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError
 from kiemke.agent.parsers.chassis import chassis_code
 from kiemke.agent.parsers.dmi_sysfs import best_model, clean, parse_bios_date
+from kiemke.agent.parsers.errors import ParseError
 
 _HANDLE = re.compile(r"^Handle 0x[0-9A-Fa-f]+, DMI type (\d+), \d+ bytes\.?\s*$")
 
@@ -24,8 +24,8 @@ def parse_dmidecode(text: str) -> list[dict[str, Any]]:
     Flags) gets those lines as a list. Tabs or spaces both occur in real dumps.
     """
     if not isinstance(text, str) or "DMI type" not in text:
-        raise CollectorError("failed", "dmidecode output has no SMBIOS structures "
-                             "(empty, truncated, or not dmidecode output)")
+        raise ParseError("has no SMBIOS structures (empty, truncated, or not dmidecode "
+                         "output)", source="dmidecode output")
     structures: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     key_indent: int | None = None
@@ -61,7 +61,7 @@ def parse_dmidecode(text: str) -> list[dict[str, Any]]:
         last_key = key.strip()
         current["props"][last_key] = value.strip()
     if not structures:
-        raise CollectorError("failed", "dmidecode output has no SMBIOS structures")
+        raise ParseError("has no SMBIOS structures", source="dmidecode output")
     return structures
 
 

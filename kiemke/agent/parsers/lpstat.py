@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.parsers.errors import ParseError
 
 _DEFAULT = re.compile(r"^system default destination: (?P<name>\S+)\s*$")
 _DEVICE = re.compile(r"^device for (?P<name>[^:\s]+): (?P<uri>\S.*?)\s*$")
@@ -28,17 +28,17 @@ _VIRTUAL_NAME = re.compile(r"\bpdf\b|print to pdf|\bxps\b|onenote|\bfax\b|cups-p
                            r"document writer|\bsnagit\b", re.IGNORECASE)
 
 
-def lpstat_failure(message: str) -> CollectorError | None:
-    """What a failed lpstat run means. None: it only said there are no printers."""
+def lpstat_failure(message: str) -> tuple[str, str] | None:
+    """What a failed lpstat run means, as (error kind, message for the operator).
+    None: it only said there are no printers."""
     text = message.lower()
     if "no destinations added" in text:
         return None
     if "scheduler is not running" in text or "unable to connect to server" in text:
-        return CollectorError("not_found", "the CUPS print service (cupsd) is not running, so "
-                              "printers cannot be listed; start it with "
-                              "'systemctl start cups' or ignore this on machines without "
-                              "printing")
-    return CollectorError("failed", f"lpstat could not list printers: {message}"[:1000])
+        return ("not_found", "the CUPS print service (cupsd) is not running, so printers "
+                "cannot be listed; start it with 'systemctl start cups' or ignore this on "
+                "machines without printing")
+    return "failed", f"lpstat could not list printers: {message}"[:1000]
 
 
 def uri_scheme(uri: str | None) -> str | None:
@@ -84,7 +84,7 @@ def parse_lpstat(text: str) -> dict[str, Any]:
     """{"default": name | None, "printers": [{name, uri, enabled, description, location,
     interface}]}, in the order lpstat lists them."""
     if not isinstance(text, str):
-        raise CollectorError("failed", "lpstat output is not text")
+        raise ParseError("is not text", source="lpstat output")
     default: str | None = None
     printers: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
@@ -125,9 +125,9 @@ def parse_lpstat(text: str) -> dict[str, Any]:
             current["enabled"] = m.group("disabled") is None
             recognised = True
     if text.strip() and not recognised:
-        raise CollectorError("failed", "lpstat printed something kiemke does not recognise "
-                             f"(first line: {text.strip().splitlines()[0][:200]!r}); "
-                             "is lpstat from CUPS?")
+        raise ParseError("lpstat printed something kiemke does not recognise "
+                         f"(first line: {text.strip().splitlines()[0][:200]!r}); "
+                         "is lpstat from CUPS?")
     return {"default": default, "printers": list(printers.values())}
 
 

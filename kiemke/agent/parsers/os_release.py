@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import shlex
 
-from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.parsers.errors import ParseError
 
 
 def parse_os_release(text: str, source: str = "/etc/os-release") -> dict[str, str]:
-    """Every assignment; raises CollectorError naming the file and line on a bad one."""
+    """Every assignment; raises ParseError naming the file and line on a bad one."""
     if not isinstance(text, str):
-        raise CollectorError("failed", f"{source} is not text")
+        raise ParseError("is not text", source=source)
     values: dict[str, str] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -21,14 +21,13 @@ def parse_os_release(text: str, source: str = "/etc/os-release") -> dict[str, st
             continue
         key, sep, value = line.partition("=")
         if not sep or not key.replace("_", "").isalnum():
-            raise CollectorError("failed", f"{source} line {lineno} is not KEY=value: "
-                                 f"{line[:120]!r}")
+            raise ParseError(f"is not KEY=value: {line[:120]!r}", source=source, line=lineno)
         try:
             parts = shlex.split(value, comments=False, posix=True)
         except ValueError:
-            raise CollectorError("failed", f"{source} line {lineno} has an unclosed quote: "
-                                 f"{line[:120]!r}") from None
+            raise ParseError(f"has an unclosed quote: {line[:120]!r}", source=source,
+                             line=lineno) from None
         values[key] = " ".join(parts)
     if not values.get("ID") and not values.get("NAME"):
-        raise CollectorError("failed", f"{source} names no distribution (no ID= or NAME= line)")
+        raise ParseError("names no distribution (no ID= or NAME= line)", source=source)
     return values

@@ -11,14 +11,12 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from kiemke.agent.parsers.errors import ParseError
+
 RTF_UP = 0x0001
 RTF_GATEWAY = 0x0002
 ANY = "0.0.0.0"  # noqa: S104 - the default route's destination, not a bind address
 _NEEDED = ("Iface", "Destination", "Gateway", "Flags", "Metric", "Mask")
-
-
-class RouteTableError(ValueError):
-    """The text is not a /proc/net/route table."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +37,14 @@ def _hex_ip(value: str) -> str:
 
 def parse_routes(text: str) -> list[Route]:
     """All well-formed rows. Malformed rows (truncated reads) are skipped; a missing or
-    wrong header raises RouteTableError because then nothing in the text can be trusted."""
+    wrong header raises ParseError because then nothing in the text can be trusted."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
-        raise RouteTableError("empty: no header line")
+        raise ParseError("is empty (no header line)", source="/proc/net/route")
     header = lines[0].split()
     if any(col not in header for col in _NEEDED):
-        raise RouteTableError(f"unexpected header {lines[0].strip()[:80]!r}")
+        raise ParseError(f"has an unexpected header {lines[0].strip()[:80]!r}",
+                         source="/proc/net/route")
     idx = {col: header.index(col) for col in _NEEDED}
     routes: list[Route] = []
     for line in lines[1:]:

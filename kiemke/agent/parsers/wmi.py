@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.parsers.errors import ParseError
 
 _CIM_DATETIME = re.compile(
     r"^(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})(?P<h>\d{2})(?P<mi>\d{2})(?P<s>\d{2})"
@@ -34,8 +34,8 @@ def cim_datetime(value: Any) -> datetime | None:
     if isinstance(value, dict):
         value = value.get("value", value.get("DateTime"))
     if isinstance(value, datetime):
-        found = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return found.astimezone(timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return aware.astimezone(timezone.utc)
     if not isinstance(value, str):
         return None
     text = value.strip().replace("\\/", "/")
@@ -117,7 +117,7 @@ def parse_wmic_list(data: bytes | str) -> list[dict[str, Any]]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise CollectorError("failed", f"wmic output line is not Name=Value: {line[:120]!r}")
+            raise ParseError(f"line is not Name=Value: {line[:120]!r}", source="wmic output")
         seen_any = True
         if key in current:
             instances.append(current)
@@ -137,7 +137,8 @@ def normalise_cim(obj: dict[str, Any]) -> dict[str, Any]:
     are only whitespace (WMI pads some fields), which become None.
     """
     if not isinstance(obj, dict):
-        raise CollectorError("failed", f"expected a CIM object, got {type(obj).__name__}")
+        raise ParseError(f"is a {type(obj).__name__}, not a CIM object",
+                         source="Get-CimInstance output")
     out: dict[str, Any] = {}
     for key, value in obj.items():
         if key in _NOISE:
