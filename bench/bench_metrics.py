@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_compliance import _pg_database, _row, build_database, on_both_backends  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from kiemke.collector.compliance.store import ResultWriter, load_results  # noqa: E402
 from kiemke.collector.db.compliance_tables import rule_results  # noqa: E402
 from kiemke.collector.db.engine import write_transaction  # noqa: E402
 from kiemke.collector.db.migrate import upgrade  # noqa: E402
+from kiemke.collector.evaluation.store import ResultWriter, load_results  # noqa: E402
 from kiemke.collector.timeutil import utcnow  # noqa: E402
 
 MACHINES = 100_000

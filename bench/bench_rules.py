@@ -17,8 +17,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kiemke.compliance import evaluate_machine, load_rules  # noqa: E402
-from kiemke.compliance.rules import default_rules_dir  # noqa: E402
+from kiemke.compliance import (  # noqa: E402
+    default_rules_dir,  # noqa: E402
+    evaluate_machine,
+    load_rules,
+)
 
 BUDGET_S = 1.0
 MACHINES = 100_000

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import requests
 
-from kiemke.compliance import load_rules
-from kiemke.compliance.rules import default_rules_dir
+from kiemke.compliance import default_rules_dir, load_rules
 
 
 def _read_until(proc: subprocess.Popen, lines: queue.Queue, marker: str,

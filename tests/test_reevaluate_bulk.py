@@ -1,4 +1,4 @@
-"""The fast full re-evaluation (kiemke.collector.compliance.bulk) repairs exactly what
+"""The fast full re-evaluation (kiemke.collector.evaluation.bulk) repairs exactly what
 differs: wrong results, wrong units, missing rows, results of deleted machines, and keeps
 rule_counts equal to a fresh count; every writer keeps machines.results_digest equal to
 the digest of the machine's rows, and a NULL or wrong digest is repaired. Real SQLite and
@@ -20,14 +20,13 @@ from compliance_helpers import (
 )
 from sqlalchemy import delete, func, insert, select, update
 
-from kiemke.collector.compliance.admin import add_waiver, move_machine
-from kiemke.collector.compliance.store import recount, results_digest
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
-from kiemke.compliance import evaluate_machine, load_rules
+from kiemke.collector.evaluation.admin import add_waiver, move_machine
+from kiemke.collector.evaluation.store import recount, results_digest
+from kiemke.compliance import default_rules_dir, evaluate_machine, load_rules
 from kiemke.compliance.evaluate import ReasonMemo
-from kiemke.compliance.rules import default_rules_dir
 
 RULE = "os-supported"
 

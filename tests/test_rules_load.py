@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kiemke.compliance.rules import RuleLoadError, load_rules, parse_duration
+from kiemke.compliance import RuleLoadError, load_rules, parse_duration
 
 GOOD_RULE = """\
   - id: av-licensed

@@ -11,10 +11,10 @@ from compliance_helpers import DISTRICT_A, OS_FAIL, RULE, build_tree, make_app, 
 from conftest import REPO, collector_cmd
 from sqlalchemy import select
 
-from kiemke.collector.compliance.admin import add_waiver, list_waivers
-from kiemke.collector.compliance.figures import compute
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.evaluation.admin import add_waiver, list_waivers
+from kiemke.collector.evaluation.figures import compute
 
 
 def _result(app, machine_id):

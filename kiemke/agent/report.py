@@ -9,7 +9,13 @@ import uuid
 from typing import Any
 
 from kiemke.agent.collectors import LOAD_ERRORS, MODULES, load_all
-from kiemke.agent.collectors.base import Collector, CollectorError, Context, iso_utc
+from kiemke.agent.collectors.base import (
+    Collector,
+    CollectorError,
+    Context,
+    error_entry,
+    iso_utc,
+)
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.errors import ParseError
 from kiemke.schema import SCHEMA_VERSION
@@ -34,15 +40,14 @@ def _run_one(collector: Collector, ctx: Context, timeout: float) -> dict[str, An
             box["error"] = CollectorError.from_parse_error(
                 exc, f"{collector.section} data").entry(collector.name)
         except Exception as exc:  # noqa: BLE001 - a bug in one collector must not stop the others
-            box["error"] = {"collector": collector.name, "kind": "failed",
-                            "message": f"{type(exc).__name__}: {exc}"[:1024]}
+            box["error"] = error_entry(collector.name, "failed", f"{type(exc).__name__}: {exc}")
 
     thread = threading.Thread(target=target, name=f"collector-{collector.name}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        return {"errors": [{"collector": collector.name, "kind": "timeout",
-                            "message": f"{collector.name} did not finish within {timeout:g} s"}]}
+        return {"errors": [error_entry(collector.name, "timeout",
+                                       f"{collector.name} did not finish within {timeout:g} s")]}
     if "error" in box:
         return {"errors": [box["error"]]}
     return box.get("result") or {}
@@ -54,16 +59,14 @@ def collect_sections(config: AgentConfig, ctx: Context | None = None) -> dict[st
     ctx = ctx or Context(config=config, state_dir=config.state_dir)
     sections: dict[str, dict] = {}
     for module, reason in LOAD_ERRORS.items():
-        sections[_MODULE_SECTION[module]] = {"errors": [{
-            "collector": _MODULE_SECTION[module], "kind": "failed",
-            "message": f"the {module} collector could not be loaded ({reason}); "
-                       "reinstall the agent"[:1024]}]}
+        sections[_MODULE_SECTION[module]] = {"errors": [error_entry(
+            _MODULE_SECTION[module], "failed",
+            f"the {module} collector could not be loaded ({reason}); reinstall the agent")]}
     pending = dict(registry)
     for name, cls in list(pending.items()):
         if not config.collector_enabled(name):
-            sections[cls.section] = {"errors": [{
-                "collector": name, "kind": "unsupported",
-                "message": f"collector {name} is disabled in the agent configuration"}]}
+            sections[cls.section] = {"errors": [error_entry(
+                name, "unsupported", f"collector {name} is disabled in the agent configuration")]}
             del pending[name]
     done: set[str] = set(registry) - set(pending)
     while pending:
@@ -105,8 +108,7 @@ def _ensure_identity(section: dict[str, Any] | None, ctx: Context) -> dict[str, 
         import socket
 
         import kiemke
-        errors.append({"collector": "identity", "kind": "failed",
-                       "message": f"{type(exc).__name__}: {exc}"[:1024]})
+        errors.append(error_entry("identity", "failed", f"{type(exc).__name__}: {exc}"))
         return {"machine_id": uuid.uuid4().hex, "machine_id_source": "generated",
                 "hostname": socket.gethostname() or "unknown",
                 "agent_version": kiemke.__version__, "platform": ctx.platform,
@@ -159,9 +161,8 @@ def build_report(config: AgentConfig, kind: str = "periodic",
         "collected_at": iso_utc(ctx.now),
     }
     for name in REPORT_SECTIONS:
-        report[name] = sections.get(name, {"errors": [{
-            "collector": name, "kind": "unsupported",
-            "message": f"no collector for {name} on this platform"}]})
+        report[name] = sections.get(name, {"errors": [error_entry(
+            name, "unsupported", f"no collector for {name} on this platform")]})
     report["identity"] = _ensure_identity(sections.get("identity"), ctx)
     if kind == "periodic":
         trim_periodic(report)

@@ -1,8 +1,4 @@
-"""`python -m kiemke.collector` = `kiemke-collector`.
-
-Running the package (not `-m kiemke.collector.cli`) keeps kiemke.collector.cli imported
-once, so its exception classes are the same objects for every module that imports them.
-"""
+"""`python -m kiemke.collector` = `kiemke-collector`."""
 
 import sys
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from kiemke.collector.api import enroll, ops, read, reports
+from kiemke.collector.api import enroll, ops, read, reports, units
 from kiemke.collector.api import openapi as openapi_api
 from kiemke.collector.api.errors import register_error_handlers
 from kiemke.collector.config import CollectorConfig
@@ -27,7 +27,7 @@ from kiemke.collector.validation import compile_validator
 
 # Integrations plugged in when their module exists: each has init_app(app), which may set
 # ext.on_report and append to ext.metric_providers (the rules engine lives there).
-INTEGRATIONS = ("kiemke.compliance.integration", "kiemke.collector.compliance",
+INTEGRATIONS = ("kiemke.compliance.integration", "kiemke.collector.evaluation",
                 # after compliance: it chains its ingest step in front of theirs
                 "kiemke.collector.assets.integration")
 
@@ -58,7 +58,7 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
     app.extensions["kiemke"] = ext
 
     register_error_handlers(app)
-    for module in (enroll, reports, read, openapi_api, ops):
+    for module in (enroll, reports, read, units, openapi_api, ops):
         app.register_blueprint(module.bp)
 
     for name in INTEGRATIONS:

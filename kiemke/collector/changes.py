@@ -7,7 +7,7 @@ stale machines). A version is read and compared, never interpreted: a bump only 
 
 Topics:
 - COMPLIANCE: rule_results, rule_counts, unit_rule_results (bumped by
-  kiemke.collector.compliance.store in the writing transaction);
+  kiemke.collector.evaluation.store in the writing transaction);
 - MACHINES: rows of `machines` added or removed, or their hostname, unit or agent version
   changed;
 - MACHINE_LABELS: rows of `machines` removed, or their hostname or unit changed (what

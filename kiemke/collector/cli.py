@@ -10,136 +10,94 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from kiemke import __version__
+from kiemke.collector.cli_common import (
+    CliError,
+    open_engine,
+    print_table,
+    safe_url,
+    say,
+    write_connection,
+)
 from kiemke.collector.config import CollectorConfig, ConfigError, parse_duration
+from kiemke.collector.db.migrate import (
+    check_migrated,
+    current_revision,
+    head_revision,
+    is_up_to_date,
+    upgrade,
+)
+from kiemke.collector.enrollment import (
+    EnrollmentError,
+    create_admin_token,
+    create_enrollment_token,
+    list_admin_tokens,
+    list_agents,
+    list_enrollment_tokens,
+    revoke_admin_token,
+    revoke_agent,
+    revoke_enrollment_token,
+)
+from kiemke.collector.server import serve
 from kiemke.collector.timeutil import iso_z
+from kiemke.collector.units import UnitError, add_unit, all_units, find_unit
 
 # (module, function) adding subcommands to the subparsers when the module exists. Their
 # commands set `func(args) -> exit code`; this module's own commands take (config, args).
 COMMAND_HOOKS = (("kiemke.compliance.cli", "add_rules_commands"),
                  ("kiemke.collector.assets.cli", "add_assets_commands"),
-                 ("kiemke.collector.compliance.cli", "add_compliance_commands"))
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 2."""
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr)
-
-
-@contextmanager
-def _engine(config: CollectorConfig, require_migrated: bool = True) -> Iterator[Engine]:
-    from kiemke.collector.db.engine import make_engine
-    from kiemke.collector.db.migrate import is_up_to_date
-
-    engine = make_engine(config.database_url)
-    try:
-        try:
-            migrated = is_up_to_date(engine)
-        except OperationalError as exc:
-            raise CliError(f"cannot reach the database {_safe_url(config.database_url)}: "
-                           f"{exc.orig}; check KIEMKE_DATABASE_URL") from None
-        if require_migrated and not migrated:
-            raise CliError(f"the database {_safe_url(config.database_url)} is not migrated to "
-                           f"this version; run `kiemke-collector db upgrade` first")
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _write(config: CollectorConfig) -> Iterator[Connection]:
-    from kiemke.collector.db.engine import write_transaction
-
-    with _engine(config) as engine, write_transaction(engine) as conn:
-        yield conn
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    from kiemke.collector.db.engine import normalize_url
-
-    try:
-        return make_url(normalize_url(url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for display
-        return "(unparseable URL)"
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> None:
-    cells = [header, *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+                 ("kiemke.collector.evaluation.cli", "add_compliance_commands"))
 
 
 # ---------------------------------------------------------------------------- commands
 
 def cmd_serve(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.db.migrate import upgrade
-
     if args.migrate:
         upgrade(config.database_url)
-    with _engine(config):
+    with open_engine(config):
         pass  # refuses to start on an unreachable or un-migrated database
-    from kiemke.collector.server import serve
-
-    _say(f"kiemke-collector {__version__} serving on http://{args.bind} "
-         f"({args.workers} workers), database {_safe_url(config.database_url)}")
+    say(f"kiemke-collector {__version__} serving on http://{args.bind} "
+        f"({args.workers} workers), database {safe_url(config.database_url)}")
     serve(config, bind=args.bind, workers=args.workers, threads=args.threads)
 
 
 def cmd_db_upgrade(config: CollectorConfig, _args: argparse.Namespace) -> None:
-    from kiemke.collector.db.migrate import check_migrated, upgrade
-
     try:
         upgrade(config.database_url)
     except OperationalError as exc:
-        raise CliError(f"cannot migrate {_safe_url(config.database_url)}: {exc.orig}") from None
+        raise CliError(f"cannot migrate {safe_url(config.database_url)}: {exc.orig}") from None
     _ok, revision = check_migrated(config.database_url)
-    _say(f"database {_safe_url(config.database_url)} is at revision {revision}")
+    say(f"database {safe_url(config.database_url)} is at revision {revision}")
 
 
 def cmd_db_current(config: CollectorConfig, _args: argparse.Namespace) -> None:
-    from kiemke.collector.db.migrate import current_revision, head_revision, is_up_to_date
-
-    with _engine(config, require_migrated=False) as engine:
+    with open_engine(config, require_migrated=False) as engine:
         print(f"current: {current_revision(engine)}  head: {head_revision()}  "
               f"up to date: {'yes' if is_up_to_date(engine) else 'no'}")
 
 
 def cmd_units_add(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.units import add_unit
-
-    with _write(config) as conn:
+    with write_connection(config) as conn:
         unit = add_unit(conn, args.name, parent=args.parent, code=args.code)
     print(unit.id)
-    _say(f"created unit {unit.id}: {unit.path}")
+    say(f"created unit {unit.id}: {unit.path}")
 
 
 def cmd_units_list(config: CollectorConfig, _args: argparse.Namespace) -> None:
-    from kiemke.collector.units import all_units
-
-    with _engine(config) as engine, engine.connect() as conn:
+    with open_engine(config) as engine, engine.connect() as conn:
         rows = all_units(conn)
-    _table([[u.id, u.code, u.level, u.path] for u in rows], ["ID", "CODE", "LEVEL", "PATH"])
+    print_table([[u.id, u.code, u.level, u.path] for u in rows], ["ID", "CODE", "LEVEL", "PATH"])
 
 
 def cmd_tokens_create(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import create_enrollment_token
-    from kiemke.collector.units import find_unit
-
     expires = parse_duration(args.expires) if args.expires else None
-    with _write(config) as conn:
+    with write_connection(config) as conn:
         token_id, token = create_enrollment_token(conn, args.unit, expires_in=expires,
                                                   max_uses=args.max_uses,
                                                   description=args.description)
@@ -147,75 +105,62 @@ def cmd_tokens_create(config: CollectorConfig, args: argparse.Namespace) -> None
     print(token)
     limits = [f"expires in {args.expires}" if expires else "no expiry",
               f"{args.max_uses} use(s)" if args.max_uses else "unlimited uses"]
-    _say(f"enrolment token {token_id} for {unit.path} ({', '.join(limits)}); "
-         f"it is shown only now: give it to the agents' installer")
+    say(f"enrolment token {token_id} for {unit.path} ({', '.join(limits)}); "
+        f"it is shown only now: give it to the agents' installer")
 
 
 def cmd_tokens_list(config: CollectorConfig, _args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import list_enrollment_tokens
-
-    with _engine(config) as engine, engine.connect() as conn:
+    with open_engine(config) as engine, engine.connect() as conn:
         rows = list_enrollment_tokens(conn)
-    _table([[r.id, r.unit_path, r.use_count, r.max_uses or "-", iso_z(r.expires_at) or "-",
-             "revoked" if r.revoked_at else "active", r.description or ""] for r in rows],
-           ["ID", "UNIT", "USES", "MAX", "EXPIRES", "STATE", "DESCRIPTION"])
+    print_table([[r.id, r.unit_path, r.use_count, r.max_uses or "-", iso_z(r.expires_at) or "-",
+                  "revoked" if r.revoked_at else "active", r.description or ""] for r in rows],
+                ["ID", "UNIT", "USES", "MAX", "EXPIRES", "STATE", "DESCRIPTION"])
 
 
 def _revoke(config: CollectorConfig, what: str, ident: str,
             func: Callable[[Connection, Any], bool], numeric: bool = True) -> None:
     if numeric and not ident.isdigit():
         raise CliError(f"{what} ids are numbers; see `kiemke-collector {what}s list`")
-    with _write(config) as conn:
+    with write_connection(config) as conn:
         done = func(conn, int(ident) if numeric else ident)
     if not done:
         raise CliError(f"no active {what} with id {ident}")
-    _say(f"{what} {ident} revoked")
+    say(f"{what} {ident} revoked")
 
 
 def cmd_tokens_revoke(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import revoke_enrollment_token
-
     _revoke(config, "token", args.id, revoke_enrollment_token)
 
 
 def cmd_agents_list(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import list_agents
-
-    with _engine(config) as engine, engine.connect() as conn:
+    with open_engine(config) as engine, engine.connect() as conn:
         rows = list_agents(conn, include_revoked=args.all)
-    _table([[r.id, r.machine_id, r.hostname, r.unit_path, iso_z(r.enrolled_at),
-             iso_z(r.last_seen) or "-", "revoked" if r.revoked_at else "active"] for r in rows],
-           ["ID", "MACHINE", "HOSTNAME", "UNIT", "ENROLLED", "LAST SEEN", "STATE"])
+    print_table([[r.id, r.machine_id, r.hostname, r.unit_path, iso_z(r.enrolled_at),
+                  iso_z(r.last_seen) or "-", "revoked" if r.revoked_at else "active"]
+                 for r in rows],
+                ["ID", "MACHINE", "HOSTNAME", "UNIT", "ENROLLED", "LAST SEEN", "STATE"])
 
 
 def cmd_agents_revoke(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import revoke_agent
-
     _revoke(config, "agent", args.id, revoke_agent, numeric=False)
 
 
 def cmd_admin_create(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import create_admin_token
-
-    with _write(config) as conn:
+    with write_connection(config) as conn:
         token_id, token = create_admin_token(conn, args.name)
     print(token)
-    _say(f"admin token {token_id} ({args.name}); it is shown only now: send it as "
-         f"'Authorization: Bearer <token>' to the read APIs")
+    say(f"admin token {token_id} ({args.name}); it is shown only now: send it as "
+        f"'Authorization: Bearer <token>' to the read APIs")
 
 
 def cmd_admin_list(config: CollectorConfig, _args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import list_admin_tokens
-
-    with _engine(config) as engine, engine.connect() as conn:
+    with open_engine(config) as engine, engine.connect() as conn:
         rows = list_admin_tokens(conn)
-    _table([[r.id, r.name, iso_z(r.created_at), "revoked" if r.revoked_at else "active"]
-            for r in rows], ["ID", "NAME", "CREATED", "STATE"])
+    print_table([[r.id, r.name, iso_z(r.created_at), "revoked" if r.revoked_at else "active"]
+                 for r in rows], ["ID", "NAME", "CREATED", "STATE"])
 
 
 def cmd_admin_revoke(config: CollectorConfig, args: argparse.Namespace) -> None:
-    from kiemke.collector.enrollment import revoke_admin_token
-
     _revoke(config, "admin-token", args.id, revoke_admin_token)
 
 
@@ -294,9 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8")  # Vietnamese names on any console
     args = build_parser().parse_args(argv)
-    from kiemke.collector.enrollment import EnrollmentError
-    from kiemke.collector.units import UnitError
-
     try:
         if getattr(args.func, "__module__", None) != __name__:
             return int(args.func(args) or 0)
@@ -304,11 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.ensure_data_dir()
         args.func(config, args)
     except (CliError, ConfigError, UnitError, EnrollmentError, ValueError) as exc:
-        _say(f"kiemke-collector: error: {exc}")
+        say(f"kiemke-collector: error: {exc}")
         return 2
     except OperationalError as exc:
-        _say(f"kiemke-collector: database error: {exc.orig}; check KIEMKE_DATABASE_URL and "
-             f"that the database runs")
+        say(f"kiemke-collector: database error: {exc.orig}; check KIEMKE_DATABASE_URL and "
+            f"that the database runs")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -316,8 +258,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy: other modules import
-    # kiemke.collector.cli, and its CliError must be the class main() catches.
-    from kiemke.collector.cli import main as imported_main
-
-    sys.exit(imported_main())
+    sys.exit(main())

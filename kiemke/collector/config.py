@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REPO_RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
 SYSTEM_DATA_DIR = Path("/var/lib/kiemke-collector")
@@ -127,8 +128,6 @@ def _parse_level(text: str) -> str:
 
 
 def _parse_timezone(text: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         ZoneInfo(text.strip())
     except (ZoneInfoNotFoundError, ValueError):

@@ -31,7 +31,7 @@ class Kiemke:
     db_collector: Any = None
     on_report: OnReport = _no_op
     metric_providers: list[MetricsProvider] = field(default_factory=list)
-    # Set by the integrations (kiemke.collector.compliance, kiemke.collector.assets):
+    # Set by the integrations (kiemke.collector.evaluation, kiemke.collector.assets):
     compliance: Any = None  # the Evaluator
     maintenance: Any = None  # the MaintenanceThread, when running
     asset_lookup: Callable[[Connection, str], dict[str, Any] | None] | None = None

@@ -26,6 +26,7 @@ def prepare_multiproc_dir(data_dir: Path) -> Path:
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
+    # Not at module level: see load() below.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -43,7 +44,8 @@ class CollectorServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        # Imported here, in each worker, after PROMETHEUS_MULTIPROC_DIR is set.
+        # Imported here, in each worker, after PROMETHEUS_MULTIPROC_DIR is set:
+        # prometheus_client chooses per-process or multiprocess values on import.
         from kiemke.collector.app import create_app
 
         return create_app(self.collector_config)

@@ -39,6 +39,12 @@ class Unit:
                 "code": self.code, "path": self.path, "level": self.level}
 
 
+def unit_ref(unit: Unit) -> dict[str, Any]:
+    """How the APIs name a unit inside another object."""
+    return {"id": unit.id, "name": unit.name, "code": unit.code, "path": unit.path,
+            "level": unit.level}
+
+
 def _row_to_unit(row: Any) -> Unit:
     return Unit(id=row.id, parent_id=row.parent_id, name=row.name, code=row.code,
                 path=row.path, level=row.level)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .rules import RuleLoadError, RuleSet, default_rules_dir, load_rules
+from .rule_loader import default_rules_dir, load_rules
+from .rules import RuleLoadError, RuleSet
 
 
 def _load(paths: Sequence[str | Path], err: TextIO) -> RuleSet | None:

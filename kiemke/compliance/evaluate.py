@@ -11,17 +11,17 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .rule_loader import load_rules
 from .rules import (
-    _PLACEHOLDER_RE,
     EXEMPT,
     FAIL,
     NOT_APPLICABLE,
     PASS,
+    PLACEHOLDER_RE,
     RESULTS,
     UNKNOWN,
     Rule,
     RuleSet,
-    load_rules,
 )
 
 __all__ = ["RuleSet", "load_rules", "evaluate_machine", "evaluate_unit", "ratio", "gap",
@@ -80,7 +80,7 @@ class ReasonMemo:
     def __init__(self, rules: list[Rule], lang: str = "vi") -> None:
         self.rules = rules
         self.lang = lang
-        self._placeholders = [tuple(_PLACEHOLDER_RE.findall(
+        self._placeholders = [tuple(PLACEHOLDER_RE.findall(
             r.reason.get(lang) or r.reason.get("en") or "")) for r in rules]
         self._memo: dict[tuple[Any, ...], str | None] = {}
 

@@ -24,6 +24,19 @@ from kiemke.agent.parsers.errors import ParseError
 ERROR_KINDS = ("timeout", "failed", "unsupported", "permission", "not_found")
 
 
+def error_entry(collector: str, kind: str, message: str, product: str | None = None
+                ) -> dict[str, str]:
+    """One entry of a section's `errors` list, as the report schema defines it (kind one
+    of ERROR_KINDS, message and product cut to the schema's lengths). `product`: the
+    error concerns a detail of that product only."""
+    if kind not in ERROR_KINDS:
+        raise ValueError(f"unknown error kind {kind!r}")
+    out = {"collector": collector, "kind": kind, "message": message[:1024]}
+    if product:
+        out["product"] = product[:256]
+    return out
+
+
 class CollectorError(Exception):
     """A fact could not be read. `kind` is one of ERROR_KINDS."""
 
@@ -43,10 +56,7 @@ class CollectorError(Exception):
     def entry(self, collector: str, product: str | None = None) -> dict[str, str]:
         """The report's error entry. `product`: the error concerns a detail of that product
         only (the section's product list is still complete)."""
-        out = {"collector": collector, "kind": self.kind, "message": self.message[:1024]}
-        if product:
-            out["product"] = product[:256]
-        return out
+        return error_entry(collector, self.kind, self.message, product)
 
 
 def current_platform() -> str:

@@ -32,6 +32,7 @@ from kiemke.agent.collectors.base import (
     read_platform,
     register,
 )
+from kiemke.schema.identifiers import normalize_serial
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ JUNK_UUIDS = frozenset({
     "12345678-1234-5678-90ab-cddeefaabbcc",
     "00000000-0000-0000-0000-000000000001",
     "4c4c4544-0000-1010-8000-80c04f202020",
-})
-# Serial placeholders seen in the field ("To be filled by O.E.M." and friends).
-JUNK_SERIALS = frozenset({
-    "to be filled by o.e.m.", "to be filled by oem", "default string", "system serial number",
-    "chassis serial number", "not specified", "not applicable", "not available", "none",
-    "null", "n/a", "na", "oem", "o.e.m.", "invalid", "unknown", "empty", "serial",
-    "0123456789", "123456789", "1234567890", "1234567", "12345678", "system product name",
-    "base board serial number", "not settable", "not present", "no asset tag", "tbd by oem",
-    "<bad index>", "default", "sn", "xxxxxxxxxx",
 })
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -71,20 +63,6 @@ def normalize_uuid(raw: str | None) -> str | None:
     if len(set(digits)) == 1 or value in JUNK_UUIDS:  # all 0, all f, ...
         return None
     return value
-
-
-def normalize_serial(raw: str | None) -> str | None:
-    """The serial stripped, or None for a missing or placeholder one."""
-    if not raw:
-        return None
-    spaced = " ".join(raw.split())
-    text = spaced.strip(". ")  # Dell pads service tags with dots: ".2RJF153.CN..."
-    if len(text) < 3 or spaced.lower() in JUNK_SERIALS or text.lower() in JUNK_SERIALS:
-        return None
-    compact = text.replace("-", "").replace(" ", "")
-    if len(set(compact.lower())) <= 1:  # "0000000", "XXXXXXXX", "--------"
-        return None
-    return text
 
 
 def normalize_machine_guid(raw: str | None) -> str | None:

@@ -10,14 +10,12 @@ from sqlalchemy import func, select
 
 from kiemke.collector.api.auth import require_admin
 from kiemke.collector.api.errors import ApiError
+from kiemke.collector.api.params import limit_param
 from kiemke.collector.db.tables import machines, units
 from kiemke.collector.timeutil import iso_z, utcnow
 from kiemke.collector.units import UnitError, all_units, find_unit, subtree_ids
 
 bp = Blueprint("read", __name__)
-
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-
 
 def _status(last_seen: datetime, now: datetime) -> str:
     stale_after = current_app.extensions["kiemke"].config.stale_after
@@ -44,14 +42,6 @@ def list_units():
     return jsonify({"items": [u.as_dict() for u in rows]})
 
 
-def _limit() -> int:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", "limit",
-                       f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
 _COLUMNS = (machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
             units.c.path.label("unit_path"), machines.c.platform, machines.c.agent_version,
             machines.c.agent_id, machines.c.first_seen, machines.c.last_seen,
@@ -62,7 +52,7 @@ _COLUMNS = (machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
 @require_admin
 def list_machines():
     """Ordered by machine_id; `cursor` is the last machine_id of the previous page."""
-    limit = _limit()
+    limit = limit_param()
     query = select(*_COLUMNS).join(units, units.c.id == machines.c.unit_id)
     cursor = request.args.get("cursor")
     if cursor:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from kiemke.collector.api.auth import require_admin
 from kiemke.collector.api.errors import ApiError
+from kiemke.collector.api.params import bool_param, limit_param
 from kiemke.collector.assets import depreciation as dep
 from kiemke.collector.assets.store import last_import
 from kiemke.collector.db.asset_tables import assets, machine_depreciation
@@ -18,28 +19,9 @@ from kiemke.collector.units import Unit, UnitError, all_units, find_unit, subtre
 
 bp = Blueprint("assets", __name__)
 
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-
 
 def _state() -> Any:
     return current_app.extensions["kiemke_assets"]
-
-
-def _limit() -> int:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", "limit",
-                       f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
-def _bool_param(name: str) -> bool | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() not in ("true", "false"):
-        raise ApiError(400, "invalid_parameter", name, f"{name} must be true or false")
-    return raw.lower() == "true"
 
 
 def _unit_param(conn: Connection) -> tuple[Unit | None, list[Unit]]:
@@ -62,8 +44,8 @@ def _machine_view(row: Any) -> dict[str, Any]:
 @require_admin
 def list_assets():
     """The register as last imported, with the machine each row matched; by line number."""
-    limit = _limit()
-    matched = _bool_param("matched")
+    limit = limit_param()
+    matched = bool_param("matched")
     cursor = request.args.get("cursor", "")
     if cursor and not cursor.isdigit():
         raise ApiError(400, "invalid_parameter", "cursor",
@@ -181,7 +163,7 @@ def depreciation_summary():
 def depreciation_machines():
     """Per machine: age, book value, fully-depreciated date, status; keyset by machine_id."""
     state = _state()
-    limit = _limit()
+    limit = limit_param()
     today = dep.utc_today(utcnow())
     md = machine_depreciation
     status_sql = dep.status_expr(today)
@@ -197,7 +179,7 @@ def depreciation_machines():
             raise ApiError(400, "invalid_parameter", "status",
                            f"status must be one of {', '.join(dep.STATUSES)}")
         query = query.where(status_sql == status)
-    estimated = _bool_param("estimated")
+    estimated = bool_param("estimated")
     if estimated is not None:
         query = query.where(md.c.estimated == estimated)
     cursor = request.args.get("cursor")

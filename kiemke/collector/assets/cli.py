@@ -7,21 +7,18 @@ with its line and column and exits 1; nothing is imported then.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from sqlalchemy import select
 
 from kiemke.collector.assets.csv_import import RegisterError
+from kiemke.collector.assets.register import import_register, recompute
 from kiemke.collector.assets.store import ImportSummary, last_import, unmatched_machines
+from kiemke.collector.cli_common import open_engine, print_table, say
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.asset_tables import assets
 from kiemke.collector.db.tables import units
 from kiemke.collector.timeutil import iso_z
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr)
 
 
 def _config(args: argparse.Namespace) -> CollectorConfig:
@@ -31,32 +28,28 @@ def _config(args: argparse.Namespace) -> CollectorConfig:
 
 
 def _print_summary(summary: ImportSummary, what: str) -> None:
-    from kiemke.collector.cli import _table
-
     m = summary.matched
-    _say(f"{what}: {summary.rows} register rows; matched {summary.matched_total} "
-         f"(serial {m['serial']}, asset tag {m['asset_tag']}, hostname {m['hostname']}); "
-         f"{len(summary.unmatched)} not matched; {summary.machines_without_entry} reporting "
-         f"machines have no register entry (their age is estimated from firmware)")
+    say(f"{what}: {summary.rows} register rows; matched {summary.matched_total} "
+        f"(serial {m['serial']}, asset tag {m['asset_tag']}, hostname {m['hostname']}); "
+        f"{len(summary.unmatched)} not matched; {summary.machines_without_entry} reporting "
+        f"machines have no register entry (their age is estimated from firmware)")
     if summary.unmatched:
-        _say("register rows that match no machine:")
-        _table([[u["line"], u["asset_tag"], u["serial"], u["hostname"], u["reason"]]
-                for u in summary.unmatched], ["LINE", "ASSET_TAG", "SERIAL", "HOSTNAME", "WHY"])
+        say("register rows that match no machine:")
+        print_table([[u["line"], u["asset_tag"], u["serial"], u["hostname"], u["reason"]]
+                     for u in summary.unmatched],
+                    ["LINE", "ASSET_TAG", "SERIAL", "HOSTNAME", "WHY"])
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from kiemke.collector.assets.register import import_register
-    from kiemke.collector.cli import _engine
-
     config = _config(args)
-    with _engine(config) as engine:
+    with open_engine(config) as engine:
         try:
             summary = import_register(engine, config, args.file, dry_run=args.dry_run)
         except RegisterError as exc:
             for problem in exc.problems:
-                _say(str(problem))
-            _say(f"nothing was imported: fix the {len(exc.problems)} problem(s) above and "
-                 f"run the import again")
+                say(str(problem))
+            say(f"nothing was imported: fix the {len(exc.problems)} problem(s) above and "
+                f"run the import again")
             return 1
     if args.dry_run:
         _print_summary(summary, f"dry run of {args.file} (nothing was changed)")
@@ -66,53 +59,46 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_recompute(args: argparse.Namespace) -> int:
-    from kiemke.collector.assets.register import recompute
-    from kiemke.collector.cli import _engine
-
     config = _config(args)
-    with _engine(config) as engine:
+    with open_engine(config) as engine:
         summary = recompute(engine, config)
     _print_summary(summary, "re-matched the register and recomputed every machine")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from kiemke.collector.cli import _engine, _table
-
     query = (select(assets, units.c.path.label("unit_path"))
              .outerjoin(units, units.c.id == assets.c.unit_id).order_by(assets.c.line))
     if args.unmatched:
         query = query.where(assets.c.machine_id.is_(None))
-    with _engine(_config(args)) as engine, engine.connect() as conn:
+    with open_engine(_config(args)) as engine, engine.connect() as conn:
         rows = list(conn.execute(query))
         imported = last_import(conn)
     if imported is None:
-        _say("no register imported yet: kiemke-collector assets import FILE.csv")
+        say("no register imported yet: kiemke-collector assets import FILE.csv")
         return 0
-    _say(f"register {imported.file_name} imported {iso_z(imported.imported_at)}: "
-         f"{imported.rows} rows, {imported.matched} matched")
-    _table([[r.line, r.asset_tag, r.serial, r.hostname, r.category, r.purchase_date.isoformat(),
-             r.cost, r.unit_path or r.unit_text, r.machine_id or "-", r.matched_by or "-",
-             r.description] for r in rows],
-           ["LINE", "ASSET_TAG", "SERIAL", "HOSTNAME", "CATEGORY", "PURCHASED", "COST", "UNIT",
-            "MACHINE", "MATCHED_BY", "DESCRIPTION"])
+    say(f"register {imported.file_name} imported {iso_z(imported.imported_at)}: "
+        f"{imported.rows} rows, {imported.matched} matched")
+    print_table([[r.line, r.asset_tag, r.serial, r.hostname, r.category,
+                  r.purchase_date.isoformat(), r.cost, r.unit_path or r.unit_text,
+                  r.machine_id or "-", r.matched_by or "-", r.description] for r in rows],
+                ["LINE", "ASSET_TAG", "SERIAL", "HOSTNAME", "CATEGORY", "PURCHASED", "COST", "UNIT",
+                 "MACHINE", "MATCHED_BY", "DESCRIPTION"])
     return 0
 
 
 def cmd_unmatched(args: argparse.Namespace) -> int:
-    from kiemke.collector.cli import _engine, _table
-
-    with _engine(_config(args)) as engine, engine.connect() as conn:
+    with open_engine(_config(args)) as engine, engine.connect() as conn:
         rows = list(conn.execute(select(assets).where(assets.c.machine_id.is_(None))
                                  .order_by(assets.c.line)))
         paths = dict(conn.execute(select(units.c.id, units.c.path)).all())
         machines = unmatched_machines(conn)
     print(f"register rows without a machine ({len(rows)}):")
-    _table([[r.line, r.asset_tag, r.serial, r.hostname, r.description] for r in rows],
-           ["LINE", "ASSET_TAG", "SERIAL", "HOSTNAME", "DESCRIPTION"])
+    print_table([[r.line, r.asset_tag, r.serial, r.hostname, r.description] for r in rows],
+                ["LINE", "ASSET_TAG", "SERIAL", "HOSTNAME", "DESCRIPTION"])
     print(f"\nmachines without a register entry ({len(machines)}; age estimated):")
-    _table([[m.machine_id, m.hostname, paths.get(m.unit_id, m.unit_id)] for m in machines],
-           ["MACHINE", "HOSTNAME", "UNIT"])
+    print_table([[m.machine_id, m.hostname, paths.get(m.unit_id, m.unit_id)] for m in machines],
+                ["MACHINE", "HOSTNAME", "UNIT"])
     return 0
 
 

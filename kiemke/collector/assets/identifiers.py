@@ -3,14 +3,14 @@
 The same functions run on the register (CSV) and on the agents' reports, so that
 " 7xk2p53 " in Excel matches "7XK2P53" from the firmware. Placeholder serials and tags
 ("To be filled by O.E.M.", "Default string", ...) never match anything: the agent's own
-list of placeholders is the single source for them.
+list of placeholders (kiemke.schema.identifiers) is the single source for them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kiemke.agent.collectors.identity import JUNK_SERIALS, normalize_serial
+from kiemke.schema.identifiers import JUNK_SERIALS, normalize_serial
 
 
 def serial_key(raw: str | None) -> str | None:

@@ -25,7 +25,8 @@ from kiemke.collector.assets.depreciation import (
     utc_today,
 )
 from kiemke.collector.assets.store import current_version
-from kiemke.collector.metrics import UNIT_LABELS, RowsFamily, rollup, scrape_units, unit_labels
+from kiemke.collector.exposition import RowsFamily
+from kiemke.collector.scrape import UNIT_LABELS, rollup, scrape_units, unit_labels
 from kiemke.collector.units import Unit
 
 

@@ -26,7 +26,7 @@ from kiemke.collector.timeutil import utcnow
 from kiemke.collector.units import all_units
 
 log = logging.getLogger(__name__)
-COMPLIANCE = "kiemke.collector.compliance"
+COMPLIANCE = "kiemke.collector.evaluation"
 
 
 class DryRun(Exception):
@@ -49,8 +49,8 @@ def _reevaluate(conn: Connection, engine: Engine, config: CollectorConfig,
     """Re-evaluate the rules of these machines (when the compliance part is installed)."""
     if not machine_ids or importlib.util.find_spec(COMPLIANCE) is None:
         return 0
-    from kiemke.collector.compliance import load_ruleset
-    from kiemke.collector.compliance.evaluator import Evaluator
+    from kiemke.collector.evaluation import load_ruleset
+    from kiemke.collector.evaluation.evaluator import Evaluator
 
     evaluator = Evaluator(engine, config, load_ruleset(config), asset_lookup=store.lookup)
     return evaluator.reevaluate_machines(conn, machine_ids, now, recompute=True)

@@ -1,5 +1,5 @@
 """CLI commands: units rename|move|show, machines move, waivers add|list|revoke,
-rules reevaluate and maintain. Added to kiemke-collector by cli.COMMAND_HOOKS.
+rules reevaluate and maintain, added to kiemke-collector by kiemke.collector.cli.
 
 Each command builds the app (create_app) so that every integration, such as the
 asset register's lookup, takes part; the maintenance thread is not started.
@@ -9,28 +9,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from flask import Flask
+from sqlalchemy import func, select
+
+from kiemke.collector.cli_common import open_engine, print_table, say
+from kiemke.collector.config import CollectorConfig
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.tables import machines
+from kiemke.collector.evaluation.admin import add_waiver, list_waivers, move_machine, revoke_waiver
+from kiemke.collector.evaluation.figures import compute, summary
 from kiemke.collector.timeutil import iso_z, utcnow
+from kiemke.collector.units import all_units, find_unit, move_unit, rename_unit, subtree_ids
 
 
-def _app(args: argparse.Namespace) -> Any:
+def _app(args: argparse.Namespace) -> Flask:
+    # Imported when a command runs, not with the CLI: the app imports prometheus_client,
+    # which decides on import whether its counters are per-process or multiprocess
+    # (PROMETHEUS_MULTIPROC_DIR, which `serve` sets before gunicorn forks its workers).
     from kiemke.collector.app import create_app
-    from kiemke.collector.cli import _engine
-    from kiemke.collector.config import CollectorConfig
 
     config = CollectorConfig.from_env(config_file=args.config)
     config.ensure_data_dir()
-    with _engine(config):
+    with open_engine(config):
         pass  # refuses an unreachable or un-migrated database with a clear message (CliError)
     config.maintenance_interval = 0  # a one-shot command: no background pass
     return create_app(config)
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr)
 
 
 def _parse_expiry(text: str) -> datetime:
@@ -42,8 +48,6 @@ def _parse_expiry(text: str) -> datetime:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
-    from kiemke.collector.db.engine import write_transaction
-
     app = _app(args)
     ext = app.extensions["kiemke"]
     # Errors (AdminError, UnitError) are ValueErrors: kiemke-collector prints them as one
@@ -57,36 +61,27 @@ def _run(args: argparse.Namespace, action: Any) -> int:
 
 
 def cmd_units_rename(args: argparse.Namespace) -> int:
-    from kiemke.collector.units import all_units, rename_unit, subtree_ids
-
     def action(conn: Any, ev: Any, now: datetime) -> None:
         unit = rename_unit(conn, args.unit, args.name)
         ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
-        _say(f"unit {unit.id} is now {unit.path}")
+        say(f"unit {unit.id} is now {unit.path}")
 
     return _run(args, action)
 
 
 def cmd_units_move(args: argparse.Namespace) -> int:
-    from kiemke.collector.units import all_units, move_unit, subtree_ids
-
     if not args.parent and not args.top:
         raise ValueError("give --parent UNIT, or --top to make it a root unit")
 
     def action(conn: Any, ev: Any, now: datetime) -> None:
         unit = move_unit(conn, args.unit, None if args.top else args.parent)
         ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
-        _say(f"unit {unit.id} is now {unit.path} (level {unit.level})")
+        say(f"unit {unit.id} is now {unit.path} (level {unit.level})")
 
     return _run(args, action)
 
 
 def cmd_units_show(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-
-    from kiemke.collector.compliance.figures import compute, summary
-    from kiemke.collector.db.tables import machines
-    from kiemke.collector.units import all_units, find_unit, subtree_ids
 
     app = _app(args)
     ext = app.extensions["kiemke"]
@@ -121,18 +116,14 @@ def cmd_units_show(args: argparse.Namespace) -> int:
 
 
 def cmd_machines_move(args: argparse.Namespace) -> int:
-    from kiemke.collector.compliance.admin import move_machine
-
     def action(conn: Any, ev: Any, now: datetime) -> None:
         unit = move_machine(conn, ev, args.machine, args.unit, now)
-        _say(f"machine {args.machine} now belongs to {unit.path}")
+        say(f"machine {args.machine} now belongs to {unit.path}")
 
     return _run(args, action)
 
 
 def cmd_waivers_add(args: argparse.Namespace) -> int:
-    from kiemke.collector.compliance.admin import add_waiver
-
     expires = _parse_expiry(args.expires)
 
     def action(conn: Any, ev: Any, now: datetime) -> None:
@@ -140,16 +131,13 @@ def cmd_waivers_add(args: argparse.Namespace) -> int:
                             reason=args.reason, author=args.author, expires_at=expires,
                             now=now)
         print(waiver["id"])
-        _say(f"waiver {waiver['id']}: {args.machine} exempt from {args.rule} until "
-             f"{waiver['expires_at']}")
+        say(f"waiver {waiver['id']}: {args.machine} exempt from {args.rule} until "
+            f"{waiver['expires_at']}")
 
     return _run(args, action)
 
 
 def cmd_waivers_list(args: argparse.Namespace) -> int:
-    from kiemke.collector.cli import _table
-    from kiemke.collector.compliance.admin import list_waivers
-
     app = _app(args)
     ext = app.extensions["kiemke"]
     try:
@@ -158,22 +146,20 @@ def cmd_waivers_list(args: argparse.Namespace) -> int:
                                         rule_id=args.rule, state=args.state, limit=10**6)
     finally:
         ext.engine.dispose()
-    _table([[w["id"], w["machine_id"], w["rule"], w["state"], w["expires_at"], w["author"],
-             w["reason"]] for w in items],
-           ["ID", "MACHINE", "RULE", "STATE", "EXPIRES", "AUTHOR", "REASON"])
-    _say(f"{total} waiver(s)")
+    print_table([[w["id"], w["machine_id"], w["rule"], w["state"], w["expires_at"], w["author"],
+                  w["reason"]] for w in items],
+                ["ID", "MACHINE", "RULE", "STATE", "EXPIRES", "AUTHOR", "REASON"])
+    say(f"{total} waiver(s)")
     return 0
 
 
 def cmd_waivers_revoke(args: argparse.Namespace) -> int:
-    from kiemke.collector.compliance.admin import revoke_waiver
-
     if not args.id.isdigit():
         raise ValueError("waiver ids are numbers; see `kiemke-collector waivers list`")
 
     def action(conn: Any, ev: Any, now: datetime) -> None:
         waiver = revoke_waiver(conn, ev, int(args.id), now)
-        _say(f"waiver {waiver['id']} revoked ({waiver['machine_id']}, {waiver['rule']})")
+        say(f"waiver {waiver['id']} revoked ({waiver['machine_id']}, {waiver['rule']})")
 
     return _run(args, action)
 
@@ -185,8 +171,8 @@ def cmd_rules_reevaluate(args: argparse.Namespace) -> int:
         stats = ext.compliance.ensure_current(force=True)
     finally:
         ext.engine.dispose()
-    _say(f"re-evaluated {stats['machines']} machines in {stats['seconds']} s, "
-         f"{stats['written']} results changed")
+    say(f"re-evaluated {stats['machines']} machines in {stats['seconds']} s, "
+        f"{stats['written']} results changed")
     return 0
 
 

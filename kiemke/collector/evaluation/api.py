@@ -1,4 +1,6 @@
-"""Compliance, units, machine moves and waivers over HTTP (admin token).
+"""Compliance figures, machine results and moves, and waivers over HTTP (admin token).
+
+The units endpoints are in kiemke.collector.api.units.
 
 Errors are JSON {"error", "field", "message"} (kiemke.collector.api.errors).
 docs/api.md and /api/v1/openapi.json describe every endpoint.
@@ -15,7 +17,11 @@ from sqlalchemy import func, select
 
 from kiemke.collector.api.auth import require_admin
 from kiemke.collector.api.errors import ApiError
-from kiemke.collector.compliance.admin import (
+from kiemke.collector.api.params import json_object, page_params
+from kiemke.collector.db.compliance_tables import rule_results, unit_rule_results
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.tables import machines, units
+from kiemke.collector.evaluation.admin import (
     AdminError,
     add_waiver,
     list_waivers,
@@ -23,53 +29,26 @@ from kiemke.collector.compliance.admin import (
     move_machine,
     revoke_waiver,
 )
-from kiemke.collector.compliance.evaluator import Evaluator
-from kiemke.collector.compliance.figures import Figures, compute, summary
-from kiemke.collector.db.compliance_tables import rule_results, unit_rule_results
-from kiemke.collector.db.engine import write_transaction
-from kiemke.collector.db.tables import machines, units
+from kiemke.collector.evaluation.evaluator import Evaluator
+from kiemke.collector.evaluation.figures import Figures, compute, summary
 from kiemke.collector.timeutil import iso_z, parse_iso, utcnow
 from kiemke.collector.units import (
     Unit,
     UnitConflict,
     UnitError,
-    add_unit,
     all_units,
     find_unit,
-    move_unit,
-    rename_unit,
     subtree_ids,
+    unit_ref,
 )
 from kiemke.compliance import RESULTS
 from kiemke.compliance.rules import Rule
 
 bp = Blueprint("compliance", __name__)
 
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
-
-def _evaluator() -> Evaluator:
+def evaluator() -> Evaluator:
     return current_app.extensions["kiemke"].compliance
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, str(default)).strip()
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_parameter", name,
-                       f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
-
-
-def _page() -> tuple[int, int]:
-    return _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), _int_arg("offset", 0, 0, 10**9)
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed_json", "body",
-                       "send a JSON object with 'Content-Type: application/json'")
-    return body
 
 
 def _unit_arg(conn: Any, units_: list[Unit]) -> Unit | None:
@@ -83,9 +62,9 @@ def _unit_arg(conn: Any, units_: list[Unit]) -> Unit | None:
 
 
 def _rule(rule_id: str) -> Rule:
-    rule = _evaluator().ruleset.by_id.get(rule_id)
+    rule = evaluator().ruleset.by_id.get(rule_id)
     if rule is None or not rule.enabled:
-        known = ", ".join(r.id for r in _evaluator().ruleset.rules)
+        known = ", ".join(r.id for r in evaluator().ruleset.rules)
         raise ApiError(404, "not_found", "rule_id",
                        f"no enabled rule {rule_id!r}; the rules are: {known}")
     return rule
@@ -97,11 +76,6 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
             "grace_seconds": rule.grace_seconds,
             "source": {"plan": rule.source.plan, "document": rule.source.document,
                        "seed": rule.source.seed}}
-
-
-def _unit_ref(unit: Unit) -> dict[str, Any]:
-    return {"id": unit.id, "name": unit.name, "code": unit.code, "path": unit.path,
-            "level": unit.level}
 
 
 def _figure(figures: Figures, unit_ids: list[int], rule: Rule) -> dict[str, Any]:
@@ -124,7 +98,7 @@ def _scope(conn: Any, units_: list[Unit]) -> tuple[Unit | None, list[int], list[
 
 
 def _filtered_rules() -> list[Rule]:
-    rules = list(_evaluator().ruleset.rules)
+    rules = list(evaluator().ruleset.rules)
     kind = request.args.get("kind")
     if kind:
         if kind not in ("machine", "unit"):
@@ -142,8 +116,8 @@ def _filtered_rules() -> list[Rule]:
 @bp.get("/api/v1/compliance")
 @require_admin
 def compliance():
-    ev = _evaluator()
-    limit, offset = _page()
+    ev = evaluator()
+    limit, offset = page_params()
     now = utcnow()
     with ev.engine.connect() as conn:
         units_ = all_units(conn)
@@ -153,9 +127,9 @@ def compliance():
     rules = []
     for rule in _filtered_rules():
         rules.append({**_rule_dict(rule), **_figure(figures, ids, rule),
-                      "children": [{"unit": _unit_ref(c), **_figure(figures, [c.id], rule)}
+                      "children": [{"unit": unit_ref(c), **_figure(figures, [c.id], rule)}
                                    for c in page]})
-    return jsonify({"unit": _unit_ref(unit) if unit else None, "generated_at": iso_z(now),
+    return jsonify({"unit": unit_ref(unit) if unit else None, "generated_at": iso_z(now),
                     "children_total": len(children), "limit": limit, "offset": offset,
                     "rules": rules})
 
@@ -163,18 +137,18 @@ def compliance():
 @bp.get("/api/v1/compliance/rules/<rule_id>")
 @require_admin
 def compliance_rule(rule_id: str):
-    ev = _evaluator()
+    ev = evaluator()
     rule = _rule(rule_id)
-    limit, offset = _page()
+    limit, offset = page_params()
     now = utcnow()
     with ev.engine.connect() as conn:
         units_ = all_units(conn)
         unit, ids, children = _scope(conn, units_)
         figures = compute(conn, ev.ruleset, now, ev.config.stale_after, units_)
-    return jsonify({**_rule_dict(rule), "unit": _unit_ref(unit) if unit else None,
+    return jsonify({**_rule_dict(rule), "unit": unit_ref(unit) if unit else None,
                     "generated_at": iso_z(now), **_figure(figures, ids, rule),
                     "children_total": len(children), "limit": limit, "offset": offset,
-                    "children": [{"unit": _unit_ref(c), **_figure(figures, [c.id], rule)}
+                    "children": [{"unit": unit_ref(c), **_figure(figures, [c.id], rule)}
                                  for c in children[offset:offset + limit]]})
 
 
@@ -182,9 +156,9 @@ def compliance_rule(rule_id: str):
 @require_admin
 def compliance_failing(rule_id: str):
     """Machines (units, for a unit rule) with a result, by default fail, oldest first."""
-    ev = _evaluator()
+    ev = evaluator()
     rule = _rule(rule_id)
-    limit, offset = _page()
+    limit, offset = page_params()
     result = request.args.get("result", "fail")
     if result not in RESULTS:
         raise ApiError(400, "invalid_parameter", "result",
@@ -225,7 +199,7 @@ def compliance_failing(rule_id: str):
                   "reason": r.reason, "since": iso_z(r.since),
                   "last_seen": iso_z(r.last_seen),
                   "status": "active" if r.last_seen >= stale_cut else "stale"} for r in rows]
-    return jsonify({**_rule_dict(rule), "unit": _unit_ref(unit) if unit else None,
+    return jsonify({**_rule_dict(rule), "unit": unit_ref(unit) if unit else None,
                     "result": result, "total": total, "limit": limit, "offset": offset,
                     "items": items})
 
@@ -251,7 +225,7 @@ def machine_results(conn: Any, machine_id: str) -> list[dict[str, Any]]:
 @bp.get("/api/v1/machines/<machine_id>/results")
 @require_admin
 def get_machine_results(machine_id: str):
-    ev = _evaluator()
+    ev = evaluator()
     with ev.engine.connect() as conn:
         try:
             row = machine_row(conn, machine_id)
@@ -276,113 +250,18 @@ def _admin_error(exc: AdminError | UnitError) -> ApiError:
 @bp.patch("/api/v1/machines/<machine_id>")
 @require_admin
 def patch_machine(machine_id: str):
-    body = _body()
+    body = json_object()
     if set(body) - {"unit"} or "unit" not in body:
         raise ApiError(400, "invalid_field", "unit",
                        "send {\"unit\": <unit id, code or path>}; only the unit can be changed")
-    ev = _evaluator()
+    ev = evaluator()
     now = utcnow()
     try:
         with write_transaction(ev.engine) as conn:
             unit = move_machine(conn, ev, machine_id, body["unit"], now)
     except (AdminError, UnitError) as exc:
         raise _admin_error(exc) from None
-    return jsonify({"machine_id": machine_id, "unit": _unit_ref(unit)})
-
-
-# ------------------------------------------------------------------------------ units
-
-@bp.post("/api/v1/units")
-@require_admin
-def create_unit():
-    body = _body()
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise ApiError(400, "invalid_field", "name", "give the unit's name as text")
-    for key in ("parent", "code"):
-        if body.get(key) is not None and not isinstance(body[key], (str, int)):
-            raise ApiError(400, "invalid_field", key, f"{key} must be text or a number")
-    ev = _evaluator()
-    try:
-        with write_transaction(ev.engine) as conn:
-            unit = add_unit(conn, name, parent=body.get("parent"), code=body.get("code"))
-            ev.evaluate_units(conn, [unit.id], utcnow())
-    except UnitError as exc:
-        if "already" in str(exc):
-            raise ApiError(409, "conflict", "code" if "code" in str(exc) else "name",
-                           str(exc)) from None
-        raise ApiError(400, "invalid_field", "parent" if "no unit" in str(exc) else "name",
-                       str(exc)) from None
-    resp = jsonify(_unit_ref(unit) | {"parent_id": unit.parent_id})
-    resp.status_code = 201
-    return resp
-
-
-def _unit_or_404(conn: Any, unit_id: int) -> Unit:
-    try:
-        return find_unit(conn, unit_id)
-    except UnitError as exc:
-        raise ApiError(404, "not_found", "unit_id", str(exc)) from None
-
-
-@bp.get("/api/v1/units/<int:unit_id>")
-@require_admin
-def show_unit(unit_id: int):
-    ev = _evaluator()
-    now = utcnow()
-    with ev.engine.connect() as conn:
-        unit = _unit_or_404(conn, unit_id)
-        units_ = all_units(conn)
-        cutoff = now - ev.config.stale_after
-        tree = subtree_ids(units_, unit.id)
-        direct = dict(conn.execute(select(machines.c.unit_id, func.count())
-                                   .where(machines.c.unit_id == unit.id,
-                                          machines.c.last_seen >= cutoff)
-                                   .group_by(machines.c.unit_id)).all())
-        active = conn.execute(select(func.count()).where(
-            machines.c.unit_id.in_(tree), machines.c.last_seen >= cutoff)).scalar_one()
-        stale = conn.execute(select(func.count()).where(
-            machines.c.unit_id.in_(tree), machines.c.last_seen < cutoff)).scalar_one()
-        unit_results = [{"rule": r.rule_id, "result": r.result, "reason": r.reason,
-                         "since": iso_z(r.since)} for r in conn.execute(
-            select(unit_rule_results).where(unit_rule_results.c.unit_id == unit.id)
-            .order_by(unit_rule_results.c.rule_id))]
-    return jsonify({**_unit_ref(unit), "parent_id": unit.parent_id,
-                    "children": [_unit_ref(u) for u in units_ if u.parent_id == unit.id],
-                    "machines": {"own_active": direct.get(unit.id, 0), "active": active,
-                                 "stale": stale},
-                    "unit_results": unit_results})
-
-
-@bp.patch("/api/v1/units/<int:unit_id>")
-@require_admin
-def patch_unit(unit_id: int):
-    """{"name": new name} renames; {"parent": id|code|path|null} moves (null = top)."""
-    body = _body()
-    unknown = set(body) - {"name", "parent"}
-    if unknown or not body:
-        raise ApiError(400, "invalid_field", sorted(unknown)[0] if unknown else "body",
-                       "send {\"name\": ...} to rename and/or {\"parent\": ...} to move")
-    if "name" in body and not isinstance(body["name"], str):
-        raise ApiError(400, "invalid_field", "name", "name must be text")
-    ev = _evaluator()
-    now = utcnow()
-    try:
-        with write_transaction(ev.engine) as conn:
-            unit = _unit_or_404(conn, unit_id)
-            if "parent" in body:
-                unit = move_unit(conn, unit.id, body["parent"])
-            if "name" in body:
-                unit = rename_unit(conn, unit.id, body["name"])
-            # Levels changed: rules scoped by level apply differently now.
-            ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
-    except UnitConflict as exc:
-        raise ApiError(409, "conflict", "parent" if "parent" in body and "under" in str(exc)
-                       else "name", str(exc)) from None
-    except UnitError as exc:
-        raise ApiError(400, "invalid_field", "parent" if "no unit" in str(exc) else "name",
-                       str(exc)) from None
-    return jsonify(_unit_ref(unit) | {"parent_id": unit.parent_id})
+    return jsonify({"machine_id": machine_id, "unit": unit_ref(unit)})
 
 
 # ------------------------------------------------------------------------------ waivers
@@ -390,8 +269,8 @@ def patch_unit(unit_id: int):
 @bp.get("/api/v1/waivers")
 @require_admin
 def get_waivers():
-    ev = _evaluator()
-    limit, offset = _page()
+    ev = evaluator()
+    limit, offset = page_params()
     try:
         with ev.engine.connect() as conn:
             items, total = list_waivers(conn, utcnow(), machine_id=request.args.get("machine"),
@@ -417,12 +296,12 @@ def _expiry(value: Any) -> datetime:
 @bp.post("/api/v1/waivers")
 @require_admin
 def post_waiver():
-    body = _body()
+    body = json_object()
     for key in ("machine_id", "rule", "reason", "author"):
         if not isinstance(body.get(key), str) or not body[key].strip():
             raise ApiError(400, "invalid_field", key, f"'{key}' is required (text)")
     expires_at = _expiry(body.get("expires_at"))
-    ev = _evaluator()
+    ev = evaluator()
     try:
         with write_transaction(ev.engine) as conn:
             waiver = add_waiver(conn, ev, machine_id=body["machine_id"], rule_id=body["rule"],
@@ -438,7 +317,7 @@ def post_waiver():
 @bp.delete("/api/v1/waivers/<int:waiver_id>")
 @require_admin
 def delete_waiver(waiver_id: int):
-    ev = _evaluator()
+    ev = evaluator()
     try:
         with write_transaction(ev.engine) as conn:
             waiver = revoke_waiver(conn, ev, waiver_id, utcnow())

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
 from kiemke.collector.db.tables import machines, units
-from kiemke.collector.metrics import rollup
+from kiemke.collector.scrape import rollup
 from kiemke.collector.units import Unit, all_units
 from kiemke.compliance import RESULTS, RuleSet, gap, ratio
 

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from kiemke.collector.assets.store import move_machine as move_depreciation
-from kiemke.collector.compliance.evaluator import Evaluator
-from kiemke.collector.compliance.store import move_machine_results
 from kiemke.collector.db.compliance_tables import waivers
 from kiemke.collector.db.tables import agents, machines
+from kiemke.collector.evaluation.evaluator import Evaluator
+from kiemke.collector.evaluation.store import move_machine_results
 from kiemke.collector.timeutil import iso_z
 from kiemke.collector.units import Unit, find_unit
 

@@ -15,8 +15,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from kiemke.collector.compliance.evaluator import Evaluator, MaintenanceThread
 from kiemke.collector.config import CollectorConfig, ConfigError
+from kiemke.collector.evaluation.evaluator import Evaluator, MaintenanceThread
 from kiemke.compliance import RuleLoadError, RuleSet, load_rules
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,13 @@ def _no_asset(_conn: Any, _machine_id: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from kiemke.collector.compliance import api
-    from kiemke.collector.compliance.metrics import (
+    from kiemke.collector.evaluation import api
+    from kiemke.collector.evaluation.metrics import (
         machine_series,
         rule_compliance,
         rule_definitions,
     )
-    from kiemke.collector.compliance.openapi import extend as openapi_extend
+    from kiemke.collector.evaluation.openapi import extend as openapi_extend
 
     ext = app.extensions["kiemke"]
     ruleset = load_ruleset(ext.config)

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from kiemke.collector.compliance.figures import compute
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.compliance_tables import compliance_daily
 from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.evaluation.figures import compute
 from kiemke.compliance import RESULTS, RuleSet, ratio
 
 _FIELDS = (*RESULTS, "stale", "ratio")

@@ -29,7 +29,8 @@ from typing import Any
 
 from sqlalchemy import Connection, String, bindparam, select, text, type_coerce
 
-from kiemke.collector.compliance.store import (
+from kiemke.collector.db.tables import machines
+from kiemke.collector.evaluation.store import (
     ROW,
     ResultWriter,
     active_waivers,
@@ -37,7 +38,6 @@ from kiemke.collector.compliance.store import (
     load_results,
     result_part,
 )
-from kiemke.collector.db.tables import machines
 from kiemke.compliance import RuleSet, evaluate_machine, facts_from_json
 from kiemke.compliance.evaluate import ReasonMemo
 from kiemke.compliance.rules import FAIL, NOT_APPLICABLE, PASS, UNKNOWN

@@ -37,8 +37,13 @@ from sqlalchemy import (
     update,
 )
 
-from kiemke.collector.compliance.bulk import BulkEvaluator
-from kiemke.collector.compliance.store import (
+from kiemke.collector.config import CollectorConfig
+from kiemke.collector.db.compliance_tables import rule_results, ruleset_state, waivers
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.tables import machines, units
+from kiemke.collector.evaluation.bulk import BulkEvaluator
+from kiemke.collector.evaluation.history import snapshot_day
+from kiemke.collector.evaluation.store import (
     ResultWriter,
     active_waivers,
     load_results,
@@ -46,10 +51,6 @@ from kiemke.collector.compliance.store import (
     recount,
     write_unit_results,
 )
-from kiemke.collector.config import CollectorConfig
-from kiemke.collector.db.compliance_tables import rule_results, ruleset_state, waivers
-from kiemke.collector.db.engine import write_transaction
-from kiemke.collector.db.tables import machines, units
 from kiemke.collector.timeutil import utcnow
 from kiemke.compliance import (
     RuleSet,
@@ -246,7 +247,7 @@ class Evaluator:
         """Every machine from its stored facts (or its last report when `recompute`),
         one transaction per batch; then unit rules evaluated.
 
-        From stored facts (a rule change): kiemke.collector.compliance.bulk compares by
+        From stored facts (a rule change): kiemke.collector.evaluation.bulk compares by
         signature and keeps rule_counts by deltas. With `recompute` (the facts
         configuration changed, rare): facts rebuilt from reports, rule_counts rebuilt."""
         now = now or utcnow()
@@ -366,8 +367,6 @@ class Evaluator:
 
     def maintain(self, now: datetime | None = None) -> dict[str, Any]:
         """One maintenance pass; see the module docstring."""
-        from kiemke.collector.compliance.history import snapshot_day
-
         now = now or utcnow()
         stats: dict[str, Any] = {"reevaluation": self.ensure_current(now)}
         stats["waivers_changed_machines"] = self.expire_waivers(now)

@@ -26,16 +26,13 @@ from sqlalchemy import Connection, select
 from sqlalchemy.sql import ColumnElement
 
 from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS, compliance_changes_after
-from kiemke.collector.compliance.figures import Direct, direct_counts, nest
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
-from kiemke.collector.metrics import (
-    EMPTY_BLOCK,
+from kiemke.collector.evaluation.figures import Direct, direct_counts, nest
+from kiemke.collector.exposition import EMPTY_BLOCK, Block, BlocksFamily, RowsFamily
+from kiemke.collector.scrape import (
     UNIT_LABELS,
-    Block,
-    BlocksFamily,
     Memo,
-    RowsFamily,
     StaleMachine,
     change_versions,
     scrape_units,

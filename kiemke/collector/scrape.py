@@ -1,0 +1,117 @@
+"""What the metrics providers of one scrape share: labels, roll-ups and reads.
+
+Every provider runs inside the same read transaction (kiemke.collector.metrics); the
+reads here are done once per scrape (`_scrape_memo`), and `Memo` keeps a provider's
+rendered families per process while the database versions they came from are the same.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Connection, Engine, select
+
+from kiemke.collector.changes import UNITS, versions
+from kiemke.collector.db.tables import machines, units
+from kiemke.collector.units import Unit, all_units, ancestors_map
+
+UNIT_LABELS = ("unit", "parent", "level")
+
+
+def unit_labels(unit: Unit) -> list[str]:
+    """Label values for UNIT_LABELS."""
+    return [unit.path, unit.parent_path, str(unit.level)]
+
+
+def rollup(units_: list[Unit], counts: dict[tuple[int, Any], float]) -> dict[tuple[int, Any],
+                                                                                float]:
+    """{(unit_id, key): n} per unit -> the same with each unit including its descendants."""
+    chains = ancestors_map(units_)
+    total: dict[tuple[int, Any], float] = defaultdict(float)
+    for (unit_id, key), value in counts.items():
+        for ancestor in chains.get(unit_id, [unit_id]):
+            total[(ancestor, key)] += value
+    return total
+
+
+
+def _scrape_memo(conn: Connection) -> dict[Any, Any]:
+    """Reads shared by the providers of one scrape: valid for the current transaction only
+    (conn.info outlives it, with the pooled connection)."""
+    transaction = conn.get_transaction()
+    entry = conn.info.get("kiemke_scrape")
+    if entry is None or entry[0] is not transaction:
+        entry = conn.info["kiemke_scrape"] = (transaction, {})
+    return entry[1]
+
+
+class StaleMachine(NamedTuple):
+    machine_id: str
+    hostname: str
+    unit_id: int
+    last_seen: datetime
+
+
+def stale_machines(conn: Connection, cutoff: datetime) -> tuple[StaleMachine, ...]:
+    """Machines whose last report is before `cutoff`, ordered; read once per scrape.
+
+    The stale set moves with the clock alone (no write marks a machine stale), so every
+    cache keyed on it is exact without a time bucket.
+    """
+    memo = _scrape_memo(conn)
+    key = ("stale", cutoff)
+    if key not in memo:
+        memo[key] = tuple(StaleMachine(*row) for row in conn.execute(
+            select(machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
+                   machines.c.last_seen)
+            # Through the (unit_id, last_seen) index: a seek per unit, not a table scan.
+            .where(machines.c.unit_id.in_(select(units.c.id)), machines.c.last_seen < cutoff)
+            .order_by(machines.c.machine_id)))
+    return memo[key]
+
+
+def change_versions(conn: Connection) -> dict[str, int]:
+    """The change versions, read once per scrape."""
+    memo = _scrape_memo(conn)
+    if "versions" not in memo:
+        memo["versions"] = versions(conn)
+    return memo["versions"]
+
+
+def scrape_units(conn: Connection) -> tuple[Unit, ...]:
+    """The unit tree (part of every cache key: a rename or move changes paths), read from
+    the database only when its change version moved."""
+    memo = _scrape_memo(conn)
+    if "units" not in memo:
+        cache = _UNITS.setdefault(conn.engine, Memo())
+        memo["units"] = cache.get(change_versions(conn)[UNITS],
+                                  lambda: tuple(all_units(conn)))
+    return memo["units"]
+
+
+class Memo:
+    """One cached value per provider and process, replaced when its key changes.
+
+    Each gunicorn worker keeps its own; all agree because keys are database versions.
+    One attribute assignment per update: safe across threads.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[Any, Any] | None = None
+
+    def get(self, key: Any, build: Callable[[], Any]) -> Any:
+        entry = self._entry
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = build()
+        self._entry = (key, value)
+        return value
+
+
+# Per engine rather than per app: an entry dies with its engine (tests make many apps,
+# each with its own database and versions).
+_UNITS: WeakKeyDictionary[Engine, Memo] = WeakKeyDictionary()
