@@ -93,3 +93,17 @@ def test_compliance_commands_refuse_unmigrated_database_in_one_line(cli):
         err = cli(*command, expect=2).stderr
         assert "kiemke-collector db upgrade" in err
         assert "Traceback" not in err
+
+
+def test_the_cli_does_not_import_prometheus_client_before_serve():
+    """prometheus_client chooses per-process or multiprocess counters when it is first
+    imported; `serve` sets PROMETHEUS_MULTIPROC_DIR before gunicorn forks, so building
+    the CLI (every command group) must not import it, or the workers' counters would not
+    be merged on /metrics."""
+    import sys
+
+    code = ("import sys\nfrom kiemke.collector.cli import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in sys.modules if m.startswith('prometheus_client')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -7,34 +7,16 @@ has its register entry when the rules read `asset.*` facts through `asset_lookup
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from kiemke.collector.assets import store
 from kiemke.collector.assets.metrics import DepreciationMetrics
-from kiemke.collector.config import ConfigError
-from kiemke.compliance.config import DepreciationConfig, load_config
-from kiemke.compliance.yamlsource import SourceError
+from kiemke.collector.assets.state import AssetsState, load_depreciation
 
 EXTENSION = "kiemke_assets"
-
-
-@dataclass
-class AssetsState:
-    engine: Engine
-    config: DepreciationConfig
-
-
-def load_depreciation(rules_dir: Any) -> DepreciationConfig:
-    """rules/depreciation.yml; a mistake in it is a ConfigError naming file and line."""
-    try:
-        return load_config(rules_dir).depreciation
-    except SourceError as exc:
-        raise ConfigError(f"{exc}; fix it and check with `kiemke-collector rules check`"
-                          ) from None
 
 
 def init_app(app: Flask) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select
 
 from kiemke.collector.assets import store
 from kiemke.collector.assets.csv_import import read_register
-from kiemke.collector.assets.integration import load_depreciation
+from kiemke.collector.assets.state import load_depreciation
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.asset_tables import assets
 from kiemke.collector.db.engine import write_transaction
