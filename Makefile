@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deps system-deps clean help
+.PHONY: demo test lint typecheck bench bench-deps system-deps clean help
 
 help:
 	@echo "make demo   - install, start a collector on SQLite, report this machine, keep serving"
@@ -28,7 +28,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check kiemke tests bench dashboards
 
-test: $(STAMP) system-deps lint
+# mypy at default settings on kiemke/ (0 errors); the modules pyproject.toml lists are --strict.
+typecheck: $(STAMP)
+	$(BIN)/mypy kiemke
+
+test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Debian packages the benchmarks need (wrk, the HTTP load generator). Installed only when missing.

@@ -14,7 +14,7 @@ from reports import make_report, new_machine_id
 
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.migrate import upgrade
-from kiemke.collector.ingest import load_agent, store_report
+from kiemke.collector.ingest import load_agent
 from kiemke.collector.units import add_unit
 
 ROOT = "Liên đoàn Lao động tỉnh Bắc Giang"
@@ -59,8 +59,7 @@ def report_at(app: Flask, unit_id: int, hostname: str, when: datetime,
     agent_id = headers["Authorization"].split()[1].split(".")[0]
     report = make_report(machine_id, hostname=hostname, **overrides)
     report["collected_at"] = when.isoformat().replace("+00:00", "Z")
-    assert store_report(ext.engine, load_agent(ext.engine, agent_id), report, ext.on_report,
-                        now=when)
+    assert ext.pipeline.ingest(load_agent(ext.engine, agent_id), report, now=when)
     return machine_id
 
 

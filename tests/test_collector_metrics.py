@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from collector_helpers import add_units, enroll_agent, enrollment_token
 from prometheus_client.parser import text_string_to_metric_families
 from reports import UNIT_NAME, make_report, new_machine_id
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
@@ -99,5 +100,54 @@ def test_metric_provider_extension_point(app, client):
     def provider(conn, now):
         yield GaugeMetricFamily("kiemke_test_extra", "from a plugged-in provider", value=7)
 
-    app.extensions["kiemke"].metric_providers.append(provider)
+    app.extensions["kiemke"].metric_providers.add("test_extra", provider)
     assert scrape(client)[("kiemke_test_extra", ())] == 7
+
+
+def provider_series(samples, name):
+    return {dict(k[1])["provider"]: v for k, v in samples.items() if k[0] == name}
+
+
+def test_every_provider_reports_its_success_and_duration(app, client):
+    s = scrape(client)
+    names = app.extensions["kiemke"].metric_providers.names()
+    assert {"machines", "agent_versions", "rule_compliance", "depreciation"} <= set(names)
+    assert provider_series(s, "kiemke_metrics_provider_success") == dict.fromkeys(names, 1)
+    durations = provider_series(s, "kiemke_metrics_provider_duration_seconds")
+    assert set(durations) == set(names) and all(0 <= v < 5 for v in durations.values())
+
+
+@pytest.mark.parametrize("failure", ["exception", "sql"])
+def test_a_failing_provider_costs_only_its_own_families(db_url, tmp_path, monkeypatch,
+                                                        failure):
+    from compliance_helpers import make_app
+    from prometheus_client.core import GaugeMetricFamily
+
+    app = make_app(db_url, tmp_path, monkeypatch)
+    client = app.test_client()
+    office = add_units(app, UNIT_NAME, "LĐLĐ huyện Yên Thế", "Công đoàn xã Bố Hạ")[2]
+    report_from(app, client, office, "PC-BOHA-01")
+
+    def broken(conn, now):
+        yield GaugeMetricFamily("kiemke_test_broken", "never exported", value=1)
+        if failure == "sql":  # a failed statement (aborts a PostgreSQL transaction)
+            conn.execute(text("SELECT no_such_column FROM machines"))
+        raise RuntimeError("this provider is broken")
+
+    def after(conn, now):
+        n = conn.execute(text("SELECT count(*) FROM machines")).scalar_one()
+        yield GaugeMetricFamily("kiemke_test_after", "read after the failure", value=n)
+
+    ext = app.extensions["kiemke"]
+    ext.metric_providers.add("broken", broken)
+    ext.metric_providers.add("after", after)
+    s = scrape(client)
+    success = provider_series(s, "kiemke_metrics_provider_success")
+    assert success.pop("broken") == 0
+    assert success and all(v == 1 for v in success.values()), success
+    assert s[("kiemke_database_up", ())] == 1
+    assert not [k for k in s if k[0] == "kiemke_test_broken"]
+    assert s[("kiemke_test_after", ())] == 1
+    assert machines_metric(s, OFFICE, "active") == {DISTRICT: 1}
+    assert any(k[0] == "kiemke_rule_compliance_ratio" for k in s)
+    assert "broken" in provider_series(s, "kiemke_metrics_provider_duration_seconds")

@@ -37,7 +37,7 @@ def test_values_at_month_boundaries(asset_app, tmp_path):
     assert (row.start_date, row.fully_depreciated_on, row.overdue_from, row.cost,
             row.useful_life_years, row.estimated) == (
         D(2020, 1, 31), D(2025, 1, 1), D(2026, 1, 1), 60_000_000, 5, False)
-    config = app.extensions["kiemke_assets"].config
+    config = app.extensions["kiemke"].assets.config
     expected = {
         # day: (status, book value, (age years, months), replacement year)
         D(2020, 1, 31): ("in_service", 60_000_000, (0, 0), 2025),
@@ -109,7 +109,7 @@ def test_unknown_and_estimated(asset_app):
         None, "no useful life configured for chassis 'virtual'")
     assert (rows[old].estimated, rows[old].start_date, rows[old].fully_depreciated_on,
             rows[old].cost) == (True, D(2012, 5, 20), D(2017, 5, 1), None)
-    config = app.extensions["kiemke_assets"].config
+    config = app.extensions["kiemke"].assets.config
     view = dep.on_day(rows[old], D(2024, 6, 1), config)
     assert (view.status, view.estimated, view.book_value, view.age_years) == (
         "overdue", True, None, 12)

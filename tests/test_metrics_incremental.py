@@ -49,7 +49,8 @@ OFFICE_PATH = path(ROOT, DISTRICT_A, OFFICE)
 
 def lines(body: bytes) -> list[bytes]:
     return [line for line in body.split(b"\n")
-            if not line.startswith(b"kiemke_scrape_duration_seconds ")]
+            if not line.startswith((b"kiemke_scrape_duration_seconds ",
+                                    b"kiemke_metrics_provider_duration_seconds{"))]
 
 
 def database_text(ext) -> bytes:

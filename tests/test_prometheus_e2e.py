@@ -7,16 +7,13 @@ The rules run as a test copy with two changes, because a test cannot wait days:
 every `for:` becomes 1s, and every rule's grace period (kiemke_rule_grace_seconds, 3 days
 for antivirus) counts as 0. Everything else, joins and labels included, runs unchanged.
 
-Families the collector does not export yet (kiemke_rule_*, kiemke_machine_stale,
-depreciation) make their tests XFAIL, naming the family, while nothing plugs them into
-the collector (no module of kiemke.collector.app.INTEGRATIONS exists and
-kiemke/collector/metrics.py does not produce them); once something does, a missing
-family is a FAILURE.
+A family no source file under kiemke/ names makes its test XFAIL, naming the family
+(not implemented yet); a family that is implemented but missing from /metrics is a
+FAILURE.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import shutil
@@ -152,8 +149,8 @@ class Stack:
                 pytest.fail(f"{family} is implemented and plugged into the collector, but "
                             f"its /metrics does not export it for the test fleet")
             pytest.xfail(f"{family} is not exported by the collector yet (docs/design.md "
-                         f"'Metrics'; no module of kiemke.collector.app.INTEGRATIONS plugs "
-                         f"it in); these assertions run once it is")
+                         f"'Metrics'; nothing under kiemke/ names it); these assertions run "
+                         f"once it is")
 
 
 def write_test_rules(rules_dir: Path) -> None:
@@ -202,14 +199,8 @@ def send_rejected(collector: Any, machine: Machine) -> None:
 
 
 def wired_source() -> str:
-    """Source of what /metrics can run: the built-in families, and all of kiemke/ once a
-    module of the collector's INTEGRATIONS (app.py) exists to plug the others in."""
-    from kiemke.collector import app
-
-    paths = [REPO / "kiemke" / "collector" / "metrics.py"]
-    if any(importlib.util.find_spec(name) is not None for name in app.INTEGRATIONS):
-        paths = sorted((REPO / "kiemke").rglob("*.py"))
-    return "\n".join(p.read_text("utf-8") for p in paths)
+    """Source of what /metrics can run: create_app plugs every part in, so all of kiemke/."""
+    return "\n".join(p.read_text("utf-8") for p in sorted((REPO / "kiemke").rglob("*.py")))
 
 
 class Traffic:

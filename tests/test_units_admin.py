@@ -26,7 +26,7 @@ from sqlalchemy import select
 from kiemke.collector.db.asset_tables import machine_depreciation
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results
 from kiemke.collector.db.tables import agents, machines
-from kiemke.collector.ingest import load_agent, store_report
+from kiemke.collector.ingest import load_agent
 from kiemke.collector.units import all_units
 
 
@@ -100,8 +100,7 @@ def test_units_rename_move_and_machine_move(db_url, tmp_path, monkeypatch):
             agent_id = conn.execute(select(agents.c.id).where(agents.c.machine_id == mid)
                                     ).scalar_one()
         report = make_report(mid, hostname="PC-TANAN-02", **OS_FAIL)
-        assert store_report(ext.engine, load_agent(ext.engine, agent_id), report,
-                            ext.on_report)
+        assert ext.pipeline.ingest(load_agent(ext.engine, agent_id), report)
         with ext.engine.connect() as conn:
             assert conn.execute(select(machines.c.unit_id).where(
                 machines.c.machine_id == mid)).scalar_one() == units[ROOT]

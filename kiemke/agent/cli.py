@@ -185,7 +185,8 @@ def _lighten_for_service() -> None:
     requests is not loaded yet in this process.
     """
     if "requests" not in sys.modules:
-        sys.modules.setdefault("charset_normalizer", None)  # type: ignore[assignment]
+        if "charset_normalizer" not in sys.modules:
+            sys.modules["charset_normalizer"] = None  # type: ignore[assignment]
         import warnings
         warnings.filterwarnings("ignore", message=".*character detection dependency.*")
 

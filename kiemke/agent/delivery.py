@@ -153,7 +153,8 @@ def enroll(config: AgentConfig, state: StateDir, server: str, token: str,
         body = transport.enroll(token, identity["machine_id"], identity["hostname"])
     finally:
         transport.close()
-    unit = body.get("unit") if isinstance(body.get("unit"), dict) else {}
+    given = body.get("unit")
+    unit: dict[str, Any] = given if isinstance(given, dict) else {}
     creds = Credentials(server=server, agent_id=str(body["agent_id"]),
                         secret=str(body["secret"]), machine_id=identity["machine_id"],
                         unit=unit, enrolled_at=iso_utc(datetime.now(timezone.utc)))

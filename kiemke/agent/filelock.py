@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-if os.name == "nt":
+if sys.platform == "win32":  # the form mypy understands (os.name == "nt")
     import msvcrt
 
     def _try_lock(fd: int) -> bool:

@@ -1,9 +1,14 @@
-"""create_app(config) -> Flask app. All state lives on the app (app.extensions["kiemke"])."""
+"""create_app(config) -> Flask app: the one place where the collector's parts are put
+together. All state lives on the app (app.extensions["kiemke"], kiemke.collector.extension).
+
+Order: the parts' own objects first (the evaluator reads asset data through the asset
+register's lookup), then the extension object holding them, then each part's init_app
+(blueprints, metric providers), then the ingest pipeline, and last the start-up work
+that needs everything plugged in (re-evaluation after a rule change, maintenance).
+"""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 from typing import Any
@@ -11,25 +16,16 @@ from typing import Any
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from kiemke.collector.api import enroll, ops, read, reports, units
-from kiemke.collector.api import openapi as openapi_api
-from kiemke.collector.api.errors import register_error_handlers
+from kiemke.collector import api, metrics
+from kiemke.collector.assets import store as asset_store
+from kiemke.collector.assets import wiring as assets
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.engine import make_engine
-from kiemke.collector.extension import Kiemke
-from kiemke.collector.metrics import (
-    DatabaseCollector,
-    IngestMetrics,
-    agent_versions,
-    machines_by_status,
-)
+from kiemke.collector.evaluation import wiring as evaluation
+from kiemke.collector.extension import KEY, Kiemke
+from kiemke.collector.metrics import IngestMetrics
+from kiemke.collector.pipeline import build_pipeline
 from kiemke.collector.validation import compile_validator
-
-# Integrations plugged in when their module exists: each has init_app(app), which may set
-# ext.on_report and append to ext.metric_providers (the rules engine lives there).
-INTEGRATIONS = ("kiemke.compliance.integration", "kiemke.collector.evaluation",
-                # after compliance: it chains its ingest step in front of theirs
-                "kiemke.collector.assets.integration")
 
 
 def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
@@ -41,32 +37,28 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
     app = Flask("kiemke.collector")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
-    app.json.ensure_ascii = False  # Vietnamese names stay readable in API bodies
-    app.json.sort_keys = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Vietnamese stays readable
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     engine = make_engine(config.database_url)
     multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     # In multiprocess mode counters write to files and are merged on scrape; registering
     # them in a registry as well would report them twice.
     registry = CollectorRegistry(auto_describe=False)
-    ingest_metrics = IngestMetrics(None if multiproc else registry)
-    ext = Kiemke(config=config, engine=engine, validate=compile_validator(),
-                 ingest_metrics=ingest_metrics, registry=registry)
-    ext.metric_providers.extend([machines_by_status(config.stale_after), agent_versions])
-    ext.db_collector = DatabaseCollector(engine, ext.metric_providers)
-    registry.register(ext.db_collector)
-    app.extensions["kiemke"] = ext
+    ext = Kiemke(
+        config=config, engine=engine, validate=compile_validator(),
+        ingest_metrics=IngestMetrics(None if multiproc else registry), registry=registry,
+        compliance=evaluation.create_evaluator(engine, config, asset_lookup=asset_store.lookup),
+        assets=assets.load_state(engine, config),
+    )
+    app.extensions[KEY] = ext
 
-    register_error_handlers(app)
-    for module in (enroll, reports, read, units, openapi_api, ops):
-        app.register_blueprint(module.bp)
+    api.init_app(app)
+    metrics.init_app(app)
+    evaluation.init_app(app)
+    assets.init_app(app)
+    ext.pipeline = build_pipeline(ext)
 
-    for name in INTEGRATIONS:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).init_app(app)
-    # Start-up work of integrations that needs all of them plugged in (the compliance
-    # re-evaluation after a rule change reads asset data through another integration).
-    for hook in ext.startup_hooks:
-        hook()
+    evaluation.start(app)
     logging.getLogger("kiemke").setLevel(config.log_level)
     return app

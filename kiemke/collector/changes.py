@@ -1,30 +1,40 @@
-"""Change versions: a counter per topic, bumped in the transaction that changes the data.
+"""Change tracking: the contract between the writers and /metrics' per-process caches.
 
 /metrics keeps what it renders from the database per process and reuses it while the
 versions it was built from are unchanged (plus what it reads live: the unit tree and the
 stale machines). A version is read and compared, never interpreted: a bump only means
 "something in this topic changed".
 
-Topics:
-- COMPLIANCE: rule_results, rule_counts, unit_rule_results (bumped by
-  kiemke.collector.evaluation.store in the writing transaction);
-- MACHINES: rows of `machines` added or removed, or their hostname, unit or agent version
-  changed;
-- MACHINE_LABELS: rows of `machines` removed, or their hostname or unit changed (what
-  the per-machine rule series show; an agent upgrade does not move it);
-- UNITS: any change to `units` (added, renamed, moved).
-MACHINES, MACHINE_LABELS and UNITS are bumped by database triggers (migrations 0004 and
-0005): every writer is covered, and the usual report, which changes none of these
-columns, fires nothing.
+Topics (`change_versions` rows):
+- COMPLIANCE: rule_results, rule_counts, unit_rule_results. Writers record the
+  (unit_id, rule_id) blocks they changed with `record_compliance()`; `flush()` bumps the
+  version once per transaction and logs those blocks in `compliance_changes` (migration
+  0005), so /metrics rebuilds only them. `write_transaction()` calls `flush()` last, just
+  before commit (the ingest pipeline's `changes` step calls it explicitly), so the
+  version row is the last lock every writer takes: no deadlock can form on it, and
+  versions commit in order (a reader that sees version v sees every version before it).
+  A plain `bump(conn, COMPLIANCE)` (a recount) leaves a gap in the log, which readers
+  take as "anything may have changed".
+- MACHINES: rows of `machines` added or removed, or their hostname, unit or agent
+  version changed; MACHINE_LABELS: rows removed, or their hostname or unit changed (what
+  the per-machine rule series show); UNITS: any change to `units`. These three are bumped
+  by database triggers (migrations 0004 and 0005), so every writer is covered and the
+  usual report, which changes none of these columns, fires nothing.
+- The depreciation families use the assets part's own `asset_state.version`
+  (kiemke/collector/assets/store.py, bumped by every writer of machine_depreciation).
 
-The compliance change log (`compliance_changes`, migration 0005) says which blocks
-(unit x rule) a COMPLIANCE version changed, so /metrics rebuilds only those. The writer
-that bumps through `bump_compliance()` holds the version row's lock until it commits, so
-versions commit in order: a reader that sees version v sees every version before it. A
-bump without log rows (plain `bump()`: a recount, a re-evaluation) leaves a gap in the
-log, which readers take as "anything may have changed".
-
-The depreciation families use assets' own `asset_state.version` (assets/store.py).
+What a change must do:
+- A new table that a metric family reads: its writers bump a topic in the writing
+  transaction, either by a trigger (a new migration, as 0004 does for `machines`) or by
+  calling `bump()` / `record_compliance()`; add the topic to TOPICS and insert its row
+  in the migration.
+- A new column that a family shows: when the column lives in `machines` or `units`, the
+  triggers' WHEN condition (migrations 0004/0005) must compare it, or the family
+  will not see the change.
+- A new metric family: key its cached text on the versions it reads
+  (kiemke.collector.scrape.change_versions, kiemke.collector.scrape.Memo) and on what
+  it reads live (units, stale machines), never on time alone; a test in
+  tests/test_metrics_incremental.py compares it with a fresh build after changes.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ TOPICS = (COMPLIANCE, MACHINES, MACHINE_LABELS, UNITS)
 # changing reports a second this is over a quarter of an hour of scrapes.
 LOG_KEEP = 100_000
 LOG_PRUNE_EVERY = 1024
+_PENDING = "kiemke_compliance_changes"  # conn.info key: (transaction, blocks recorded)
 
 change_versions = Table(
     "change_versions", metadata,
@@ -79,17 +90,45 @@ def bump(conn: Connection, topic: str) -> None:
     On PostgreSQL this locks the topic's row until commit: call it after the data rows
     of the transaction are written (callers keep one order), so that concurrent writers
     queue on it instead of deadlocking. For COMPLIANCE this means "anything may have
-    changed"; `bump_compliance()` says what did.
+    changed"; `record_compliance()` says what did.
     """
     conn.execute(update(change_versions).where(change_versions.c.topic == topic)
                  .values(version=change_versions.c.version + 1))
 
 
+def record_compliance(conn: Connection, blocks: Iterable[tuple[int, str]]) -> None:
+    """Note (unit_id, rule_id) blocks whose results or counts this transaction changed;
+    `flush()` bumps COMPLIANCE for all of them once, at the end of the transaction."""
+    transaction = conn.get_transaction()
+    entry = conn.info.get(_PENDING)
+    if entry is None or entry[0] is not transaction:
+        # conn.info outlives the transaction (pooled connection): a set left by a
+        # transaction that rolled back is not this one's.
+        pending: set[tuple[int, str]] = set()
+        entry = conn.info[_PENDING] = (transaction, pending)
+    entry[1].update(blocks)
+
+
+def flush(conn: Connection) -> int | None:
+    """Bump COMPLIANCE for the blocks recorded in this transaction, if any; return the
+    new version (None when nothing was recorded). Called last in a write transaction."""
+    entry = conn.info.pop(_PENDING, None)
+    if entry is None or entry[0] is not conn.get_transaction() or not entry[1]:
+        return None
+    return bump_compliance(conn, entry[1])
+
+
+def discard(conn: Connection) -> None:
+    """Forget what this transaction recorded (it is rolling back)."""
+    conn.info.pop(_PENDING, None)
+
+
 def bump_compliance(conn: Connection, blocks: Iterable[tuple[int, str]]) -> int:
     """Bump COMPLIANCE and log the (unit_id, rule_id) blocks this transaction changed.
 
-    Same place in the lock order as `bump()`; the log rows are new keys (the version is
-    this transaction's own), so they wait on nobody. Returns the new version.
+    Writers call `record_compliance()` and leave this to `flush()`, which runs it last in
+    the transaction; the log rows are new keys (the version is this transaction's own),
+    so they wait on nobody. Returns the new version.
     """
     version = conn.execute(
         update(change_versions).where(change_versions.c.topic == COMPLIANCE)

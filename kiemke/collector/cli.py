@@ -7,8 +7,7 @@ meant for people goes to stderr. Errors say what is wrong and what to do.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,8 +16,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from kiemke import __version__
+from kiemke.collector.assets.cli import add_assets_commands
 from kiemke.collector.cli_common import (
     CliError,
+    Command,
+    command_config,
     open_engine,
     print_table,
     safe_url,
@@ -44,15 +46,23 @@ from kiemke.collector.enrollment import (
     revoke_agent,
     revoke_enrollment_token,
 )
+from kiemke.collector.evaluation.cli import add_compliance_commands
 from kiemke.collector.server import serve
 from kiemke.collector.timeutil import iso_z
 from kiemke.collector.units import UnitError, add_unit, all_units, find_unit
+from kiemke.compliance.cli import add_rules_commands
 
-# (module, function) adding subcommands to the subparsers when the module exists. Their
-# commands set `func(args) -> exit code`; this module's own commands take (config, args).
-COMMAND_HOOKS = (("kiemke.compliance.cli", "add_rules_commands"),
-                 ("kiemke.collector.assets.cli", "add_assets_commands"),
-                 ("kiemke.collector.evaluation.cli", "add_compliance_commands"))
+# This module's commands take the configuration; with_config makes them Commands.
+ConfigCommand = Callable[[CollectorConfig, argparse.Namespace], None]
+
+
+def with_config(command: ConfigCommand) -> Command:
+    """A command of this module, run with the collector configuration (--config)."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        command(command_config(args), args)
+        return 0
+    return run
 
 
 # ---------------------------------------------------------------------------- commands
@@ -179,13 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     p.add_argument("--migrate", action="store_true", help="run `db upgrade` before serving")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=with_config(cmd_serve))
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_cmd",
                                                                      required=True)
     db.add_parser("upgrade", help="create or migrate the tables").set_defaults(
-        func=cmd_db_upgrade)
-    db.add_parser("current", help="show the schema revision").set_defaults(func=cmd_db_current)
+        func=with_config(cmd_db_upgrade))
+    db.add_parser("current", help="show the schema revision").set_defaults(
+        func=with_config(cmd_db_current))
 
     units = sub.add_parser("units", help="the unit tree").add_subparsers(dest="units_cmd",
                                                                         required=True)
@@ -193,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--parent", help="parent unit id, code or path")
     p.add_argument("--code", help="short unique code, e.g. LDLD-BG")
-    p.set_defaults(func=cmd_units_add)
-    units.add_parser("list", help="list units").set_defaults(func=cmd_units_list)
+    p.set_defaults(func=with_config(cmd_units_add))
+    units.add_parser("list", help="list units").set_defaults(func=with_config(cmd_units_list))
 
     tokens = sub.add_parser("tokens", help="enrolment tokens").add_subparsers(
         dest="tokens_cmd", required=True)
@@ -203,34 +214,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", help="lifetime such as 30d or 12h (default: never)")
     p.add_argument("--max-uses", type=int, help="how many agents may enrol with it")
     p.add_argument("--description")
-    p.set_defaults(func=cmd_tokens_create)
-    tokens.add_parser("list", help="list tokens").set_defaults(func=cmd_tokens_list)
+    p.set_defaults(func=with_config(cmd_tokens_create))
+    tokens.add_parser("list", help="list tokens").set_defaults(func=with_config(cmd_tokens_list))
     p = tokens.add_parser("revoke", help="revoke a token")
     p.add_argument("id")
-    p.set_defaults(func=cmd_tokens_revoke)
+    p.set_defaults(func=with_config(cmd_tokens_revoke))
 
     agents = sub.add_parser("agents", help="enrolled agents").add_subparsers(
         dest="agents_cmd", required=True)
     p = agents.add_parser("list", help="list agents")
     p.add_argument("--all", action="store_true", help="include revoked credentials")
-    p.set_defaults(func=cmd_agents_list)
+    p.set_defaults(func=with_config(cmd_agents_list))
     p = agents.add_parser("revoke", help="revoke an agent credential")
     p.add_argument("id")
-    p.set_defaults(func=cmd_agents_revoke)
+    p.set_defaults(func=with_config(cmd_agents_revoke))
 
     admin = sub.add_parser("admin-tokens", help="tokens for the read APIs").add_subparsers(
         dest="admin_cmd", required=True)
     p = admin.add_parser("create", help="create an admin token (prints it once)")
     p.add_argument("name")
-    p.set_defaults(func=cmd_admin_create)
-    admin.add_parser("list", help="list admin tokens").set_defaults(func=cmd_admin_list)
+    p.set_defaults(func=with_config(cmd_admin_create))
+    admin.add_parser("list", help="list admin tokens").set_defaults(
+        func=with_config(cmd_admin_list))
     p = admin.add_parser("revoke", help="revoke an admin token")
     p.add_argument("id")
-    p.set_defaults(func=cmd_admin_revoke)
+    p.set_defaults(func=with_config(cmd_admin_revoke))
 
-    for module_name, function in COMMAND_HOOKS:
-        if importlib.util.find_spec(module_name) is not None:
-            getattr(importlib.import_module(module_name), function)(sub)
+    # The command groups of the other parts, each added explicitly (rules first: the
+    # compliance commands add `rules reevaluate` to it).
+    add_rules_commands(sub)
+    add_assets_commands(sub)
+    add_compliance_commands(sub)
     return parser
 
 
@@ -240,11 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(encoding="utf-8")  # Vietnamese names on any console
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args.func, "__module__", None) != __name__:
-            return int(args.func(args) or 0)
-        config = CollectorConfig.from_env(config_file=args.config)
-        config.ensure_data_dir()
-        args.func(config, args)
+        command: Command = args.func
+        return command(args)
     except (CliError, ConfigError, UnitError, EnrollmentError, ValueError) as exc:
         say(f"kiemke-collector: error: {exc}")
         return 2
@@ -254,7 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ meant for people goes to stderr (`say`).
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +21,16 @@ from sqlalchemy.exc import OperationalError
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.engine import make_engine, normalize_url, write_transaction
 from kiemke.collector.db.migrate import is_up_to_date
+
+# A subcommand: set as `func` on its parser, returns the exit code.
+Command = Callable[[argparse.Namespace], int]
+
+
+def command_config(args: argparse.Namespace) -> CollectorConfig:
+    """The collector configuration a command runs with (--config, KIEMKE_* variables)."""
+    config = CollectorConfig.from_env(config_file=args.config)
+    config.ensure_data_dir()
+    return config
 
 
 class CliError(Exception):

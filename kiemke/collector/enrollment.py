@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select, update
 
 from kiemke.collector.credentials import hash_secret, new_agent_id, new_secret
+from kiemke.collector.db.engine import inserted_id
 from kiemke.collector.db.tables import admin_tokens, agents, enrollment_tokens, units
 from kiemke.collector.timeutil import utcnow
 from kiemke.collector.units import find_unit
@@ -42,7 +43,7 @@ def create_enrollment_token(conn: Connection, unit_ref: str | int, *,
         token_hash=hash_secret(token), unit_id=unit.id, description=description,
         created_at=now, expires_at=now + expires_in if expires_in else None,
         max_uses=max_uses, use_count=0))
-    return result.inserted_primary_key[0], token
+    return inserted_id(result), token
 
 
 def list_enrollment_tokens(conn: Connection) -> list[Any]:
@@ -123,7 +124,7 @@ def create_admin_token(conn: Connection, name: str) -> tuple[int, str]:
     token = new_secret()
     result = conn.execute(admin_tokens.insert().values(
         name=name, token_hash=hash_secret(token), created_at=utcnow()))
-    return result.inserted_primary_key[0], token
+    return inserted_id(result), token
 
 
 def list_admin_tokens(conn: Connection) -> list[Any]:

@@ -12,12 +12,15 @@ small families that go through prometheus_client.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+# prometheus_client's own number format, given its type (the library has no annotations).
+float_text: Callable[[float], str] = floatToGoString
 
 
 def escape(value: str) -> str:
@@ -46,7 +49,7 @@ class RowsFamily(Metric):
         self.rows.append((values, value))
         self._text = self._gzip = None
 
-    @property  # type: ignore[override]
+    @property
     def samples(self) -> list[Sample]:
         names, name = self.label_names, self.name
         return [Sample(name, dict(zip(names, values, strict=True)), value, None, None)
@@ -84,7 +87,7 @@ def render_lines(name: str, label_names: Sequence[str],
     values through floatToGoString."""
     order = sorted(range(len(label_names)), key=label_names.__getitem__)
     if not order:
-        return "".join(f"{name} {floatToGoString(v)}\n" for _, v in rows)
+        return "".join(f"{name} {float_text(v)}\n" for _, v in rows)
     # One format string per family: name{a="{0}",b="{1}"} - filled per row.
     parts = ",".join(f'{label_names[i]}="{{{n}}}"' for n, i in enumerate(order))
     template = (name + "{{" + parts + "}} ").format
@@ -98,7 +101,7 @@ def render_lines(name: str, label_names: Sequence[str],
             if e is None:
                 e = seen[v] = escape(v)
             escaped.append(e)
-        lines.append(f"{template(*escaped)}{floatToGoString(value)}\n")
+        lines.append(f"{template(*escaped)}{float_text(value)}\n")
     return "".join(lines)
 
 
@@ -106,8 +109,10 @@ def gzip_member(data: bytes) -> bytes:
     """`data` as one gzip member. Members concatenate into one valid gzip stream (RFC 1952
     2.2; Go's reader, which Prometheus uses, reads them all), so cached parts are
     compressed once and a response only joins them. Level 1: the text repeats itself so
-    much that higher levels save little and cost several times the CPU."""
-    return zlib.compress(data, 1, wbits=31)
+    much that higher levels save little and cost several times the CPU. (compressobj:
+    zlib.compress takes wbits only from Python 3.11 on.)"""
+    gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 16 + 15: a gzip header and trailer
+    return gz.compress(data) + gz.flush()
 
 
 class Block:
@@ -115,7 +120,7 @@ class Block:
 
     __slots__ = ("rows", "text")
 
-    def __init__(self, rows: list[tuple[Sequence[str], float]]) -> None:
+    def __init__(self, rows: Sequence[tuple[Sequence[str], float]]) -> None:
         self.rows = rows
         self.text: bytes | None = None
 
@@ -167,7 +172,7 @@ class BlocksFamily(Metric):
             self._segments.append(_Segment(part, b"".join(b.text or b"" for b in part)))
         self._text: bytes | None = None
 
-    @property  # type: ignore[override]
+    @property
     def samples(self) -> list[Sample]:
         names, name = self.label_names, self.name
         return [Sample(name, dict(zip(names, values, strict=True)), value, None, None)

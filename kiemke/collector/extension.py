@@ -1,42 +1,49 @@
-"""The per-app state kept in app.extensions["kiemke"]: no module globals anywhere."""
+"""The per-app state kept in app.extensions["kiemke"]: no module globals anywhere.
+
+create_app (kiemke/collector/app.py) builds every part first and then this object with
+all of them, so each field has its concrete type and is set for the app's whole life.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine
+from flask import Flask, current_app
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
+from kiemke.collector.assets.state import AssetsState
 from kiemke.collector.config import CollectorConfig
+from kiemke.collector.evaluation.evaluator import Evaluator, MaintenanceThread
+from kiemke.collector.metrics import DatabaseCollector, IngestMetrics, MetricsProviders
+from kiemke.collector.pipeline import Pipeline
+from kiemke.collector.validation import Validator
 
-# Called inside the ingest transaction after the machine and report rows are written.
-OnReport = Callable[[Connection, dict[str, Any], dict[str, Any]], None]
-# (conn, now) -> metric families, run on every /metrics scrape inside one read transaction.
-MetricsProvider = Callable[[Connection, datetime], Iterable[Any]]
-
-
-def _no_op(_conn: Connection, _machine: dict[str, Any], _report: dict[str, Any]) -> None:
-    return None
+KEY = "kiemke"
 
 
 @dataclass
 class Kiemke:
     config: CollectorConfig
     engine: Engine
-    validate: Callable[[Any], Any]
-    ingest_metrics: Any
-    registry: Any
-    db_collector: Any = None
-    on_report: OnReport = _no_op
-    metric_providers: list[MetricsProvider] = field(default_factory=list)
-    # Set by the integrations (kiemke.collector.evaluation, kiemke.collector.assets):
-    compliance: Any = None  # the Evaluator
-    maintenance: Any = None  # the MaintenanceThread, when running
-    asset_lookup: Callable[[Connection, str], dict[str, Any] | None] | None = None
-    startup_hooks: list[Callable[[], None]] = field(default_factory=list)
-    openapi_extenders: list[Callable[..., Any]] = field(default_factory=list)
-    # (conn, machine_id) -> extra keys for GET /api/v1/machines/<id>
-    machine_detail_extenders: list[Callable[[Connection, str], dict[str, Any]]] = \
-        field(default_factory=list)
+    validate: Validator  # the compiled report schema
+    ingest_metrics: IngestMetrics
+    registry: CollectorRegistry  # prometheus_client: the ingest counters and db_collector
+    compliance: Evaluator  # the rules in the collector (kiemke.collector.evaluation)
+    assets: AssetsState  # the asset register's configuration (kiemke.collector.assets)
+    # Metric families by provider name; every part adds its own in its init_app.
+    metric_providers: MetricsProviders = field(default_factory=MetricsProviders)
+    db_collector: DatabaseCollector = field(init=False)
+    # validate -> store -> assets -> evaluate -> changes (kiemke.collector.pipeline)
+    pipeline: Pipeline = field(init=False)
+    maintenance: MaintenanceThread | None = None  # the periodic pass, when running
+
+    def __post_init__(self) -> None:
+        self.db_collector = DatabaseCollector(self.engine, self.metric_providers)
+
+
+def get_ext(app: Flask | None = None) -> Kiemke:
+    """The Kiemke object of `app` (default: the current app), typed."""
+    ext = (app or current_app).extensions[KEY]
+    assert isinstance(ext, Kiemke)
+    return ext

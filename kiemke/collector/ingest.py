@@ -1,19 +1,18 @@
-"""Store one validated report: machine current state + raw report, one transaction."""
+"""The agent credential and the hot-path statements of ingest (built once per dialect).
+
+The steps that use them are in kiemke.collector.pipeline (store: the report row, the
+machine upsert, the agent's last_seen).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
-from typing import Any
 
 from sqlalchemy import Engine, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import agents, machines, reports
-from kiemke.collector.extension import OnReport
-from kiemke.collector.timeutil import parse_iso, utcnow
 
 
 @dataclass(frozen=True)
@@ -69,40 +68,3 @@ def _statements(dialect: str) -> IngestStatements:
 
 def statements(engine: Engine) -> IngestStatements:
     return _statements(engine.dialect.name)
-
-
-def store_report(engine: Engine, agent: AgentCredential, report: dict[str, Any],
-                 on_report: OnReport, now: datetime | None = None) -> bool:
-    """Return True when stored, False when report_id was already stored (a replay).
-
-    A late report (collected before the stored current state) is kept in `reports`
-    but does not overwrite the machine's current state.
-    """
-    now = now or utcnow()
-    stmts = statements(engine)
-    identity = report["identity"]
-    collected_at = parse_iso(report["collected_at"])
-    with write_transaction(engine) as conn:
-        stored = conn.execute(stmts.report, {
-            "report_id": report["report_id"], "machine_id": identity["machine_id"],
-            "agent_id": agent.id, "kind": report["kind"], "collected_at": collected_at,
-            "received_at": now, "body": report})
-        # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT here.
-        if stored.first() is None:
-            return False
-        values = {
-            "machine_id": identity["machine_id"], "agent_id": agent.id, "unit_id": agent.unit_id,
-            "hostname": identity["hostname"], "platform": identity.get("platform"),
-            "agent_version": identity.get("agent_version"), "first_seen": now, "last_seen": now,
-            "last_report_id": report["report_id"], "last_collected_at": collected_at,
-            "report": report,
-        }
-        row = conn.execute(stmts.machine, values).one()
-        conn.execute(stmts.agent_seen, {"agent_id": agent.id, "seen": now})
-        # The upsert leaves `facts` alone, so RETURNING gives the facts stored before this
-        # report: the compliance hook compares with them without reading them again.
-        machine_row = {**values, "first_seen": row.first_seen,
-                       "current": row.last_report_id == report["report_id"],
-                       "stored_facts": row.facts}
-        on_report(conn, machine_row, report)
-    return True

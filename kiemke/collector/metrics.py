@@ -18,9 +18,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
+from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -56,13 +57,19 @@ from kiemke.collector.units import Unit
 # Re-exported: the names providers used to import from here.
 __all__ = [
     "EMPTY_BLOCK", "UNIT_LABELS", "Block", "BlocksFamily", "DatabaseCollector",
-    "IngestMetrics", "Memo", "RowsFamily", "StaleMachine", "agent_versions",
-    "change_versions", "escape", "exposition", "family_head", "gzip_member",
-    "machines_by_status", "render_lines", "render_metrics", "rollup", "scrape_units",
-    "stale_machines", "unit_labels",
+    "IngestMetrics", "Memo", "MetricsProvider", "MetricsProviders", "RowsFamily",
+    "StaleMachine", "agent_versions", "change_versions", "escape", "exposition",
+    "family_head", "gzip_member", "init_app", "machines_by_status", "render_lines",
+    "render_metrics", "rollup", "scrape_units", "stale_machines", "unit_labels",
 ]
 
+if TYPE_CHECKING:  # the extension holds this module's objects: a type-only import
+    from kiemke.collector.extension import Kiemke
+
 log = logging.getLogger(__name__)
+
+# (conn, now) -> metric families, run on every /metrics scrape inside one read transaction.
+MetricsProvider = Callable[[Connection, datetime], Iterable[Metric]]
 
 INGEST_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0)
 _AGENT_VERSIONS: WeakKeyDictionary[Engine, Memo] = WeakKeyDictionary()
@@ -70,8 +77,7 @@ _AGENT_VERSIONS: WeakKeyDictionary[Engine, Memo] = WeakKeyDictionary()
 
 # ------------------------------------------------------------------ providers
 
-def machines_by_status(stale_after: timedelta) -> Callable[[Connection, datetime],
-                                                           Iterable[Metric]]:
+def machines_by_status(stale_after: timedelta) -> MetricsProvider:
     cache, per_unit = Memo(), Memo()
 
     def build(units_: list[Unit], totals: dict[int, int], stale: tuple[StaleMachine, ...]
@@ -120,11 +126,42 @@ def agent_versions(conn: Connection, _now: datetime) -> Iterator[Metric]:
     yield memo.get(change_versions(conn)[MACHINES], build)
 
 
-class DatabaseCollector:
-    """prometheus_client custom collector: runs every provider in one read transaction."""
+class MetricsProviders:
+    """The metrics providers by name, run in the order they were added.
 
-    def __init__(self, engine: Engine, providers: list[Callable[[Connection, datetime],
-                                                                 Iterable[Metric]]]) -> None:
+    A provider is `(conn, now) -> iterable of metric families`; each part of the collector
+    adds its own in its init_app (create_app lists the parts). The name labels the
+    provider's kiemke_metrics_provider_success / _duration_seconds series.
+    """
+
+    def __init__(self) -> None:
+        self._providers: dict[str, MetricsProvider] = {}
+
+    def add(self, name: str, provider: MetricsProvider) -> None:
+        if name in self._providers:
+            raise ValueError(f"a metrics provider named {name!r} is already registered")
+        self._providers[name] = provider
+
+    def __iter__(self) -> Iterator[tuple[str, MetricsProvider]]:
+        return iter(list(self._providers.items()))
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+    def names(self) -> list[str]:
+        return list(self._providers)
+
+
+class DatabaseCollector:
+    """prometheus_client custom collector: runs every provider in one read transaction.
+
+    Each provider runs in its own try (node_exporter's per-collector model): one that
+    raises costs only its own families and reports kiemke_metrics_provider_success 0;
+    the transaction is rolled back and the next provider goes on in a fresh one.
+    kiemke_database_up is 0 only when the database cannot be reached at all.
+    """
+
+    def __init__(self, engine: Engine, providers: MetricsProviders) -> None:
         self.engine = engine
         self.providers = providers
 
@@ -136,31 +173,75 @@ class DatabaseCollector:
         build = GaugeMetricFamily("kiemke_build_info", "kiemke collector build",
                                   labels=["version"])
         build.add_metric([__version__], 1)
+        success = GaugeMetricFamily("kiemke_metrics_provider_success",
+                                    "1 when the metrics provider built its families for this "
+                                    "scrape, 0 when it failed (the collector log says why)",
+                                    labels=["provider"])
+        duration = GaugeMetricFamily("kiemke_metrics_provider_duration_seconds",
+                                     "Time the metrics provider took in this scrape",
+                                     labels=["provider"])
         families: list[Metric] = []
         up = 1
         try:
             now = utcnow()
-            with self.engine.connect() as conn, conn.begin():
+            with self.engine.connect() as conn:
+                conn.begin()
                 try:
-                    for provider in self.providers:
-                        families.extend(provider(conn, now))
+                    for name, provider in self.providers:
+                        ok, took = self._run(conn, name, provider, now, families)
+                        success.add_metric([name], 1 if ok else 0)
+                        duration.add_metric([name], took)
                 finally:
                     conn.info.pop("kiemke_scrape", None)  # per-scrape reads end here
+                    conn.rollback()  # read only
         except Exception:
             log.exception("building /metrics from the database failed")
             up, families = 0, []
-        return [build, *families,
+            success = GaugeMetricFamily(success.name, success.documentation,
+                                        labels=["provider"])
+            duration = GaugeMetricFamily(duration.name, duration.documentation,
+                                         labels=["provider"])
+            for name in self.providers.names():
+                success.add_metric([name], 0)
+        return [build, *families, success, duration,
                 GaugeMetricFamily("kiemke_database_up", "1 when the database answers",
                                   value=up),
                 GaugeMetricFamily("kiemke_scrape_duration_seconds",
                                   "Time to build this scrape from the database",
                                   value=time.perf_counter() - started)]
 
+    @staticmethod
+    def _run(conn: Connection, name: str, provider: MetricsProvider, now: datetime,
+             families: list[Metric]) -> tuple[bool, float]:
+        """Run one provider; on failure roll back and begin again for the next one (a
+        failed statement aborts a PostgreSQL transaction). Raises only when the database
+        itself is gone (then nothing more can be read)."""
+        started = time.perf_counter()
+        try:
+            built = list(provider(conn, now))
+        except Exception:
+            log.exception("metrics provider %r failed; its families are left out of this "
+                          "scrape", name)
+            conn.rollback()
+            conn.begin()  # raises when the database is unreachable: database_up 0
+            return False, time.perf_counter() - started
+        families.extend(built)
+        return True, time.perf_counter() - started
+
     def collect(self) -> Iterator[Metric]:
         yield from self.families()
 
     def exposition(self, gzip: bool = False) -> list[bytes]:
         return exposition(self.families(), gzip)
+
+
+def init_app(app: Flask) -> None:
+    """The built-in providers (machines by status, agent versions) and the collector that
+    runs every provider on a scrape; the parts add theirs in their own init_app."""
+    ext = app.extensions["kiemke"]
+    ext.metric_providers.add("machines", machines_by_status(ext.config.stale_after))
+    ext.metric_providers.add("agent_versions", agent_versions)
+    ext.registry.register(ext.db_collector)
 
 
 class _IngestCollector:
@@ -174,17 +255,17 @@ class _IngestCollector:
         yield from self.ingest.latency.collect()
 
 
-def render_metrics(ext: Any, gzip: bool = False) -> bytes:
+def render_metrics(ext: Kiemke, gzip: bool = False) -> bytes:
     """The body of GET /metrics: the ingest counters (merged over gunicorn workers in
     multiprocess mode) followed by the database families; with `gzip`, the same text as
     a gzip stream of several members (Content-Encoding: gzip)."""
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         counters = CollectorRegistry()
-        MultiProcessCollector(counters, path=multiproc_dir)
+        MultiProcessCollector(counters, path=multiproc_dir)  # type: ignore[no-untyped-call]
         head = generate_latest(counters)
     else:
-        head = generate_latest(_IngestCollector(ext.ingest_metrics))  # type: ignore[arg-type]
+        head = generate_latest(_IngestCollector(ext.ingest_metrics))
     return b"".join([gzip_member(head) if gzip else head, *ext.db_collector.exposition(gzip)])
 
 

@@ -64,33 +64,36 @@ def stale_machines(conn: Connection, cutoff: datetime) -> tuple[StaleMachine, ..
     """
     memo = _scrape_memo(conn)
     key = ("stale", cutoff)
-    if key not in memo:
-        memo[key] = tuple(StaleMachine(*row) for row in conn.execute(
+    found: tuple[StaleMachine, ...] | None = memo.get(key)
+    if found is None:
+        found = memo[key] = tuple(StaleMachine(*row) for row in conn.execute(
             select(machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
                    machines.c.last_seen)
             # Through the (unit_id, last_seen) index: a seek per unit, not a table scan.
             .where(machines.c.unit_id.in_(select(units.c.id)), machines.c.last_seen < cutoff)
             .order_by(machines.c.machine_id)))
-    return memo[key]
+    return found
 
 
 def change_versions(conn: Connection) -> dict[str, int]:
     """The change versions, read once per scrape."""
     memo = _scrape_memo(conn)
-    if "versions" not in memo:
-        memo["versions"] = versions(conn)
-    return memo["versions"]
+    found: dict[str, int] | None = memo.get("versions")
+    if found is None:
+        found = memo["versions"] = versions(conn)
+    return found
 
 
 def scrape_units(conn: Connection) -> tuple[Unit, ...]:
     """The unit tree (part of every cache key: a rename or move changes paths), read from
     the database only when its change version moved."""
     memo = _scrape_memo(conn)
-    if "units" not in memo:
+    found: tuple[Unit, ...] | None = memo.get("units")
+    if found is None:
         cache = _UNITS.setdefault(conn.engine, Memo())
-        memo["units"] = cache.get(change_versions(conn)[UNITS],
-                                  lambda: tuple(all_units(conn)))
-    return memo["units"]
+        found = memo["units"] = cache.get(change_versions(conn)[UNITS],
+                                          lambda: tuple(all_units(conn)))
+    return found
 
 
 class Memo:

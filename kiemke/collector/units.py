@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from kiemke.collector.db.engine import inserted_id
 from kiemke.collector.db.tables import units
 from kiemke.collector.timeutil import utcnow
 
@@ -102,7 +103,7 @@ def add_unit(conn: Connection, name: str, parent: str | int | None = None,
     result = conn.execute(units.insert().values(
         parent_id=parent_unit.id if parent_unit else None, name=name, code=code, path=path,
         level=level, created_at=utcnow()))
-    return Unit(id=result.inserted_primary_key[0], parent_id=parent_unit.id if parent_unit
+    return Unit(id=inserted_id(result), parent_id=parent_unit.id if parent_unit
                 else None, name=name, code=code, path=path, level=level)
 
 
@@ -111,7 +112,9 @@ def ancestors_map(all_: Iterable[Unit]) -> dict[int, list[int]]:
     by_id = {u.id: u for u in all_}
     chains: dict[int, list[int]] = {}
     for unit in by_id.values():
-        chain, cur, seen = [], unit, set()
+        chain: list[int] = []
+        seen: set[int] = set()
+        cur: Unit | None = unit
         while cur is not None and cur.id not in seen:
             seen.add(cur.id)
             chain.append(cur.id)

@@ -19,7 +19,11 @@ class Invalid:
     message: str
 
 
-def compile_validator() -> Callable[[Any], Any]:
+# The compiled schema: returns the report, raises JsonSchemaValueException.
+Validator = Callable[[Any], Any]
+
+
+def compile_validator() -> Validator:
     return fastjsonschema.compile(load_schema(SCHEMA_VERSION))
 
 
@@ -42,7 +46,7 @@ def _path_of(exc: fastjsonschema.JsonSchemaValueException) -> list[Any]:
     return path
 
 
-def check_report(validate: Callable[[Any], Any], report: Any) -> Invalid | None:
+def check_report(validate: Validator, report: Any) -> Invalid | None:
     """None when valid, else the first problem with the JSON path of the field."""
     if isinstance(report, dict) and "schema_version" in report \
             and report["schema_version"] != SCHEMA_VERSION:

@@ -75,7 +75,7 @@ class ComplianceConfig:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-DEFAULT_DEPRECIATION = DepreciationConfig(
+DEFAULT_DEPRECIATION: DepreciationConfig = DepreciationConfig(
     regulation="tt-23-2023",
     document="Thông tư 23/2023/TT-BTC",
     start="purchase_month",

@@ -203,6 +203,7 @@ def _antivirus_facts(facts: dict[str, Any], report: dict[str, Any],
     sig_ages, days_left = [], []
     for p in products:
         state = p.get("state")
+        enabled: bool | None
         if state == "on":
             enabled = True
         elif state in _INACTIVE_STATES:

@@ -86,7 +86,7 @@ class _FileLoader:
                 rules.append(rule)
         return rules
 
-    def text(self, m: LineDict, key: str, rid: str, what: str) -> str | None:
+    def text(self, m: LineDict, key: str, rid: str | None, what: str) -> str | None:
         value = m.get(key)
         if not isinstance(value, str) or not value.strip():
             self.err(m.line_of(key) if key in m else m.line,
@@ -94,7 +94,7 @@ class _FileLoader:
             return None
         return value.strip()
 
-    def pair(self, m: LineDict, key: str, rid: str, what: str) -> dict[str, str] | None:
+    def pair(self, m: LineDict, key: str, rid: str | None, what: str) -> dict[str, str] | None:
         value = m.get(key)
         if not isinstance(value, LineDict):
             self.err(m.line_of(key) if key in m else m.line,
@@ -113,7 +113,7 @@ class _FileLoader:
                                                "(use vi and en)", rid)
         return out
 
-    def expression(self, m: LineDict, key: str, rid: str, registry: Mapping[str, FactDef]
+    def expression(self, m: LineDict, key: str, rid: str | None, registry: Mapping[str, FactDef]
                    ) -> expr.Node | None:
         text = m.get(key)
         if isinstance(text, bool):
@@ -269,7 +269,8 @@ class _FileLoader:
             if not isinstance(t, LineDict):
                 self.err(line, "each test must be a mapping with name, facts and expect", rid)
                 continue
-            name = t.get("name") if isinstance(t.get("name"), str) else f"test {i + 1}"
+            given = t.get("name")
+            name = given if isinstance(given, str) else f"test {i + 1}"
             expect = t.get("expect")
             if expect not in (PASS, FAIL, UNKNOWN, NOT_APPLICABLE):
                 self.err(t.line_of("expect") if "expect" in t else t.line,
@@ -296,7 +297,7 @@ class _FileLoader:
                     continue
                 if coerced is not None:
                     facts[key] = coerced
-            out.append(TestCase(name, facts, expect, line))
+            out.append(TestCase(name, facts, str(expect), line))
         return out
 
 

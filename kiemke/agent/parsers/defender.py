@@ -42,6 +42,7 @@ def parse_mp_computer_status(row: dict[str, Any]) -> DefenderStatus:
     mode = row.get("AMRunningMode")
     mode = str(mode).strip() if mode else None
     lowered = (mode or "").lower()
+    enabled: bool | None
     if "passive" in lowered or "edr block" in lowered:
         # Passive / SxS passive / EDR block mode: another AV is primary, Defender does
         # not protect in real time, so it is not the machine's enabled antivirus.

@@ -12,6 +12,7 @@ from kiemke.collector.api.auth import require_admin
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.api.params import limit_param
 from kiemke.collector.db.tables import machines, units
+from kiemke.collector.evaluation.api import machine_results
 from kiemke.collector.timeutil import iso_z, utcnow
 from kiemke.collector.units import UnitError, all_units, find_unit, subtree_ids
 
@@ -89,8 +90,6 @@ def get_machine(machine_id: str):
         if row is None:
             raise ApiError(404, "not_found", "machine_id",
                            f"no machine {machine_id!r} has reported to this collector")
-        extra: dict = {}
-        for extend in ext.machine_detail_extenders:  # e.g. compliance adds "results"
-            extra.update(extend(conn, machine_id))
+        results = machine_results(conn, machine_id)
     return jsonify({**_machine_summary(row, utcnow()), "report": row.report, "facts": row.facts,
-                    **extra})
+                    "results": results})

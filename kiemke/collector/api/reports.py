@@ -1,4 +1,4 @@
-"""POST /api/v1/reports: the hot path. Auth, size limits, parse, validate, one transaction."""
+"""POST /api/v1/reports: the hot path. Auth, size limits, parse, then the ingest pipeline."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from flask import Blueprint, current_app, jsonify, request
 
 from kiemke.collector.api.auth import authenticate_agent
 from kiemke.collector.api.errors import ApiError
-from kiemke.collector.ingest import store_report
-from kiemke.collector.timeutil import parse_iso
-from kiemke.collector.validation import check_report
 
 bp = Blueprint("reports", __name__)
 
@@ -64,20 +61,8 @@ def post_report():
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "malformed_json", "body",
                            f"the body is not valid UTF-8 JSON ({exc})") from None
-        problem = check_report(ext.validate, report)
-        if problem:
-            raise ApiError(400, problem.error, problem.field, problem.message)
-        try:
-            parse_iso(report["collected_at"])
-        except ValueError:
-            raise ApiError(400, "invalid_field", "collected_at",
-                           f"collected_at {report['collected_at']!r} is not a real date and "
-                           f"time; check the clock of the reporting machine") from None
-        if report["identity"]["machine_id"] != agent.machine_id:
-            raise ApiError(403, "machine_mismatch", "identity.machine_id",
-                           "this report is about another machine than the one the agent "
-                           "enrolled as; enrol the agent again on this machine")
-        stored = store_report(ext.engine, agent, report, ext.on_report)
+        # validate -> store -> assets -> evaluate -> changes (kiemke.collector.pipeline)
+        stored = ext.pipeline.ingest(agent, report)
     except ApiError as exc:
         ext.ingest_metrics.rejected(exc.error, time.perf_counter() - started)
         raise

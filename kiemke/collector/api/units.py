@@ -79,7 +79,7 @@ def show_unit(unit_id: int):
         units_ = all_units(conn)
         cutoff = now - ev.config.stale_after
         tree = subtree_ids(units_, unit.id)
-        direct = dict(conn.execute(select(machines.c.unit_id, func.count())
+        direct: dict[int, int] = dict(conn.execute(select(machines.c.unit_id, func.count())
                                    .where(machines.c.unit_id == unit.id,
                                           machines.c.last_seen >= cutoff)
                                    .group_by(machines.c.unit_id)).all())

@@ -11,6 +11,7 @@ from kiemke.collector.api.auth import require_admin
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.api.params import bool_param, limit_param
 from kiemke.collector.assets import depreciation as dep
+from kiemke.collector.assets.state import AssetsState
 from kiemke.collector.assets.store import last_import
 from kiemke.collector.db.asset_tables import assets, machine_depreciation
 from kiemke.collector.db.tables import machines, units
@@ -20,8 +21,9 @@ from kiemke.collector.units import Unit, UnitError, all_units, find_unit, subtre
 bp = Blueprint("assets", __name__)
 
 
-def _state() -> Any:
-    return current_app.extensions["kiemke_assets"]
+def _state() -> AssetsState:
+    state: AssetsState = current_app.extensions["kiemke"].assets
+    return state
 
 
 def _unit_param(conn: Connection) -> tuple[Unit | None, list[Unit]]:

@@ -14,17 +14,10 @@ from sqlalchemy import select
 from kiemke.collector.assets.csv_import import RegisterError
 from kiemke.collector.assets.register import import_register, recompute
 from kiemke.collector.assets.store import ImportSummary, last_import, unmatched_machines
-from kiemke.collector.cli_common import open_engine, print_table, say
-from kiemke.collector.config import CollectorConfig
+from kiemke.collector.cli_common import command_config, open_engine, print_table, say
 from kiemke.collector.db.asset_tables import assets
 from kiemke.collector.db.tables import units
 from kiemke.collector.timeutil import iso_z
-
-
-def _config(args: argparse.Namespace) -> CollectorConfig:
-    config = CollectorConfig.from_env(config_file=args.config)
-    config.ensure_data_dir()
-    return config
 
 
 def _print_summary(summary: ImportSummary, what: str) -> None:
@@ -41,7 +34,7 @@ def _print_summary(summary: ImportSummary, what: str) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     with open_engine(config) as engine:
         try:
             summary = import_register(engine, config, args.file, dry_run=args.dry_run)
@@ -59,7 +52,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_recompute(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     with open_engine(config) as engine:
         summary = recompute(engine, config)
     _print_summary(summary, "re-matched the register and recomputed every machine")
@@ -71,7 +64,7 @@ def cmd_list(args: argparse.Namespace) -> int:
              .outerjoin(units, units.c.id == assets.c.unit_id).order_by(assets.c.line))
     if args.unmatched:
         query = query.where(assets.c.machine_id.is_(None))
-    with open_engine(_config(args)) as engine, engine.connect() as conn:
+    with open_engine(command_config(args)) as engine, engine.connect() as conn:
         rows = list(conn.execute(query))
         imported = last_import(conn)
     if imported is None:
@@ -88,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_unmatched(args: argparse.Namespace) -> int:
-    with open_engine(_config(args)) as engine, engine.connect() as conn:
+    with open_engine(command_config(args)) as engine, engine.connect() as conn:
         rows = list(conn.execute(select(assets).where(assets.c.machine_id.is_(None))
                                  .order_by(assets.c.line)))
         paths = dict(conn.execute(select(units.c.id, units.c.path)).all())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, case, func, literal, literal_column, select, text
+from sqlalchemy.sql.elements import ColumnClause
 
 from kiemke.collector.db.asset_tables import machine_depreciation as md
 from kiemke.compliance import depreciation as engine
@@ -164,7 +165,7 @@ def _grouping_query(today: dt.date) -> Any:
     (which would double the time).
     """
     done, overdue, start = md.c.done_key, md.c.overdue_key, md.c.start_key
-    key = literal_column(str(date_key(today)))
+    key: ColumnClause[Any] = literal_column(str(date_key(today)))
     status = case((done.is_(None), literal_column("0")), (done > key, literal_column("1")),
                   (overdue > key, literal_column("2")), else_=literal_column("3"))
     # A machine past its life counts in this year's forecast until it is replaced.

@@ -43,7 +43,7 @@ _UNAUTH = _error("Missing, wrong or revoked admin token (field: Authorization)")
 
 
 def paths() -> dict[str, Any]:
-    admin = [{"adminToken": []}]
+    admin: list[dict[str, list[str]]] = [{"adminToken": []}]
     return {
         "/api/v1/assets": {"get": {
             "summary": "The asset register as last imported, with the machine each row "

@@ -9,7 +9,6 @@ register entry changed, so `asset.*` and `depreciation.*` facts follow at once.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from kiemke.collector.assets.state import load_depreciation
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.asset_tables import assets
 from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.evaluation.ruleset import create_evaluator
 from kiemke.collector.timeutil import utcnow
 from kiemke.collector.units import all_units
 
 log = logging.getLogger(__name__)
-COMPLIANCE = "kiemke.collector.evaluation"
 
 
 class DryRun(Exception):
@@ -46,13 +45,10 @@ def _entries(conn: Connection) -> dict[str, tuple[Any, ...]]:
 
 def _reevaluate(conn: Connection, engine: Engine, config: CollectorConfig,
                 machine_ids: set[str], now: dt.datetime) -> int:
-    """Re-evaluate the rules of these machines (when the compliance part is installed)."""
-    if not machine_ids or importlib.util.find_spec(COMPLIANCE) is None:
+    """Re-evaluate the rules of these machines (their asset.* facts changed)."""
+    if not machine_ids:
         return 0
-    from kiemke.collector.evaluation import load_ruleset
-    from kiemke.collector.evaluation.evaluator import Evaluator
-
-    evaluator = Evaluator(engine, config, load_ruleset(config), asset_lookup=store.lookup)
+    evaluator = create_evaluator(engine, config, asset_lookup=store.lookup)
     return evaluator.reevaluate_machines(conn, machine_ids, now, recompute=True)
 
 

@@ -33,6 +33,7 @@ from kiemke.collector.db.asset_tables import (
     assets,
     machine_depreciation,
 )
+from kiemke.collector.db.engine import inserted_id
 from kiemke.collector.db.tables import machines
 from kiemke.collector.units import all_units, subtree_ids
 from kiemke.compliance.config import DepreciationConfig
@@ -105,16 +106,16 @@ def replace_register(conn: Connection, rows: list[RegisterRow], *, file_name: st
     conn.execute(delete(assets))
     ids: list[int] = []
     for row in rows:  # one by one for the ids; a register has thousands of rows, not millions
-        ids.append(conn.execute(insert(assets).values(
+        ids.append(inserted_id(conn.execute(insert(assets).values(
             line=row.line, asset_tag=row.asset_tag, serial=row.serial, hostname=row.hostname,
             tag_key=row.tag_key, serial_key=row.serial_key, host_key=row.host_key,
             category=row.category, purchase_date=row.purchase_date, cost=row.cost,
             unit_id=row.unit_id, unit_text=row.unit_text, description=row.description,
-            imported_at=now)).inserted_primary_key[0])
+            imported_at=now))))
     summary = rematch_all(conn, config=config, now=now, replaced=replaced)
-    summary.import_id = conn.execute(insert(asset_imports).values(
+    summary.import_id = inserted_id(conn.execute(insert(asset_imports).values(
         file_name=file_name, sha256=hashlib.sha256(data).hexdigest(), rows=len(rows),
-        matched=summary.matched_total, imported_at=now)).inserted_primary_key[0]
+        matched=summary.matched_total, imported_at=now)))
     return summary
 
 

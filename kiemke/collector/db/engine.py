@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from kiemke.collector import changes
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -60,9 +62,25 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A short write transaction; on SQLite it takes the write lock first (BEGIN IMMEDIATE)."""
+    """A short write transaction; on SQLite it takes the write lock first (BEGIN IMMEDIATE).
+
+    The compliance changes it recorded are bumped last, just before commit
+    (kiemke.collector.changes.flush: the version row is the last lock every writer takes).
+    """
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            yield conn
+        try:
+            with conn.begin():
+                yield conn
+                changes.flush(conn)
+        finally:
+            changes.discard(conn)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT ... VALUES just added."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT returned no primary key")
+    return int(key[0])

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from kiemke.collector.api.auth import require_admin
 from kiemke.collector.api.errors import ApiError
@@ -43,6 +43,9 @@ from kiemke.collector.units import (
 )
 from kiemke.compliance import RESULTS
 from kiemke.compliance.rules import Rule
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 bp = Blueprint("compliance", __name__)
 
@@ -169,6 +172,7 @@ def compliance_failing(rule_id: str):
         units_ = all_units(conn)
         unit = _unit_arg(conn, units_)
         scope = subtree_ids(units_, unit.id) if unit else None
+        query: Select[Unpack[tuple[Any, ...]]]
         if rule.kind == "unit":
             table = unit_rule_results
             query = (select(table.c.unit_id, units.c.path, table.c.reason, table.c.since)

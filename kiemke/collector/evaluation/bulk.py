@@ -7,7 +7,7 @@ reading and comparing, not writing. Per batch of machines (consecutive machine i
 - results are computed without reasons, and reasons come from a ReasonMemo (a fleet
   has a handful of distinct reason texts);
 - the digest of those results (rule, result and reason in rule order, plus the unit
-  id: store.results_digest) is compared with the stored one, which ResultWriter keeps
+  id: kiemke.collector.evaluation.digest) is compared with the stored one, which ResultWriter keeps
   in the same transaction as the rows: only machines whose digests differ (or is NULL,
   e.g. right after the migration that added it) are read in full and go through
   ResultWriter (which keeps `since`, writes changed rows and rule_counts deltas, and
@@ -30,14 +30,8 @@ from typing import Any
 from sqlalchemy import Connection, String, bindparam, select, text, type_coerce
 
 from kiemke.collector.db.tables import machines
-from kiemke.collector.evaluation.store import (
-    ROW,
-    ResultWriter,
-    active_waivers,
-    digest_of,
-    load_results,
-    result_part,
-)
+from kiemke.collector.evaluation.digest import digest, result_part, signature
+from kiemke.collector.evaluation.store import ResultWriter, active_waivers, load_results
 from kiemke.compliance import RuleSet, evaluate_machine, facts_from_json
 from kiemke.compliance.evaluate import ReasonMemo
 from kiemke.compliance.rules import FAIL, NOT_APPLICABLE, PASS, UNKNOWN
@@ -76,7 +70,7 @@ class BulkEvaluator:
         self.now = now
         rules = ruleset.machine_rules
         self.memo = ReasonMemo(rules, lang)
-        # Rule positions in rule-id order (the order of store.results_digest).
+        # Rule positions in rule-id order (the order of digest.results_digest).
         self.order = sorted(range(len(rules)), key=lambda i: rules[i].id)
         self.ids = [r.id for r in rules]
         # Parts of results without a reason, per rule position; the others by ReasonMemo key.
@@ -94,7 +88,7 @@ class BulkEvaluator:
         self.per_unit: dict[int, list[dict[str, Any]]] = {}
 
     def signature(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
-        """The machine's results as store.results_digest joins them (unit id apart)."""
+        """The machine's results as digest.signature joins them (unit id apart)."""
         if FAIL not in results and UNKNOWN not in results:
             # No reason to render: the string depends on the results alone.
             sig = self._no_reasons.get(results)
@@ -104,11 +98,11 @@ class BulkEvaluator:
         return self._build(results, facts)
 
     def digest(self, unit_id: int, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
-        """store.results_digest of these results, each distinct one hashed once."""
+        """digest.results_digest of these results, each distinct one hashed once."""
         key = (unit_id, self.signature(results, facts))
         found = self._digests.get(key)
         if found is None:
-            found = digest_of(*key)
+            found = digest(*key)
             if len(self._digests) < _DIGEST_MEMO_MAX:
                 self._digests[key] = found
         return found
@@ -130,7 +124,7 @@ class BulkEvaluator:
                         part = parts[key] = result_part(self.ids[i], result,
                                                         self.memo.reason(i, result, facts))
             out.append(part)
-        return ROW.join(out)
+        return signature(out)
 
     def run(self, connect: Callable[[], Any], batch: int) -> None:
         """All batches, each in its own write transaction from `connect()`."""

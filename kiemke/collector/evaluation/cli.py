@@ -15,8 +15,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from kiemke.collector.cli_common import open_engine, print_table, say
-from kiemke.collector.config import CollectorConfig
+from kiemke.collector.cli_common import command_config, open_engine, print_table, say
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
 from kiemke.collector.evaluation.admin import add_waiver, list_waivers, move_machine, revoke_waiver
@@ -31,8 +30,7 @@ def _app(args: argparse.Namespace) -> Flask:
     # (PROMETHEUS_MULTIPROC_DIR, which `serve` sets before gunicorn forks its workers).
     from kiemke.collector.app import create_app
 
-    config = CollectorConfig.from_env(config_file=args.config)
-    config.ensure_data_dir()
+    config = command_config(args)
     with open_engine(config):
         pass  # refuses an unreachable or un-migrated database with a clear message (CliError)
     config.maintenance_interval = 0  # a one-shot command: no background pass

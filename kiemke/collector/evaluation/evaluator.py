@@ -125,7 +125,7 @@ class Evaluator:
 
     def on_report(self, conn: Connection, machine: dict[str, Any], report: dict[str, Any]
                   ) -> None:
-        """The ingest hook (kiemke.collector.extension.OnReport)."""
+        """The evaluate step of the ingest pipeline (kiemke.collector.pipeline.evaluate)."""
         mid, unit_id, now = machine["machine_id"], machine["unit_id"], machine["last_seen"]
         if not machine["current"]:
             # A late report does not change the machine's state; only its unit may have
@@ -307,7 +307,7 @@ class Evaluator:
             if state is None:
                 conn.execute(ruleset_state.insert().values(id=1))
                 state = conn.execute(select(ruleset_state)
-                                     .where(ruleset_state.c.id == 1)).first()
+                                     .where(ruleset_state.c.id == 1)).one()
             if state.fingerprint == fingerprint and not force:
                 return None
             claim = conn.execute(update(ruleset_state).where(

@@ -41,7 +41,8 @@ def snapshot_day(engine: Engine, ruleset: RuleSet, config: CollectorConfig, now:
         have = {(r.unit_id, r.rule_id): {f: getattr(r, f) for f in _FIELDS}
                 for r in conn.execute(select(compliance_daily)
                                       .where(compliance_daily.c.day == day))}
-        inserts, updates = [], []
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         for key, row in wanted.items():
             old = have.get(key)
             if old == row:

@@ -60,7 +60,7 @@ SCHEMAS: dict[str, Any] = {
 
 
 def extend(document: dict[str, Any]) -> None:
-    admin = [{"adminToken": []}]
+    admin: list[dict[str, list[str]]] = [{"adminToken": []}]
     unauth = _err("Missing or invalid admin token (field: Authorization)")
     paths = {
         "/api/v1/compliance": {"get": {

@@ -5,13 +5,12 @@ and costs no write, so steady-state ingest adds reads only. Every change to a
 machine's results is mirrored in `rule_counts` (per direct unit) by deltas, in the
 same transaction, with keys sorted so that concurrent PostgreSQL transactions take
 row locks in the same order (no deadlocks). Each machine's `results_digest` (a hash of
-its results, see `results_digest`) is rewritten with them, so a full re-evaluation
+its results, kiemke.collector.evaluation.digest) is rewritten with them, so a full re-evaluation
 compares one value per machine instead of every result row.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kiemke.collector.changes import COMPLIANCE, bump, bump_compliance
+from kiemke.collector.changes import COMPLIANCE, bump, record_compliance
 from kiemke.collector.db.compliance_tables import (
     rule_counts,
     rule_results,
@@ -29,30 +28,9 @@ from kiemke.collector.db.compliance_tables import (
     waivers,
 )
 from kiemke.collector.db.tables import machines
+from kiemke.collector.evaluation.digest import Outcome, results_digest
 
-Outcome = tuple[str, "str | None"]  # (result, reason)
 CountKey = tuple[int, str, str]  # (unit_id, rule_id, result)
-
-FIELD, ROW, NULL = "\x1f", "\x1e", "\x1d"  # separators no rule id or reason contains
-
-
-def result_part(rule_id: str, result: str, reason: str | None) -> str:
-    """One rule's share of a machine's results signature."""
-    return f"{rule_id}{FIELD}{result}{FIELD}{NULL if reason is None else reason}"
-
-
-def digest_of(unit_id: int, signature: str) -> str:
-    """The stored digest of a signature: result parts in rule-id order, joined by ROW."""
-    return hashlib.blake2b(f"{unit_id}{ROW}{signature}".encode(),
-                           digest_size=16).hexdigest()
-
-
-def results_digest(unit_id: int, results: Mapping[str, Outcome]) -> str:
-    """machines.results_digest of a machine whose rule_results rows are `results`."""
-    return digest_of(unit_id, ROW.join(result_part(rule_id, *results[rule_id])
-                                       for rule_id in sorted(results)))
-
-
 
 @dataclass(frozen=True)
 class StoredResult:
@@ -102,9 +80,9 @@ def load_results(conn: Connection, machine_ids: list[str], *, contiguous: bool =
                    rule_results.c.reason, rule_results.c.unit_id)
     query = query.where(_machines_cond(rule_results.c.machine_id, machine_ids, contiguous))
     for mid, rule_id, result, reason, unit_id in conn.execute(query):
-        bucket = out.get(mid)
-        if bucket is not None:
-            bucket[rule_id] = StoredResult(result, reason, unit_id)
+        found = out.get(mid)
+        if found is not None:
+            found[rule_id] = StoredResult(result, reason, unit_id)
     return out
 
 
@@ -209,11 +187,11 @@ class ResultWriter:
         if counts:
             add_counts(conn, self.deltas)
         written = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
-        if written:  # after the rule_counts rows: the lock order of every writer
+        if written:
             # The unit x rule blocks changed, for /metrics: every count key, plus the
-            # rows whose reason alone changed.
-            bump_compliance(conn, {(u, r) for u, r, _ in self.deltas}
-                            | {(row["u"], row["r"]) for row in self.touched})
+            # rows whose reason alone changed (bumped at commit: kiemke.collector.changes).
+            record_compliance(conn, {(u, r) for u, r, _ in self.deltas}
+                              | {(row["u"], row["r"]) for row in self.touched})
         self.inserts, self.changed, self.touched, self.deleted = [], [], [], []
         self.digests = []
         self.deltas = Counter()
@@ -262,7 +240,7 @@ def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> boo
     conn.execute(update(rule_results).where(rule_results.c.machine_id == machine_id)
                  .values(unit_id=unit_id))
     add_counts(conn, deltas)
-    bump_compliance(conn, {(u, r) for u, r, _ in deltas})
+    record_compliance(conn, {(u, r) for u, r, _ in deltas})
     return True
 
 
@@ -274,9 +252,8 @@ def write_unit_results(conn: Connection, unit_id: int, new: Mapping[str, Outcome
                unit_rule_results.c.reason).where(unit_rule_results.c.unit_id == unit_id))}
     gone = [r for r in old if r not in new]
     if gone or any(old.get(r) != new[r] for r in new):
-        # Before the unit rows, as ingest takes it before them (after rule_counts).
-        bump_compliance(conn, [(unit_id, r) for r in {*gone, *new}
-                               if r in gone or old.get(r) != new[r]])
+        record_compliance(conn, [(unit_id, r) for r in {*gone, *new}
+                                 if r in gone or old.get(r) != new[r]])
     written = 0
     for rule_id in sorted(new):
         result, reason = new[rule_id]

@@ -11,7 +11,11 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url in the Alembic configuration "
+                           "(kiemke.collector.db.migrate sets it)")
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             context.configure(connection=connection, target_metadata=metadata,

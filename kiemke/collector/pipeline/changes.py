@@ -1,0 +1,20 @@
+"""changes: bump the change versions for what this report changed, last."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from kiemke.collector import changes
+from kiemke.collector.pipeline.base import Ingest
+
+
+class ChangesStep:
+    """kiemke.collector.changes.flush: one COMPLIANCE bump with the unit x rule blocks the
+    earlier steps recorded, as the last lock of the transaction (the machines and units
+    topics are bumped by triggers, with the rows)."""
+
+    name: ClassVar[str] = "changes"
+    in_transaction: ClassVar[bool] = True
+
+    def run(self, ingest: Ingest) -> None:
+        changes.flush(ingest.db)
