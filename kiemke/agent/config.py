@@ -82,6 +82,10 @@ class AgentConfig:
     antivirus_extra: list[str] = field(default_factory=list)  # "Product name:service,process"
     monitoring_agents: list[str] = field(default_factory=list)  # "Name:service,process"
     max_signature_age_days: float = 7.0
+    # [signing]: more certification authorities, "id:Name:kind:match1|match2"
+    signing_extra_authorities: list[str] = field(default_factory=list)
+    # [meeting]: meeting programs to look for, "Name:match1|match2" (default list if empty)
+    meeting_software: list[str] = field(default_factory=list)
     source: Path | None = None  # the file this came from
 
     def collector_enabled(self, name: str) -> bool:
@@ -120,6 +124,8 @@ _KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("antivirus", "extra_products"): ("antivirus_extra", "list"),
     ("antivirus", "max_signature_age_days"): ("max_signature_age_days", "days"),
     ("security_monitoring", "agents"): ("monitoring_agents", "list"),
+    ("signing", "extra_authorities"): ("signing_extra_authorities", "list"),
+    ("meeting", "software"): ("meeting_software", "list"),
 }
 
 _BOOL = {"1": True, "true": True, "yes": True, "on": True,

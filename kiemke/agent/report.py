@@ -21,9 +21,9 @@ from kiemke.agent.parsers.errors import ParseError
 from kiemke.schema import SCHEMA_VERSION
 
 REPORT_SECTIONS = ("identity", "hardware", "os", "antivirus", "security_monitoring",
-                   "network", "printers")
+                   "network", "printers", "signing", "email", "meeting")
 # Module name -> section, for modules that failed to import (os_info holds section "os").
-_MODULE_SECTION = {m: ("os" if m == "os_info" else m) for m in MODULES}
+_MODULE_SECTION = {m: {"os_info": "os", "mail": "email"}.get(m, m) for m in MODULES}
 PERIODIC_BUDGET = 4096  # bytes of compact JSON (docs/report-format.md, "Size budget")
 
 
@@ -142,6 +142,9 @@ def trim_periodic(report: dict[str, Any]) -> dict[str, Any]:
         for check in (net.get("checks") or {}).values():
             if isinstance(check, dict) and check.get("ok") is True:
                 check.pop("probes", None)  # details matter only when something failed
+    meeting = report.get("meeting")
+    if isinstance(meeting, dict):
+        meeting.pop("devices", None)  # the counts are what rules read
     printers = report.get("printers")
     if isinstance(printers, dict):
         for printer in printers.get("printers") or []:

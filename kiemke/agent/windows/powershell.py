@@ -176,3 +176,17 @@ def processes(timeout: float = 10.0) -> list[str]:
     script = "Get-Process | Select-Object -ExpandProperty ProcessName | ConvertTo-Json -Compress"
     return [name.lower() for name in parse_string_list(_powershell(script, timeout),
                                                        "Get-Process")]
+
+
+def script_rows(script: str, what: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Run a fixed script of the agent's own whose last command is ConvertTo-Json of
+    objects; returns the objects. `what` names the data in error messages."""
+    try:
+        return parse_cim_json(_powershell(script, timeout))
+    except CollectorError as exc:
+        raise CollectorError(exc.kind, f"reading {what} failed: {exc.message}"[:1000]) from exc
+
+
+def script_strings(script: str, what: str, timeout: float = 15.0) -> list[str]:
+    """Like script_rows for a script that prints ConvertTo-Json of strings."""
+    return parse_string_list(_powershell(script, timeout), what)
