@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from windows_captures import WindowsCaptures
 
-from kiemke.agent.collectors import LOAD_ERRORS, MODULES, REGISTRY, base, load_all
+from kiemke.agent.collectors import LOAD_ERRORS, MODULES, REGISTRY, base, load_all, module_section
 from kiemke.agent.collectors.base import Collector, CollectorError, Context
 from kiemke.agent.config import AgentConfig
 from kiemke.schema import load_schema
@@ -85,7 +85,7 @@ def collected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, d
 def test_every_collector_module_loads() -> None:
     assert LOAD_ERRORS == {}, f"collector modules failed to import: {LOAD_ERRORS}"
     sections = {cls.section for cls in REGISTRY.values()}
-    expected = {"os" if m == "os_info" else m for m in MODULES}
+    expected = {module_section(m) for m in MODULES}
     assert expected <= sections, f"no collector registered for {expected - sections}"
 
 

@@ -8,6 +8,8 @@ Layout (tests/fixtures/windows/ by default; any directory with this shape works)
                                    HKEY_LOCAL_MACHINE__SOFTWARE__Microsoft__Cryptography.json
   services.json                    list of {Name, DisplayName, Status, StartType}
   processes.json                   list of process names (without .exe)
+  scripts/<name>.json              ConvertTo-Json output of the agent's own script <name>
+                                   (powershell.script_rows / script_strings)
 A class without a capture behaves as on a Windows edition without that class
 (CollectorError "unsupported"); a key without a capture as an absent key ({}).
 Captures are parsed by the real parse_cim_json, so a truncated capture fails as it would.
@@ -30,7 +32,7 @@ from kiemke.agent.windows import powershell
 CAPTURES = Path(__file__).parent / "fixtures" / "windows"
 _HIVES = {"HKLM": "HKEY_LOCAL_MACHINE", "HKCU": "HKEY_CURRENT_USER", "HKU": "HKEY_USERS"}
 PATCHED = ("cim_query", "cim_batch", "registry_values", "registry_subkeys", "services",
-           "processes")
+           "processes", "script_rows", "script_strings")
 
 
 def cim_capture_name(class_name: str, namespace: str = "root/cimv2") -> str:
@@ -117,6 +119,18 @@ class WindowsCaptures:
             return []
         data = json.loads(path.read_text("utf-8"))
         return [str(x).lower() for x in ([data] if isinstance(data, str) else data)]
+
+    def script_rows(self, name: str, script: str, what: str, timeout: float = 15.0
+                    ) -> list[dict[str, Any]]:
+        self.calls.append(("script", name))
+        path = _find(self.root / "scripts", f"{name}.json")
+        return powershell.parse_cim_json(path.read_text("utf-8")) if path else []
+
+    def script_strings(self, name: str, script: str, what: str, timeout: float = 15.0
+                       ) -> list[str]:
+        self.calls.append(("script", name))
+        path = _find(self.root / "scripts", f"{name}.json")
+        return powershell.parse_string_list(path.read_text("utf-8"), what) if path else []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> WindowsCaptures:
         """Patch the powershell module, and any kiemke module that imported a function

@@ -8,7 +8,7 @@ import threading
 import uuid
 from typing import Any
 
-from kiemke.agent.collectors import LOAD_ERRORS, MODULES, load_all
+from kiemke.agent.collectors import LOAD_ERRORS, MODULES, load_all, module_section
 from kiemke.agent.collectors.base import (
     Collector,
     CollectorError,
@@ -23,7 +23,7 @@ from kiemke.schema import SCHEMA_VERSION
 REPORT_SECTIONS = ("identity", "hardware", "os", "antivirus", "security_monitoring",
                    "network", "printers", "signing", "email", "meeting")
 # Module name -> section, for modules that failed to import (os_info holds section "os").
-_MODULE_SECTION = {m: {"os_info": "os", "mail": "email"}.get(m, m) for m in MODULES}
+_MODULE_SECTION = {m: module_section(m) for m in MODULES}
 PERIODIC_BUDGET = 4096  # bytes of compact JSON (docs/report-format.md, "Size budget")
 
 

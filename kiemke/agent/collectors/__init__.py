@@ -23,6 +23,16 @@ MODULES = (
     "meeting",
 )
 
+# Modules whose name is not their report section's (os.py and email.py would shadow the
+# standard library's modules of those names).
+_RENAMED = {"os_info": "os", "mail": "email"}
+
+
+def module_section(module: str) -> str:
+    """The report section that collector module `module` fills."""
+    return _RENAMED.get(module, module)
+
+
 # Modules that could not be imported, with the reason: the report shows it as an
 # error entry for that section instead of the agent crashing on a broken module.
 LOAD_ERRORS: dict[str, str] = {}
@@ -40,5 +50,5 @@ def load_all() -> dict[str, type[Collector]]:
     return dict(REGISTRY)
 
 
-__all__ = ["LOAD_ERRORS", "REGISTRY", "Collector", "CollectorError", "Context", "load_all",
+__all__ = ["LOAD_ERRORS", "module_section", "REGISTRY", "Collector", "CollectorError", "Context", "load_all",
            "register"]

@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.base import Collector, Context, platform_module, register
+from kiemke.agent.collectors.base import Collector, Context, read_platform, register
 from kiemke.agent.parsers.mail_clients import (
-    MailParseError,
+    ParseError,
     client_entry,
     parse_profiles_ini,
     prefs_addresses,
@@ -39,7 +39,7 @@ def thunderbird(profile_roots: list[str]) -> tuple[dict[str, Any] | None, list[d
             listed = parse_profiles_ini(ini.read_text("utf-8", "replace"))
         except FileNotFoundError:
             continue
-        except (OSError, MailParseError) as exc:
+        except (OSError, ParseError) as exc:
             errors.append({"collector": "email", "kind": "failed",
                            "message": f"{ini}: {exc}"[:1024]})
             continue
@@ -82,8 +82,8 @@ class EmailCollector(Collector):
     default_timeout = 15.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        clients, errors = platform_module("mail", ctx.platform, "mail clients").read(ctx)
-        section: dict[str, Any] = {"clients": clients[:8]}
-        if errors:
-            section["errors"] = errors[:16]
+        reading = read_platform("mail", ctx, "mail clients")
+        section: dict[str, Any] = {"clients": list(reading.facts["clients"])[:8]}
+        if reading.errors:
+            section["errors"] = reading.errors[:16]
         return section

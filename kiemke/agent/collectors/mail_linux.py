@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from kiemke.agent.collectors.base import Context
+from kiemke.agent.collectors.base import Context, PlatformReading
 from kiemke.agent.collectors.mail import thunderbird, user_dirs
 
 HOME_ROOTS = ("/home", "/root")
@@ -12,7 +10,6 @@ THUNDERBIRD_DIRS = (".thunderbird", "snap/thunderbird/common/.thunderbird",
                     ".var/app/org.mozilla.Thunderbird/.thunderbird")
 
 
-def read(ctx: Context, home_roots: tuple[str, ...] = HOME_ROOTS
-         ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def read(ctx: Context, home_roots: tuple[str, ...] = HOME_ROOTS) -> PlatformReading:
     entry, errors = thunderbird(user_dirs(home_roots, THUNDERBIRD_DIRS))
-    return ([entry] if entry else []), errors
+    return PlatformReading({"clients": [entry] if entry else []}, errors)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.collectors.mail import thunderbird, user_dirs
-from kiemke.agent.parsers.mail_clients import MailParseError, client_entry, outlook_addresses
+from kiemke.agent.parsers.mail_clients import ParseError, client_entry, outlook_addresses
 from kiemke.agent.windows import powershell
 
 OUTLOOK_SCRIPT = (
@@ -36,15 +36,15 @@ def users_root() -> str:
     return os.path.join(os.environ.get("SYSTEMDRIVE", "C:") + os.sep, "Users")
 
 
-def read(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def read(ctx: Context) -> PlatformReading:
     clients: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     try:
         profiles, addresses = outlook_addresses(
-            powershell.script_rows(OUTLOOK_SCRIPT, "the Outlook profiles"))
+            powershell.script_rows("outlook_accounts", OUTLOOK_SCRIPT, "the Outlook profiles"))
         if profiles:
             clients.append(client_entry("outlook", profiles, addresses))
-    except (CollectorError, MailParseError) as exc:
+    except (CollectorError, ParseError) as exc:
         kind = exc.kind if isinstance(exc, CollectorError) else "failed"
         errors.append({"collector": "email", "kind": kind,
                        "message": str(exc)[:1024]})
@@ -52,4 +52,4 @@ def read(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
                                              (os.path.join("AppData", "Roaming", "Thunderbird"),)))
     if entry:
         clients.append(entry)
-    return clients, errors + tb_errors
+    return PlatformReading({"clients": clients}, errors + tb_errors)

@@ -15,10 +15,10 @@ from kiemke.agent.collectors.base import (
     Collector,
     CollectorError,
     Context,
-    platform_module,
+    read_platform,
     register,
 )
-from kiemke.agent.parsers.media_devices import section
+from kiemke.agent.parsers.media_devices import Device, section
 
 # (display name, case-insensitive substrings of the installed program's name)
 DEFAULT_SOFTWARE: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -28,6 +28,10 @@ DEFAULT_SOFTWARE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Jitsi Meet", ("jitsi",)),
     ("Skype", ("skype",)),
 )
+
+
+def wanted_of(ctx: Context) -> list[tuple[str, tuple[str, ...]]]:
+    return wanted_software(list(ctx.config.meeting_software))
 
 
 def wanted_software(specs: list[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -51,10 +55,9 @@ class MeetingCollector(Collector):
     default_timeout = 15.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        wanted = wanted_software(list(ctx.config.meeting_software or []))
-        devices, software, errors = platform_module("meeting", ctx.platform,
-                                                    "cameras and microphones").read(ctx, wanted)
-        out = section(devices, software)
-        if errors:
-            out["errors"] = errors[:16]
+        reading = read_platform("meeting", ctx, "cameras and microphones")
+        devices: list[Device] = list(reading.facts["devices"])
+        out = section(devices, list(reading.facts["software"]))
+        if reading.errors:
+            out["errors"] = reading.errors[:16]
         return out

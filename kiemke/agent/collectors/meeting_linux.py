@@ -6,10 +6,11 @@ import glob
 import os
 from pathlib import Path
 
-from kiemke.agent.collectors.base import Context
+from kiemke.agent.collectors.base import Context, PlatformReading
+from kiemke.agent.collectors.meeting import wanted_of
 from kiemke.agent.parsers.media_devices import (
     Device,
-    MediaParseError,
+    ParseError,
     asound_microphones,
     desktop_entry_name,
     match_software,
@@ -50,7 +51,7 @@ def microphones(pcm: Path, errors: list[dict[str, str]]) -> list[Device]:
         return []
     try:
         return asound_microphones(text)
-    except MediaParseError as exc:
+    except ParseError as exc:
         errors.append({"collector": "meeting", "kind": "failed", "message": str(exc)})
         return []
 
@@ -69,11 +70,11 @@ def installed_programs(dirs: tuple[str, ...] = APPLICATION_DIRS,
     return names
 
 
-def read(ctx: Context, wanted: list[tuple[str, tuple[str, ...]]], v4l: Path = V4L,
-         pcm: Path = ASOUND_PCM, app_dirs: tuple[str, ...] = APPLICATION_DIRS,
-         home_dirs: tuple[str, ...] = HOME_APPLICATIONS
-         ) -> tuple[list[Device], list[str], list[dict[str, str]]]:
+def read(ctx: Context, v4l: Path = V4L, pcm: Path = ASOUND_PCM,
+         app_dirs: tuple[str, ...] = APPLICATION_DIRS,
+         home_dirs: tuple[str, ...] = HOME_APPLICATIONS) -> PlatformReading:
+    wanted = wanted_of(ctx)
     errors: list[dict[str, str]] = []
     devices = cameras(v4l) + microphones(pcm, errors)
     software = match_software(installed_programs(app_dirs, home_dirs), wanted)
-    return devices, software, errors
+    return PlatformReading({"devices": devices, "software": software}, errors)

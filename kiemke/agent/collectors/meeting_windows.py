@@ -6,7 +6,8 @@ The PnP classes are selected by class GUID, which every Windows version since 7 
 
 from __future__ import annotations
 
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
+from kiemke.agent.collectors.meeting import wanted_of
 from kiemke.agent.collectors.signing_windows import installed_programs
 from kiemke.agent.parsers.media_devices import CLASS_GUIDS, Device, match_software, windows_devices
 from kiemke.agent.windows import powershell
@@ -19,12 +20,12 @@ PNP_SCRIPT = (
 )
 
 
-def read(ctx: Context, wanted: list[tuple[str, tuple[str, ...]]]
-         ) -> tuple[list[Device], list[str], list[dict[str, str]]]:
+def read(ctx: Context) -> PlatformReading:
+    wanted = wanted_of(ctx)
     errors: list[dict[str, str]] = []
     devices: list[Device] = []
     try:
-        devices = windows_devices(powershell.script_rows(PNP_SCRIPT, "cameras and microphones"))
+        devices = windows_devices(powershell.script_rows("pnp_media", PNP_SCRIPT, "cameras and microphones"))
     except CollectorError as exc:
         errors.append({"collector": "meeting", "kind": exc.kind, "message": exc.message})
     software: list[str] = []
@@ -33,4 +34,4 @@ def read(ctx: Context, wanted: list[tuple[str, tuple[str, ...]]]
     except CollectorError as exc:
         errors.append({"collector": "meeting", "kind": exc.kind, "product": "software",
                        "message": exc.message})
-    return devices, software, errors
+    return PlatformReading({"devices": devices, "software": software}, errors)

@@ -21,7 +21,7 @@ from kiemke.agent.collectors.base import (
     Collector,
     CollectorError,
     Context,
-    platform_module,
+    read_platform,
     register,
 )
 from kiemke.agent.parsers.signing import Authority
@@ -50,6 +50,10 @@ def authorities(extra: list[str]) -> tuple[Authority, ...]:
         found.insert(0, Authority(ca_id, name, kind,
                                   tuple(m.strip() for m in matches.split("|") if m.strip())))
     return tuple(found)
+
+
+def authorities_of(ctx: Context) -> tuple[Authority, ...]:
+    return authorities(list(ctx.config.signing_extra_authorities))
 
 
 def middleware_table() -> dict[str, Any]:
@@ -85,9 +89,10 @@ class SigningCollector(Collector):
     default_timeout = 15.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        cas = authorities(list(ctx.config.signing_extra_authorities or []))
-        half = platform_module("signing", ctx.platform, "signing certificates")
-        certs, middleware, errors = half.read(ctx, cas, machine_salt(ctx.state_dir))
+        reading = read_platform("signing", ctx, "signing certificates")
+        certs: list[dict[str, Any]] = list(reading.facts["certificates"])
+        middleware: list[str] = list(reading.facts["middleware"])
+        errors = reading.errors
         # Signing-capable, then newest expiry first: what the rules look at is kept.
         certs.sort(key=lambda c: c["not_after"], reverse=True)
         certs.sort(key=lambda c: not c["can_sign"])

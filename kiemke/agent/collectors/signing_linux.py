@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context
-from kiemke.agent.collectors.signing import middleware_table
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
+from kiemke.agent.collectors.signing import authorities_of, machine_salt, middleware_table
 from kiemke.agent.parsers import signing as parse
 from kiemke.agent.parsers.x509 import parse_der
 from kiemke.agent.runner import run, which
@@ -51,22 +51,22 @@ def _certutil(args: list[str], certutil: str, raw: bool = False) -> str:
                "utf-8", env={"LC_ALL": "C"})
 
 
-def read(ctx: Context, authorities: tuple[parse.Authority, ...], salt: bytes,
-         home_roots: tuple[str, ...] = HOME_ROOTS
-         ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
+def read(ctx: Context, home_roots: tuple[str, ...] = HOME_ROOTS) -> PlatformReading:
+    authorities = authorities_of(ctx)
+    salt = machine_salt(ctx.state_dir)
     errors: list[dict[str, str]] = []
     middleware = _middleware(errors)
     dbs = nss_databases(home_roots)
     certs: list[dict[str, Any]] = []
     if not dbs:
-        return certs, middleware, errors
+        return PlatformReading({"certificates": certs, "middleware": middleware}, errors)
     certutil = which("certutil")
     if certutil is None:
         errors.append({"collector": "signing", "kind": "not_found",
                        "message": f"{len(dbs)} NSS certificate database(s) found but the "
                                   "certutil command is missing, so their certificates cannot "
                                   "be listed; install the package libnss3-tools"})
-        return certs, middleware, errors
+        return PlatformReading({"certificates": certs, "middleware": middleware}, errors)
     for db in dbs:
         try:
             rows = parse.parse_nss_listing(_certutil(["-L", "-d", f"sql:{db}"], certutil))
@@ -82,7 +82,7 @@ def read(ctx: Context, authorities: tuple[parse.Authority, ...], salt: bytes,
             kind = exc.kind if isinstance(exc, CollectorError) else "failed"
             errors.append({"collector": "signing", "kind": kind,
                            "message": f"NSS database {db}: {message}"[:1024]})
-    return certs, middleware, errors
+    return PlatformReading({"certificates": certs, "middleware": middleware}, errors)
 
 
 def _middleware(errors: list[dict[str, str]]) -> list[str]:

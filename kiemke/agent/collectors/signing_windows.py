@@ -15,11 +15,11 @@ import base64
 import binascii
 from typing import Any
 
-from kiemke.agent.collectors.base import CollectorError, Context
-from kiemke.agent.collectors.signing import middleware_table
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
+from kiemke.agent.collectors.signing import authorities_of, machine_salt, middleware_table
 from kiemke.agent.parsers import signing as parse
 from kiemke.agent.parsers.media_devices import match_software
-from kiemke.agent.parsers.x509 import X509Error, parse_der
+from kiemke.agent.parsers.x509 import ParseError, parse_der
 from kiemke.agent.windows import powershell
 
 _USERS = ("Get-ChildItem Registry::HKEY_USERS -ErrorAction SilentlyContinue | "
@@ -57,7 +57,7 @@ def store_entries(rows: list[dict[str, Any]], ctx: Context,
             blob = base64.b64decode(str(row.get("Blob") or ""), validate=True)
             der, provider = parse.parse_store_blob(blob)
             cert = parse_der(der)
-        except (binascii.Error, X509Error, ValueError) as exc:
+        except (binascii.Error, ParseError, ValueError) as exc:
             errors.append({"collector": "signing", "kind": "failed",
                            "message": f"a certificate in the {row.get('Store')} store "
                                       f"cannot be read: {exc}"[:1024]})
@@ -71,13 +71,12 @@ def store_entries(rows: list[dict[str, Any]], ctx: Context,
 
 
 def installed_programs() -> list[str]:
-    return powershell.script_strings(PROGRAMS_SCRIPT, "the list of installed programs")
+    return powershell.script_strings("installed_programs", PROGRAMS_SCRIPT, "the list of installed programs")
 
 
-def read(ctx: Context, authorities: tuple[parse.Authority, ...], salt: bytes
-         ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
-    rows = powershell.script_rows(STORE_SCRIPT, "the personal certificate stores")
-    certs, errors = store_entries(rows, ctx, authorities, salt)
+def read(ctx: Context) -> PlatformReading:
+    rows = powershell.script_rows("signing_stores", STORE_SCRIPT, "the personal certificate stores")
+    certs, errors = store_entries(rows, ctx, authorities_of(ctx), machine_salt(ctx.state_dir))
     middleware: list[str] = []
     try:
         wanted = [(m["name"], m["match"]) for m in middleware_table()["windows_programs"]]
@@ -85,4 +84,4 @@ def read(ctx: Context, authorities: tuple[parse.Authority, ...], salt: bytes
     except CollectorError as exc:
         errors.append({"collector": "signing", "kind": exc.kind, "product": "middleware",
                        "message": exc.message})
-    return certs, middleware, errors
+    return PlatformReading({"certificates": certs, "middleware": middleware}, errors)

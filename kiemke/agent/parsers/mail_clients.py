@@ -18,14 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kiemke.agent.parsers.errors import ParseError
+
 _PREF = re.compile(r'^\s*user_pref\(\s*"(?P<key>[^"]+)"\s*,\s*(?P<value>.+?)\s*\)\s*;\s*$')
 _IDENTITY_EMAIL = re.compile(r"^mail\.identity\.(?P<id>[A-Za-z0-9_]+)\.useremail$")
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z0-9-]{2,63}$")
 MAX_DOMAINS = 8
-
-
-class MailParseError(ValueError):
-    """The text is not the mail-client file it should be."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def parse_profiles_ini(text: str) -> list[Profile]:
     try:
         parser.read_string(text)
     except configparser.Error as exc:
-        raise MailParseError(f"profiles.ini is not an INI file: {exc}") from None
+        raise ParseError(f"profiles.ini is not an INI file: {exc}") from None
     out = []
     for section in parser.sections():
         if not section.lower().startswith("profile"):
@@ -105,7 +103,7 @@ def outlook_addresses(rows: Iterable[dict[str, Any]]) -> tuple[int, list[str]]:
     addresses = []
     for row in rows:
         if not isinstance(row, dict):
-            raise MailParseError("Outlook account rows must be objects")
+            raise ParseError("Outlook account rows must be objects")
         profiles.add((str(row.get("Sid") or ""), str(row.get("Profile") or "")))
         for key in ("Email", "AccountName"):
             value = row.get(key)

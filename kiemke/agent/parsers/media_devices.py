@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kiemke.agent.parsers.errors import ParseError
+
 _CAPTURE_ENDPOINT = re.compile(r"^SWD\\MMDEVAPI\\\{0\.0\.1\.", re.IGNORECASE)
 _RENDER_ENDPOINT = re.compile(r"^SWD\\MMDEVAPI\\\{0\.0\.0\.", re.IGNORECASE)
 _CAMERA_WORDS = ("camera", "webcam", "cam ", "facetime", "video", "uvc", "ir camera")
@@ -28,10 +30,6 @@ CLASS_GUIDS = {
     "{6bdd1fc6-810f-11d0-bec7-08002be2092f}": "image",
     "{c166523c-fe0c-4a94-a586-f1a80cfbbf3e}": "audioendpoint",
 }
-
-
-class MediaParseError(ValueError):
-    """The input is not the device listing it should be."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def windows_devices(rows: Iterable[dict[str, Any]]) -> list[Device]:
     out = []
     for row in rows:
         if not isinstance(row, dict):
-            raise MediaParseError("PnP rows must be objects")
+            raise ParseError("PnP rows must be objects")
         cls = str(row.get("PNPClass") or "").casefold() or \
             CLASS_GUIDS.get(str(row.get("ClassGuid") or "").casefold(), "")
         name = str(row.get("Name") or "").strip()
@@ -84,7 +82,7 @@ def asound_microphones(pcm_text: str) -> list[Device]:
             continue
         m = _ASOUND_PCM.match(line)
         if m is None:
-            raise MediaParseError(f"unexpected /proc/asound/pcm line: {line[:80]!r}")
+            raise ParseError(f"unexpected /proc/asound/pcm line: {line[:80]!r}")
         fields = [f.strip() for f in m["rest"].split(" : ")]
         if any(f.startswith("capture") for f in fields[2:]):
             out.append(Device("microphone", (fields[1] if len(fields) > 1 else fields[0])[:256],

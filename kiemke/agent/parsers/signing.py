@@ -22,7 +22,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kiemke.agent.parsers.x509 import Certificate, X509Error
+from kiemke.agent.parsers.errors import ParseError
+from kiemke.agent.parsers.x509 import Certificate
 
 # Windows serialized store element properties (wincrypt.h CERT_*_PROP_ID).
 _PROP_KEY_PROV_INFO = 2
@@ -100,13 +101,13 @@ def parse_nss_listing(text: str) -> list[tuple[str, str]]:
     if not any("Trust Attributes" in line for line in lines[:4]):
         if not text.strip():
             return []
-        raise ValueError("not a certutil -L listing (no 'Trust Attributes' header)")
+        raise ParseError("not a certutil -L listing (no 'Trust Attributes' header)")
     for line in lines:
         if not line.strip() or "Trust Attributes" in line or "SSL,S/MIME" in line:
             continue
         m = _NSS_TRUST.match(line.rstrip())
         if m is None:
-            raise ValueError(f"unexpected certutil -L line: {line.strip()[:80]!r}")
+            raise ParseError(f"unexpected certutil -L line: {line.strip()[:80]!r}")
         rows.append((m["nick"].strip(), m["trust"]))
     return rows
 
@@ -150,12 +151,12 @@ def parse_p11kit_modules(text: str) -> list[Pkcs11Module]:
         if not line[0].isspace():
             m = _P11_MODULE.match(line)
             if m is None:
-                raise ValueError(f"unexpected p11-kit line: {line.strip()[:80]!r}")
+                raise ParseError(f"unexpected p11-kit line: {line.strip()[:80]!r}")
             modules.append(Pkcs11Module(m["name"].strip(), (m["path"] or "").strip() or None,
                                         tokens=[]))
             continue
         if not modules:
-            raise ValueError("p11-kit output starts with an indented line")
+            raise ParseError("p11-kit output starts with an indented line")
         f = _P11_FIELD.match(line)
         if f is None:
             continue  # a flag word under `flags:`
@@ -182,7 +183,7 @@ def parse_store_blob(blob: bytes) -> tuple[bytes, str | None]:
         prop, _one, length = struct.unpack_from("<III", blob, pos)
         pos += 12
         if pos + length > len(blob):
-            raise X509Error("truncated certificate store element")
+            raise ParseError("truncated certificate store element")
         data = blob[pos:pos + length]
         pos += length
         if prop == _PROP_CERT:
@@ -190,9 +191,9 @@ def parse_store_blob(blob: bytes) -> tuple[bytes, str | None]:
         elif prop == _PROP_KEY_PROV_INFO and len(data) >= 28:
             provider = _prov_name(data)
     if pos != len(blob):
-        raise X509Error("trailing bytes after the certificate store element")
+        raise ParseError("trailing bytes after the certificate store element")
     if der is None:
-        raise X509Error("certificate store element without a certificate")
+        raise ParseError("certificate store element without a certificate")
     return der, provider
 
 

@@ -6,7 +6,7 @@ text output is parsed. Only what the reports need is decoded: issuer, subject (t
 hashed, never reported), validity, key usage and extended key usage. The agent stays
 free of a crypto library: this reads structure, it verifies nothing.
 
-Every malformed input raises `X509Error` (a ValueError), and nothing else.
+Every malformed input raises `ParseError` (a ValueError), and nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import base64
 import binascii
 import datetime as dt
 from dataclasses import dataclass
+
+from kiemke.agent.parsers.errors import ParseError
 
 # RFC 5280 4.2.1.3, bit 0 first.
 KEY_USAGE_BITS = ("digital_signature", "non_repudiation", "key_encipherment",
@@ -37,10 +39,6 @@ _ATTR_NAMES = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST",
 _KEY_USAGE_OID = "2.5.29.15"
 _EKU_OID = "2.5.29.37"
 _BASIC_CONSTRAINTS_OID = "2.5.29.19"
-
-
-class X509Error(ValueError):
-    """The bytes are not a certificate this parser can read."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +70,19 @@ class Certificate:
 def _read(data: bytes, pos: int) -> tuple[int, int, int, int]:
     """(tag, content start, content end, next position) of the TLV at pos."""
     if pos + 2 > len(data):
-        raise X509Error("truncated DER")
+        raise ParseError("truncated DER")
     tag = data[pos]
     length = data[pos + 1]
     pos += 2
     if length & 0x80:
         n = length & 0x7F
         if n == 0 or n > 4 or pos + n > len(data):
-            raise X509Error("bad DER length")
+            raise ParseError("bad DER length")
         length = int.from_bytes(data[pos:pos + n], "big")
         pos += n
     end = pos + length
     if end > len(data):
-        raise X509Error("truncated DER")
+        raise ParseError("truncated DER")
     return tag, pos, end, end
 
 
@@ -95,13 +93,13 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
         tag, s, e, pos = _read(data, pos)
         out.append((tag, s, e))
     if pos != end:
-        raise X509Error("DER element overruns its parent")
+        raise ParseError("DER element overruns its parent")
     return out
 
 
 def _oid(raw: bytes) -> str:
     if not raw:
-        raise X509Error("empty OID")
+        raise ParseError("empty OID")
     first = raw[0]
     parts = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
     value = 0
@@ -123,7 +121,7 @@ def _text(tag: int, raw: bytes) -> str:
             return raw.decode("utf-8")
         return raw.decode("latin-1")  # Printable, IA5, Teletex (T.61 ~ latin-1 in practice)
     except UnicodeDecodeError as exc:
-        raise X509Error(f"undecodable name attribute: {exc}") from None
+        raise ParseError(f"undecodable name attribute: {exc}") from None
 
 
 def _name(data: bytes, start: int, end: int) -> dict[str, str]:
@@ -132,7 +130,7 @@ def _name(data: bytes, start: int, end: int) -> dict[str, str]:
         for _t, as_, ae in _children(data, s, e):  # AttributeTypeAndValue
             parts = _children(data, as_, ae)
             if len(parts) != 2 or parts[0][0] != 0x06:
-                raise X509Error("bad name attribute")
+                raise ParseError("bad name attribute")
             oid = _oid(data[parts[0][1]:parts[0][2]])
             vt, vs, ve = parts[1]
             out[_ATTR_NAMES.get(oid, oid)] = _text(vt, data[vs:ve])
@@ -149,15 +147,15 @@ def _time(tag: int, raw: bytes) -> dt.datetime:
         elif tag == 0x18:
             parsed = dt.datetime.strptime(text, "%Y%m%d%H%M%SZ")
         else:
-            raise X509Error("bad validity time type")
+            raise ParseError("bad validity time type")
     except ValueError:
-        raise X509Error(f"bad validity time {text!r}") from None
+        raise ParseError(f"bad validity time {text!r}") from None
     return parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def _bits(raw: bytes) -> tuple[str, ...]:
     if not raw:
-        raise X509Error("empty BIT STRING")
+        raise ParseError("empty BIT STRING")
     bits = raw[1:]
     names = []
     for i, name in enumerate(KEY_USAGE_BITS):
@@ -168,25 +166,25 @@ def _bits(raw: bytes) -> tuple[str, ...]:
 
 
 def parse_der(data: bytes) -> Certificate:
-    """One DER-encoded certificate -> Certificate. Raises X509Error."""
+    """One DER-encoded certificate -> Certificate. Raises ParseError."""
     if not isinstance(data, (bytes, bytearray)):
-        raise X509Error("certificate must be bytes")
+        raise ParseError("certificate must be bytes")
     data = bytes(data)
     tag, s, e, _ = _read(data, 0)
     if tag != 0x30:
-        raise X509Error("not a DER certificate (no outer SEQUENCE)")
+        raise ParseError("not a DER certificate (no outer SEQUENCE)")
     top = _children(data, s, e)
     if not top or top[0][0] != 0x30:
-        raise X509Error("no tbsCertificate")
+        raise ParseError("no tbsCertificate")
     tbs = _children(data, top[0][1], top[0][2])
     if tbs and tbs[0][0] == 0xA0:  # [0] version
         tbs = tbs[1:]
     if len(tbs) < 6:
-        raise X509Error("tbsCertificate is missing fields")
+        raise ParseError("tbsCertificate is missing fields")
     _serial, _sig, issuer, validity, subject, _spki = tbs[:6]
     times = _children(data, validity[1], validity[2])
     if len(times) != 2:
-        raise X509Error("bad validity")
+        raise ParseError("bad validity")
     key_usage: tuple[str, ...] | None = None
     eku: tuple[str, ...] | None = None
     is_ca = False
@@ -195,11 +193,11 @@ def parse_der(data: bytes) -> Certificate:
             continue
         wrapped = _children(data, es, ee)
         if len(wrapped) != 1 or wrapped[0][0] != 0x30:
-            raise X509Error("bad extensions block")
+            raise ParseError("bad extensions block")
         for _t, xs, xe in _children(data, wrapped[0][1], wrapped[0][2]):
             parts = _children(data, xs, xe)
             if len(parts) < 2 or parts[0][0] != 0x06:
-                raise X509Error("bad extension")
+                raise ParseError("bad extension")
             oid = _oid(data[parts[0][1]:parts[0][2]])
             _vt, vs, ve = parts[-1]
             inner = _children(data, vs, ve)
@@ -225,7 +223,7 @@ def parse_der(data: bytes) -> Certificate:
 
 
 def pem_to_der(text: str) -> list[bytes]:
-    """Every certificate block of a PEM text -> DER bytes. Raises X509Error."""
+    """Every certificate block of a PEM text -> DER bytes. Raises ParseError."""
     out = []
     inside = False
     chunk: list[str] = []
@@ -237,7 +235,7 @@ def pem_to_der(text: str) -> list[bytes]:
             try:
                 out.append(base64.b64decode("".join(chunk), validate=True))
             except (binascii.Error, ValueError):
-                raise X509Error("bad base64 in PEM certificate") from None
+                raise ParseError("bad base64 in PEM certificate") from None
             inside = False
         elif inside:
             chunk.append(line)

@@ -178,15 +178,17 @@ def processes(timeout: float = 10.0) -> list[str]:
                                                        "Get-Process")]
 
 
-def script_rows(script: str, what: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+def script_rows(name: str, script: str, what: str, timeout: float = 15.0
+                ) -> list[dict[str, Any]]:
     """Run a fixed script of the agent's own whose last command is ConvertTo-Json of
-    objects; returns the objects. `what` names the data in error messages."""
+    objects; returns the objects. `name` identifies the script (tests replay captures
+    by it), `what` names the data in error messages."""
     try:
         return parse_cim_json(_powershell(script, timeout))
     except CollectorError as exc:
         raise CollectorError(exc.kind, f"reading {what} failed: {exc.message}"[:1000]) from exc
 
 
-def script_strings(script: str, what: str, timeout: float = 15.0) -> list[str]:
+def script_strings(name: str, script: str, what: str, timeout: float = 15.0) -> list[str]:
     """Like script_rows for a script that prints ConvertTo-Json of strings."""
     return parse_string_list(_powershell(script, timeout), what)
