@@ -12,4 +12,6 @@ command -v ip         >/dev/null || need+=(iproute2)
 command -v amtool     >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v ping       >/dev/null || need+=(iputils-ping)
+command -v certutil   >/dev/null || need+=(libnss3-tools)  # NSS databases (signing facts)
+command -v p11-kit    >/dev/null || need+=(p11-kit)
 exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}

@@ -62,6 +62,15 @@ class ComplianceConfig:
     min_disk_total_gb: float = 100
     require_ssd: bool = False
     depreciation: DepreciationConfig = field(default_factory=lambda: DEFAULT_DEPRECIATION)
+    # signing: CA ids (vn_ca.json) or kinds ("government", "public") whose certificates count
+    signing_authorities: tuple[str, ...] = ("government", "public")
+    signing_expiring_days: float = 30
+    # email: official domains (an account counts when its domain is one of these or a
+    # subdomain), for every machine and, per unit code, for that unit and its subtree
+    official_domains: tuple[str, ...] = ("gov.vn",)
+    unit_domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # meeting: programs that count (names as the agent reports them); empty = any
+    meeting_software: tuple[str, ...] = ()
 
     def approved_antivirus(self, name: str) -> Product | None:
         return next((p for p in self.antivirus if p.matches(name)), None)
@@ -136,7 +145,8 @@ def load_approved(path: Path) -> dict[str, Any]:
     if not isinstance(data, LineDict):
         raise SourceError(path, 1, "expected sections antivirus:, security_monitoring:, "
                                    "minimum_spec:")
-    unknown = set(data) - {"antivirus", "security_monitoring", "minimum_spec"}
+    unknown = set(data) - {"antivirus", "security_monitoring", "minimum_spec", "signing",
+                           "email", "meeting"}
     if unknown:
         key = sorted(unknown, key=str)[0]
         raise SourceError(path, data.line_of(key), f"unknown section '{key}'")
@@ -151,6 +161,7 @@ def load_approved(path: Path) -> dict[str, Any]:
     if not isinstance(require_ssd, bool):
         raise SourceError(path, spec.line_of("require_ssd"), "require_ssd must be true or false")
     return {
+        **_workplace(data, path),
         "antivirus": _products(av.get("products"), path, av.line, with_licence=True),
         "monitoring": _products(mon.get("products"), path, mon.line, with_licence=False),
         "max_signature_age_days": _number(av, "max_signature_age_days", 7, path),
@@ -159,6 +170,40 @@ def load_approved(path: Path) -> dict[str, Any]:
         "min_cpu_cores": int(_number(spec, "cpu_cores", 2, path)),
         "min_disk_total_gb": _number(spec, "disk_total_gb", 100, path),
         "require_ssd": require_ssd,
+    }
+
+
+def _texts(mapping: LineDict, key: str, path: Path, default: tuple[str, ...],
+           *, lower: bool = True) -> tuple[str, ...]:
+    value = mapping.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise SourceError(path, mapping.line_of(key), f"'{key}' must be a list of texts")
+    return tuple(v.strip().casefold() if lower else v.strip() for v in value)
+
+
+def _workplace(data: LineDict, path: Path) -> dict[str, Any]:
+    """signing:, email:, meeting: (plans 000-003): all optional, defaults as documented."""
+    sign = data.get("signing") or LineDict()
+    mail = data.get("email") or LineDict()
+    meet = data.get("meeting") or LineDict()
+    for name, section in (("signing", sign), ("email", mail), ("meeting", meet)):
+        if not isinstance(section, LineDict):
+            raise SourceError(path, data.line_of(name), f"'{name}' must be a mapping")
+    units = mail.get("units") or LineDict()
+    if not isinstance(units, LineDict):
+        raise SourceError(path, mail.line_of("units"),
+                          "email 'units' must map a unit code to a list of domains")
+    unit_domains = []
+    for code in units:
+        unit_domains.append((str(code), _texts(units, code, path, ())))
+    return {
+        "signing_authorities": _texts(sign, "authorities", path, ("government", "public")),
+        "signing_expiring_days": _number(sign, "expiring_days", 30, path),
+        "official_domains": _texts(mail, "official_domains", path, ("gov.vn",)),
+        "unit_domains": tuple(unit_domains),
+        "meeting_software": _texts(meet, "software", path, (), lower=False),
     }
 
 

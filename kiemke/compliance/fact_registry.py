@@ -8,6 +8,7 @@ here plus its derivation in facts.py (and a line in docs/rules.md).
 from __future__ import annotations
 
 from .values import BOOL, DATE, LIST, NUMBER, STRING, FactDef
+from .workplace import WORKPLACE_FACTS
 
 F = FactDef
 FACTS: dict[str, FactDef] = {
@@ -78,4 +79,5 @@ FACTS: dict[str, FactDef] = {
     "printers.physical_count": F(NUMBER, "physical printers (not PDF/XPS/fax/OneNote writers)"),
     "printers.network_count": F(NUMBER, "physical network printers"),
     "printers.names": F(LIST, "names of the physical printers"),
+    **WORKPLACE_FACTS,
 }

@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from . import depreciation as dep
 from .config import ComplianceConfig
 from .fact_registry import FACTS
 from .values import DATE, FactDef
+from .workplace import workplace_facts
 
 _INACTIVE_STATES = {"off", "snoozed", "expired", "passive"}
 _VIRTUAL_PRINTER_WORDS = ("pdf", "xps", "fax", "onenote", "send to", "snagit")
@@ -329,8 +330,10 @@ def _printer_facts(facts: dict[str, Any], report: dict[str, Any]) -> None:
 
 
 def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict | None,
-                      config: ComplianceConfig) -> dict[str, Any]:
-    """Flatten a v1 report into facts; see FACTS for names and types."""
+                      config: ComplianceConfig, unit_codes: Sequence[str] = ()
+                      ) -> dict[str, Any]:
+    """Flatten a v1 report into facts; see FACTS for names and types. `unit_codes`: the
+    codes of the machine's unit and its ancestors (per-unit official e-mail domains)."""
     today = now.astimezone(dt.timezone.utc).date() if now.tzinfo else now.date()
     facts: dict[str, Any] = {"now": today}
     _put(facts, "report.kind", report.get("kind"))
@@ -347,6 +350,7 @@ def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict |
     _monitoring_facts(facts, report, config)
     _network_facts(facts, report)
     _printer_facts(facts, report)
+    workplace_facts(facts, report, config, today, unit_codes)
     return facts
 
 

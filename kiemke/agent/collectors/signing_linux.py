@@ -74,6 +74,8 @@ def read(ctx: Context, home_roots: tuple[str, ...] = HOME_ROOTS) -> PlatformRead
                 der = _certutil(["-L", "-d", f"sql:{db}", "-n", nick, "-r"], certutil,
                                 raw=True).encode("latin-1")
                 cert = parse_der(der)
+                if cert.is_ca:
+                    continue  # a CA with its key here (a test or private CA): signs no document
                 # Without a "Token:" prefix the key is in NSS's own software database.
                 certs.append(parse.entry(cert, store="nss", hardware=on_token, salt=salt,
                                          authorities=authorities, now=ctx.now))

@@ -62,8 +62,8 @@ def store_entries(rows: list[dict[str, Any]], ctx: Context,
                            "message": f"a certificate in the {row.get('Store')} store "
                                       f"cannot be read: {exc}"[:1024]})
             continue
-        if provider is None:
-            continue  # no private key on this machine: it cannot sign here
+        if provider is None or cert.is_ca:
+            continue  # no private key on this machine (it cannot sign here), or a CA
         certs.append(parse.entry(cert, store=str(row.get("Store") or "user"),
                                  hardware=parse.provider_is_hardware(provider), salt=salt,
                                  authorities=authorities, now=ctx.now))
