@@ -50,5 +50,5 @@ def load_all() -> dict[str, type[Collector]]:
     return dict(REGISTRY)
 
 
-__all__ = ["LOAD_ERRORS", "module_section", "REGISTRY", "Collector", "CollectorError", "Context", "load_all",
-           "register"]
+__all__ = ["LOAD_ERRORS", "REGISTRY", "Collector", "CollectorError", "Context", "load_all",
+           "module_section", "register"]

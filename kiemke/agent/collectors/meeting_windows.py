@@ -9,7 +9,12 @@ from __future__ import annotations
 from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.collectors.meeting import wanted_of
 from kiemke.agent.collectors.signing_windows import installed_programs
-from kiemke.agent.parsers.media_devices import CLASS_GUIDS, Device, match_software, windows_devices
+from kiemke.agent.parsers.media_devices import (
+    CLASS_GUIDS,
+    Device,
+    match_software,
+    windows_devices,
+)
 from kiemke.agent.windows import powershell
 
 PNP_SCRIPT = (
@@ -25,7 +30,8 @@ def read(ctx: Context) -> PlatformReading:
     errors: list[dict[str, str]] = []
     devices: list[Device] = []
     try:
-        devices = windows_devices(powershell.script_rows("pnp_media", PNP_SCRIPT, "cameras and microphones"))
+        devices = windows_devices(powershell.script_rows("pnp_media", PNP_SCRIPT,
+                                                         "cameras and microphones"))
     except CollectorError as exc:
         errors.append({"collector": "meeting", "kind": exc.kind, "message": exc.message})
     software: list[str] = []

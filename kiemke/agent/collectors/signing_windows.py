@@ -71,12 +71,14 @@ def store_entries(rows: list[dict[str, Any]], ctx: Context,
 
 
 def installed_programs() -> list[str]:
-    return powershell.script_strings("installed_programs", PROGRAMS_SCRIPT, "the list of installed programs")
+    return powershell.script_strings("installed_programs", PROGRAMS_SCRIPT,
+                                     "the list of installed programs")
 
 
 def read(ctx: Context) -> PlatformReading:
     rows = powershell.script_rows("signing_stores", STORE_SCRIPT, "the personal certificate stores")
-    certs, errors = store_entries(rows, ctx, authorities_of(ctx), machine_salt(ctx.state_dir))
+    certs, errors = store_entries(rows, ctx, authorities_of(ctx),
+                                  machine_salt(ctx.state_dir))
     middleware: list[str] = []
     try:
         wanted = [(m["name"], m["match"]) for m in middleware_table()["windows_programs"]]
