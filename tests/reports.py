@@ -137,3 +137,23 @@ def make_report(machine_id: str | None = None, hostname: str = "PC-KETOAN-01",
         },
     }
     return _deep_merge(report, overrides)
+
+
+# The workplace sections (issue 13) of an office PC that passes the three workplace rules:
+# a VNPT-CA signing certificate on a token, an official mailbox, a webcam, a microphone
+# and Zoom. Merge into make_report(**WORKPLACE_PASS).
+WORKPLACE_PASS: dict[str, Any] = {
+    "signing": {
+        "certificates": [{
+            "store": "user", "ca": "vnpt-ca", "ca_kind": "public",
+            "issuer": "VNPT Certification Authority", "issuer_org": "VNPT Group",
+            "key_usage": ["digital_signature", "non_repudiation"], "can_sign": True,
+            "not_before": "2025-03-01", "not_after": "2028-03-01", "state": "valid",
+            "hardware_token": True, "subject_hash": "5f1c0a9e3b7d2468"}],
+        "middleware": ["VNPT-CA Token Manager"],
+    },
+    "email": {"clients": [{"client": "outlook", "profiles": 1, "accounts": 2, "domains": [
+        {"domain": "bacgiang.gov.vn", "accounts": 1}, {"domain": "gmail.com", "accounts": 1}]}]},
+    "meeting": {"cameras": 1, "cameras_enabled": 1, "microphones": 1,
+                "microphones_enabled": 1, "software": ["Zoom"]},
+}

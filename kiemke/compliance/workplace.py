@@ -79,9 +79,10 @@ def signing_facts(facts: dict[str, Any], report: dict[str, Any], config: Complia
         if isinstance(best.get("hardware_token"), bool):
             facts["signing.hardware_token"] = best["hardware_token"]
     elif complete:
-        facts["signing.state"] = "expired" if dated else "none"
-        if dated:
-            facts["signing.days_left"] = max((e - today).days for _s, e, _c in dated)
+        expired = [e for _s, e, _c in dated if e < today]
+        facts["signing.state"] = "expired" if expired else "none"
+        if expired:
+            facts["signing.days_left"] = (max(expired) - today).days
     middleware = section.get("middleware")
     if isinstance(middleware, list) and (middleware or complete):
         facts["signing.middleware"] = [str(m) for m in middleware]
