@@ -186,3 +186,44 @@ def test_new_rules_ratios_in_metrics_of_a_real_collector(sqlite_url: str,
         assert targets["meeting-ready"] == 0.6 and targets["signing-certificate-valid"] == 1.0
     finally:
         stop_collector(server)
+
+
+def test_per_unit_domains_apply_to_the_units_subtree_through_the_collector(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from compliance_helpers import make_app, recent, report_at
+
+    from collector_helpers import admin_token
+
+    from kiemke.collector.db.engine import write_transaction
+    from kiemke.collector.units import add_unit
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    approved = rules / "approved.yml"
+    approved.write_text(approved.read_text("utf-8").replace(
+        "  units: {}", '  units:\n    LDLD-BG: ["congdoanbacgiang.vn"]'), "utf-8")
+    app = make_app(sqlite_url, tmp_path, monkeypatch, rules_dir=str(rules))
+    try:
+        engine = app.extensions["kiemke"].engine
+        with write_transaction(engine) as conn:
+            root = add_unit(conn, "Liên đoàn Lao động tỉnh Bắc Giang", code="LDLD-BG")
+            district = add_unit(conn, "LĐLĐ huyện Lục Nam", parent=root.id, code="LDLD-LN")
+            other = add_unit(conn, "LĐLĐ tỉnh Hưng Yên", code="LDLD-HY")
+        mailbox = {"email": {"clients": [{"client": "thunderbird", "profiles": 1, "accounts": 1,
+                                          "domains": [{"domain": "congdoanbacgiang.vn",
+                                                       "accounts": 1}]}]}}
+        inside = report_at(app, district.id, "PC-LN-01", recent(), **mailbox)
+        outside = report_at(app, other.id, "PC-HY-01", recent(), **mailbox)
+        headers = {"Authorization": f"Bearer {admin_token(app)}"}
+        got = {}
+        for m in (inside, outside):
+            resp = app.test_client().get(f"/api/v1/machines/{m}/results", headers=headers)
+            assert resp.status_code == 200, resp.get_json()
+            body = resp.get_json()
+            got[m] = {r["rule"]: r["result"] for r in body.get("results", body)}
+        assert got[inside]["email-official-mailbox"] == "pass"
+        assert got[outside]["email-official-mailbox"] == "fail"
+    finally:
+        app.extensions["kiemke"].engine.dispose()

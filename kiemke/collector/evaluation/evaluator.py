@@ -137,7 +137,8 @@ class Evaluator:
         old_facts = machine["stored_facts"] if "stored_facts" in machine else \
             conn.execute(_FACTS_OF, {"m": mid}).scalar()
         facts = facts_from_report(report, now=now, asset=self.asset_lookup(conn, mid),
-                                  config=self.ruleset.config)
+                                  config=self.ruleset.config,
+                                  unit_codes=self._unit_codes(conn, unit_id))
         stored = facts_to_json(facts)
         if stored != old_facts:  # same facts (the usual case within a day): no write
             conn.execute(_SET_FACTS, {"m": mid, "facts": stored})
@@ -152,6 +153,24 @@ class Evaluator:
         if (old_facts is None or old_units != {unit_id}
                 or any(old_facts.get(k) != stored.get(k) for k in UNIT_INPUTS)):
             self.evaluate_units(conn, old_units | {unit_id}, now, inline=True)
+
+    def _unit_codes(self, conn: Connection, unit_id: int) -> tuple[str, ...]:
+        """Codes of the unit and its ancestors, for per-unit settings of the fact builder
+        (approved.yml email.units). Read only when such settings exist: the common case
+        costs no query."""
+        if not self.ruleset.config.unit_domains:
+            return ()
+        codes: list[str] = []
+        current: int | None = unit_id
+        while current is not None and len(codes) < 32:
+            row = conn.execute(select(units.c.code, units.c.parent_id)
+                               .where(units.c.id == current)).first()
+            if row is None:
+                break
+            if row.code:
+                codes.append(row.code)
+            current = row.parent_id
+        return tuple(codes)
 
     @staticmethod
     def _units_of_results(conn: Connection, machine_id: str) -> set[int]:
@@ -212,7 +231,8 @@ class Evaluator:
                 if report is not None and report.report is not None:
                     facts = facts_from_report(report.report, now=report.last_seen,
                                               asset=self.asset_lookup(conn, row.machine_id),
-                                              config=self.ruleset.config)
+                                              config=self.ruleset.config,
+                                              unit_codes=self._unit_codes(conn, row.unit_id))
                     fact_updates.append({"m": row.machine_id, "facts": facts_to_json(facts)})
             if facts is None:
                 if row.facts is None:
