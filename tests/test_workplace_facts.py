@@ -192,9 +192,8 @@ def test_per_unit_domains_apply_to_the_units_subtree_through_the_collector(
         sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from compliance_helpers import make_app, recent, report_at
-
     from collector_helpers import admin_token
+    from compliance_helpers import make_app, recent, report_at
 
     from kiemke.collector.db.engine import write_transaction
     from kiemke.collector.units import add_unit
