@@ -209,6 +209,15 @@ class Topology:
                 proc.kill()
                 proc.wait(5)
 
+    NETWORKS = ("10.213.0.0/24", "198.51.100.0/24")
+
+    def allow_env(self) -> dict[str, str]:
+        """The probe guard's allow-list for a process in the client namespace: loopback
+        and the namespaces' own networks (tests/probe_guard.py)."""
+        from probe_guard import allow_env
+
+        return allow_env(*self.NETWORKS)
+
     def collect(self, config_text: str, tmp: Path) -> tuple[dict[str, Any], float]:
         """Run the network collector inside the client namespace; (section, wall seconds)."""
         cfg = tmp / "agent.conf"
@@ -218,7 +227,7 @@ class Topology:
             ["ip", "netns", "exec", self.client, PYTHON, "-m",
              "kiemke.agent.collectors.network", "--config", str(cfg)],
             capture_output=True, text=True, check=False, timeout=60, cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.allow_env()})
         wall = time.monotonic() - start
         if proc.returncode != 0:
             raise RuntimeError(f"network collector failed ({proc.returncode}): {proc.stderr}")

@@ -85,18 +85,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"kiemke-agent {kiemke.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    c = sub.add_parser("collect", help="print this machine's report as JSON (no network)")
+    c = sub.add_parser("collect", help="print this machine's report as JSON (no network)",
+                       description="Print this machine's report as JSON. Sends nothing on "
+                       "the network: the network checks are marked 'not checked' unless "
+                       "--probes is given.")
     c.add_argument("--full", action="store_true", help="full inventory instead of periodic")
+    c.add_argument("--probes", action="store_true",
+                   help="also run the network checks of [network] (they contact the "
+                   "collector and the configured targets, as send does)")
     c.add_argument("--pretty", action="store_true", help="indented JSON")
     c.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     e = sub.add_parser("enroll", help="register this machine with a collector")
     e.add_argument("--server", required=True, metavar="URL",
                    help="collector URL, e.g. https://kiemke.example.gov.vn")
-    e.add_argument("--token", required=True,
+    e.add_argument("--token", required=True, metavar="TOKEN",
                    help="enrolment token from the administrator; '-' reads it from stdin "
-                   "(keeps it out of the process list)")
-    e.add_argument("--insecure", action="store_true",
-                   help="allow http:// to a non-loopback server (trusted test networks only)")
+                   "(keeps it out of the process list). Write --token=TOKEN: a token may "
+                   "begin with '-'")
+    # Replaced by [agent] allow_insecure_http (send and run need it too); kept so that old
+    # scripts get an explanation instead of "unrecognized arguments".
+    e.add_argument("--insecure", action="store_true", help=argparse.SUPPRESS)
     s = sub.add_parser("send", help="collect and send one report now, then the spool")
     s.add_argument("--full", action="store_true", help="send a full inventory")
     sub.add_parser("run", help="keep running: periodic reports (service / scheduled task)")
@@ -119,7 +127,8 @@ def cmd_collect(args: argparse.Namespace, config: AgentConfig) -> int:
     from kiemke.agent import delivery
 
     state = _open_state(config, allow_fallback=True)
-    report = delivery.collect(config, state, "full" if args.full else "periodic")
+    report = delivery.collect(config, state, "full" if args.full else "periodic",
+                              network_checks=args.probes)
     text = json.dumps(report, ensure_ascii=False, indent=2 if args.pretty else None,
                       separators=None if args.pretty else (",", ":"))
     if args.output:
@@ -130,12 +139,44 @@ def cmd_collect(args: argparse.Namespace, config: AgentConfig) -> int:
     return EXIT_OK
 
 
+def _config_file(config: AgentConfig) -> str:
+    return str(config.source) if config.source else "agent.conf"
+
+
+def _insecure_server(command: str, config: AgentConfig, state: StateDir) -> str | None:
+    """The message when send/run would deliver over http:// to another machine."""
+    from kiemke.agent.delivery import server_for
+    from kiemke.agent.server_url import InsecureServer, check_server_url
+
+    creds = state.load_credentials()
+    server = server_for(config, creds) if creds else config.server
+    if not server:
+        return None
+    try:
+        check_server_url(server, insecure=config.allow_insecure_http)
+    except InsecureServer as exc:
+        origin = (f"[agent] server in {_config_file(config)}" if config.server else
+                  f"the server stored at enrolment in {state.credentials_path}")
+        return f"kiemke-agent {command}: {origin}: {exc}"
+    except ValueError as exc:
+        return f"kiemke-agent {command}: {exc}"
+    return None
+
+
 def cmd_enroll(args: argparse.Namespace, config: AgentConfig) -> int:
     from kiemke.agent import delivery
-    from kiemke.agent.transport import RETRY_LATER, UNAUTHORIZED, TransportError, check_server_url
+    from kiemke.agent.server_url import InsecureServer, check_server_url
+    from kiemke.agent.transport import RETRY_LATER, UNAUTHORIZED, TransportError
 
     try:
-        server = check_server_url(args.server, insecure=args.insecure)
+        server = check_server_url(args.server, insecure=config.allow_insecure_http)
+    except InsecureServer as exc:
+        print(f"kiemke-agent enroll: {exc}", file=sys.stderr)
+        if args.insecure:
+            print(f"--insecure is not enough any more: send and run refuse http:// too, so "
+                  f"the choice belongs in {_config_file(config)} ([agent] "
+                  "allow_insecure_http = true).", file=sys.stderr)
+        return EXIT_CONFIG
     except ValueError as exc:
         print(f"kiemke-agent enroll: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -165,6 +206,10 @@ def cmd_send(args: argparse.Namespace, config: AgentConfig) -> int:
     from kiemke.agent.delivery import NotEnrolled
 
     state = _open_state(config, allow_fallback=False)
+    problem = _insecure_server("send", config, state)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_CONFIG
     try:
         result = delivery.send(config, state, force_full=args.full)
     except NotEnrolled as exc:
@@ -196,6 +241,10 @@ def cmd_run(args: argparse.Namespace, config: AgentConfig) -> int:
     from kiemke.agent.scheduler import AgentService
 
     state = _open_state(config, allow_fallback=False)
+    problem = _insecure_server("run", config, state)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_CONFIG
     creds = state.load_credentials()
     _setup_logging(config.log_level, args.verbose, state.log_path,
                    [creds.secret] if creds else [])
@@ -262,8 +311,19 @@ COMMANDS = {"collect": cmd_collect, "enroll": cmd_enroll, "send": cmd_send, "run
             "status": cmd_status}
 
 
+def _join_token(argv: list[str]) -> list[str]:
+    """`--token -Xy...` -> `--token=-Xy...`: a token may begin with '-', which argparse
+    would take for an option ("expected one argument")."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--token":
+            out[i:i + 2] = [f"--token={out[i + 1]}"]
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_token(sys.argv[1:] if argv is None else argv))
     try:
         config = load_config(args.config, must_exist=bool(args.config))
     except ConfigError as exc:

@@ -22,6 +22,7 @@ from kiemke.agent.transport import (
     DUPLICATE,
     REJECTED,
     UNAUTHORIZED,
+    InsecureServer,
     Transport,
     TransportError,
 )
@@ -67,8 +68,9 @@ def choose_kind(config: AgentConfig, state: StateDir, force_full: bool = False) 
     return "full" if age >= config.full_interval or age < 0 else "periodic"
 
 
-def collect(config: AgentConfig, state: StateDir, kind: str) -> dict[str, Any]:
-    ctx = Context(config=config, state_dir=state.path)
+def collect(config: AgentConfig, state: StateDir, kind: str,
+            network_checks: bool = True) -> dict[str, Any]:
+    ctx = Context(config=config, state_dir=state.path, network_checks=network_checks)
     return build_report(config, kind=kind, ctx=ctx)
 
 
@@ -79,7 +81,13 @@ def flush(config: AgentConfig, state: StateDir, creds: Credentials,
     now = iso_utc(datetime.now(timezone.utc))
     if not spool.entries():
         return {"delivered": [], "rejected": [], "stopped": None, "message": ""}
-    transport = Transport(config, server_for(config, creds), sleep=sleep)
+    try:
+        transport = Transport(config, server_for(config, creds), sleep=sleep)
+    except InsecureServer as exc:  # send/run check first; this covers a changed server
+        summary = {"delivered": [], "rejected": [], "stopped": "insecure", "message": str(exc)}
+        state.update_status(last_attempt_at=now, last_error=str(exc), last_error_at=now)
+        log.error("reports kept in the spool: %s", exc)
+        return summary
     try:
         # One deliverer at a time: a manual `send` during a scheduled run waits its turn
         # instead of posting the same spooled reports twice.
