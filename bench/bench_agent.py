@@ -12,6 +12,7 @@ main() returns rows {"name", "value", "unit", "budget", "ok"} for bench/run.py.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from kiemke.agent.collectors.base import Context  # noqa: E402
 from kiemke.agent.config import AgentConfig, load_config  # noqa: E402
+from kiemke.agent.probe_policy import ALLOW_ENV  # noqa: E402
 from kiemke.agent.report import build_report, encode, encode_gzip  # noqa: E402
 
 RSS_BUDGET_MB = 35.0
@@ -53,6 +55,7 @@ full_interval = 3600
 gateway_check = off
 internet_probes =
 dns_names =
+dns_direct = false
 check_collector = false
 """, encoding="utf-8")
     return conf
@@ -103,6 +106,8 @@ def bench_collection(tmp: Path, runs: int = 20) -> tuple[float, float, float, fl
 
 
 def main() -> list[dict[str, Any]]:
+    # The probe allow-list holds this process and the agents it starts to loopback.
+    os.environ[ALLOW_ENV] = "127.0.0.0/8,::1"
     with tempfile.TemporaryDirectory(prefix="kiemke-bench-") as d:
         cpu, wall, periodic, full_gz = bench_collection(Path(d) / "inproc")
         rows = [

@@ -141,6 +141,10 @@ def check_resolution(name: str, what: str) -> None:
     nets = allowed()
     if nets is None or _address(name) is not None:
         return
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return  # not a host name: getaddrinfo refuses it before asking anyone
     listed = hosts_file_names().get(name.lower().rstrip("."))
     if listed:
         for addr in listed:
