@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,7 +132,7 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
 
 
 def _convert(kind: str, raw: str, where: str) -> object:
-    raw = raw.strip()
+    raw = unicodedata.normalize("NFC", raw.strip())  # a unit name typed in NFD is the same
     try:
         if kind == "str":
             return raw or None

@@ -22,7 +22,7 @@ from kiemke.agent.exitcodes import (
     EXIT_SPOOLED,
 )
 from kiemke.agent.filelock import LockBusy, exclusive
-from kiemke.agent.report import build_report, encode, encode_gzip
+from kiemke.agent.report import build_report, encode, encode_gzip, nfc
 from kiemke.agent.spool import Spool
 from kiemke.agent.state import Credentials, StateDir
 from kiemke.agent.transport import (
@@ -276,7 +276,7 @@ def enroll(config: AgentConfig, state: StateDir, server: str, token: str,
     identity = IdentityCollector().collect(ctx)
     transport = Transport(config, server, sleep=sleep)
     try:
-        body = transport.enroll(token, identity["machine_id"], identity["hostname"])
+        body = transport.enroll(token, identity["machine_id"], nfc(identity["hostname"]))
     finally:
         transport.close()
     given = body.get("unit")
