@@ -293,7 +293,7 @@ def cmd_status(args: argparse.Namespace, config: AgentConfig) -> int:
         f"state directory: {data['state_dir']}",
         ("enrolled:        yes, agent " + str(data["agent_id"]) + f" at {data['server']}, "
          f"unit {data['unit']}") if data["enrolled"] else
-        "enrolled:        NO - run kiemke-agent enroll --server URL --token TOKEN",
+        "enrolled:        NO - run kiemke-agent enroll --server URL --token=TOKEN",
         f"spool:           {sp['pending']} report(s) waiting, {sp['bytes']} bytes; "
         f"{sp['dropped_total']} dropped (spool full), {sp['rejected_total']} rejected",
         f"last success:    {data['last_success_at'] or 'never'}",

@@ -81,7 +81,7 @@ class AgentService:
         creds = self.state.load_credentials()
         if creds is None:
             log.error("not enrolled: reports are kept in the spool. Run kiemke-agent enroll "
-                      "--server URL --token TOKEN")
+                      "--server URL --token=TOKEN")
             return True
         if self.state.status().get("refused_agent_id") == creds.agent_id:
             log.error("the collector refused this agent's credentials (HTTP 401): reports "

@@ -183,7 +183,7 @@ class Transport:
         if resp.status_code == 401:
             return Outcome(UNAUTHORIZED, "the collector no longer accepts this agent's "
                            "credentials: re-enroll with kiemke-agent enroll --server URL "
-                           "--token TOKEN", 401)
+                           "--token=TOKEN", 401)
         return Outcome(REJECTED, _error_text(resp), resp.status_code)
 
     def flush(self, spool: Spool, creds: Credentials) -> dict[str, Any]:

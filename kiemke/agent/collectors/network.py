@@ -4,8 +4,10 @@ Plan 000 (Tổng LĐLĐ 452/QĐ-TLĐ) asks that every office has an Internet con
 LAN. The local facts come from the platform modules; the checks (gateway, DNS, Internet,
 collector) run concurrently here, each probe bounded by [network] probe_timeout and the
 whole set by probe_timeout + 1 s, so a machine with everything down still reports quickly.
-Probes go only to what the configuration names, the machine's own gateway and DNS
-servers (which it uses anyway), and the collector. See docs/agent-network-probes.md.
+Probes go only to what the configuration names, the collector, and the machine's own
+gateway and DNS servers only when gateway_check and dns_direct ask for it; every probe
+passes the allow-list of probe_policy.py first. `kiemke-agent collect` runs none
+(Context.network_checks). See docs/agent-network-probes.md.
 
 Run alone for diagnostics: python -m kiemke.agent.collectors.network [--config FILE]
 """
