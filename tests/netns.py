@@ -23,6 +23,7 @@ import os
 import select
 import shutil
 import socket
+import socketserver
 import struct
 import subprocess
 import sys
@@ -64,8 +65,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks socket.getfqdn(addr): a reverse DNS question to the
+        # host's resolver from inside the namespace. No name is needed; ask nobody.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+
 def serve_http(addr: str, port: int) -> None:
-    server = ThreadingHTTPServer((addr, port), _Handler)
+    server = _QuietServer((addr, port), _Handler)
     print("ready", flush=True)
     server.serve_forever()
 
