@@ -130,3 +130,39 @@ def test_full_disk_and_collector_down_says_the_report_is_lost(tmp_path: Path,
     assert out.returncode == 6, (out.stdout, out.stderr)
     assert "could not be sent directly either" in out.stderr and "LOST" in out.stderr
     assert str(mnt / "spool") in out.stderr
+
+
+def test_run_carries_a_lost_reports_spool_error_to_the_next_report(tmp_path: Path,
+                                                                   full_disk) -> None:
+    from test_agent_transport import _Collector
+
+    from kiemke.agent.config import AgentConfig
+    from kiemke.agent.scheduler import AgentService
+    from kiemke.agent.state import Credentials, StateDir
+
+    mnt, fill, free = full_disk
+    server = _Collector([(503, {"error": "busy"}, {})])  # down for the first report only
+    try:
+        cfg = AgentConfig(server=server.url, state_dir=mnt, retries=1, timeout=5,
+                          collectors_enabled=["identity"])
+        state = StateDir(mnt)
+        state.save_credentials(Credentials(server=server.url, agent_id="a1", secret="s" * 43,
+                                           machine_id="0" * 32, unit={},
+                                           enrolled_at="2026-12-01T00:00:00Z"))
+        service = AgentService(cfg, state)
+        fill()
+        service.report_job()  # cannot spool, cannot send: lost, the error is remembered
+        assert len(server.requests) == 1 and len(service.spool_errors) == 1
+        lost = server.requests[0]["json"]["report_id"]
+        service.report_job()  # cannot spool, sent directly with both errors
+        sent = server.requests[1]["json"]
+        assert [e["report_id"] for e in sent["agent"]["spool_errors"]] == [
+            lost, sent["report_id"]]
+        assert all(e["path"] == str(mnt / "spool") for e in sent["agent"]["spool_errors"])
+        assert service.spool_errors == []
+        free()
+        service.report_job()  # spooled again, delivered from the spool, nothing to tell
+        assert "agent" not in server.requests[2]["json"]
+        assert list((mnt / "spool").glob("*.json.gz")) == []
+    finally:
+        server.close()
