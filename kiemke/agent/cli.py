@@ -253,7 +253,7 @@ def _lighten_for_service() -> None:
         stub.iscoroutinefunction = inspect.iscoroutinefunction  # type: ignore[attr-defined]
         sys.modules["asyncio"] = stub
         try:
-            import apscheduler.util  # noqa: F401 - binds the stub's function, once
+            import apscheduler.util  # type: ignore[import-untyped]  # noqa: F401 - binds the stub's function, once
         finally:
             del sys.modules["asyncio"]
 

@@ -190,8 +190,9 @@ def resolve_system(name: str, timeout: float) -> Probe:
         return Probe(name, "dns", False, None,
                      f"the system resolver gave no answer for {name} within {timeout:g} s")
     if "error" in box:
-        exc = box["error"]
-        why = _os_error_text(exc) if isinstance(exc, OSError) else "not a valid host name"
+        failure = box["error"]
+        why = _os_error_text(failure) if isinstance(failure, OSError) \
+            else "not a valid host name"
         return Probe(name, "dns", False, None,
                      f"the system resolver cannot resolve {name}: {why}")
     return Probe(name, "dns", True, _ms(start), answers=box["answers"])
