@@ -3,11 +3,14 @@
 Exit codes (also in docs/agent-config.md):
   0  done
   1  unexpected error (see the message / log)
-  2  wrong command line or configuration (the message names the file and key)
+  2  wrong command line or configuration (the message names the file and key), including
+     a plain http:// collector that is not on loopback without [agent] allow_insecure_http
   3  the report could not be delivered now; it is in the spool and will be sent later
      (enroll: the collector could not be reached)
   4  not enrolled, or the collector refused the credentials / enrolment token
   5  the collector rejected the report (moved to spool/rejected/)
+  6  the spool could not keep the report (disk full, read-only): spooled reports were
+     delivered and this one sent directly; the message says whether it was accepted
 """
 
 from __future__ import annotations
