@@ -183,3 +183,14 @@ def test_report_text_is_nfc(tmp_path: Path) -> None:
     assert report["identity"]["unit"] == UNIT
     body = json.dumps(report, ensure_ascii=False)
     assert unicodedata.is_normalized("NFC", body)
+
+
+def test_allow_insecure_http_setting_and_environment(tmp_path: Path) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[agent]\nallow_insecure_http = yes\n", encoding="utf-8")
+    assert load_config(conf, env={}).allow_insecure_http is True
+    assert load_config(tmp_path / "none.conf", env={}).allow_insecure_http is False
+    for name in ("KIEMKE_ALLOW_INSECURE_HTTP", "KIEMKE_AGENT_ALLOW_INSECURE_HTTP"):
+        assert load_config(tmp_path / "none.conf", env={name: "true"}).allow_insecure_http
+    both = {"KIEMKE_ALLOW_INSECURE_HTTP": "true", "KIEMKE_AGENT_ALLOW_INSECURE_HTTP": "false"}
+    assert load_config(tmp_path / "none.conf", env=both).allow_insecure_http is False
