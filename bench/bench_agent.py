@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_agent.py
 
-- steady RSS of `kiemke-agent run` after a few collections at a 1 s interval
-  (not enrolled, so reports only go to the spool; probes target loopback only)
+- RSS of `kiemke-agent run` at a 1 s interval after 6 collections and after 300 (the
+  steady figure the budget is judged on; KIEMKE_BENCH_AGENT_COLLECTIONS changes the
+  count; about 5 minutes). Not enrolled, so reports only go to the spool; no probes.
 - CPU time and wall time per collection of local facts (network probes off)
 - periodic report size (compact JSON) and full inventory size (gzipped)
 
@@ -12,6 +13,7 @@ main() returns rows {"name", "value", "unit", "budget", "ok"} for bench/run.py.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from kiemke.agent.collectors.base import Context  # noqa: E402
 from kiemke.agent.config import AgentConfig, load_config  # noqa: E402
+from kiemke.agent.probe_policy import ALLOW_ENV  # noqa: E402
 from kiemke.agent.report import build_report, encode, encode_gzip  # noqa: E402
 
 RSS_BUDGET_MB = 35.0
@@ -53,6 +56,7 @@ full_interval = 3600
 gateway_check = off
 internet_probes =
 dns_names =
+dns_direct = false
 check_collector = false
 """, encoding="utf-8")
     return conf
@@ -65,22 +69,35 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def bench_rss(tmp: Path, collections: int = 6) -> float:
+def _rss_max(pid: int, samples: int = 5) -> float:
+    values = []
+    for _ in range(samples):
+        values.append(_rss_kb(pid))
+        time.sleep(0.3)
+    return max(values) / 1024
+
+
+def bench_rss(tmp: Path, early: int = 6, collections: int = 300) -> tuple[float, float, float]:
+    """RSS of `kiemke-agent run` (1 s interval) after `early` and after `collections`
+    collections, and how long the run took. The late figure is the steady one: glibc
+    arenas and caches filled in the first minutes (issue 12: 33.8 MB after 6 collections,
+    35.7 MB after 300)."""
     proc = subprocess.Popen([sys.executable, "-m", "kiemke.agent", "--config",
                              str(_conf(tmp)), "run"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
     try:
         spool = tmp / "state" / "spool"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len(list(spool.glob("*.json.gz"))) >= collections:
-                break
-            time.sleep(0.2)
-        samples = []
-        for _ in range(5):
-            samples.append(_rss_kb(proc.pid))
-            time.sleep(0.3)
-        return max(samples) / 1024
+
+        def wait_for(n: int) -> None:
+            deadline = time.monotonic() + 60 + 3 * n
+            while time.monotonic() < deadline and len(list(spool.glob("*.json.gz"))) < n:
+                time.sleep(0.5)
+
+        wait_for(early)
+        rss_early = _rss_max(proc.pid)
+        wait_for(collections)
+        return rss_early, _rss_max(proc.pid), time.monotonic() - started
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -103,6 +120,8 @@ def bench_collection(tmp: Path, runs: int = 20) -> tuple[float, float, float, fl
 
 
 def main() -> list[dict[str, Any]]:
+    # The probe allow-list holds this process and the agents it starts to loopback.
+    os.environ[ALLOW_ENV] = "127.0.0.0/8,::1"
     with tempfile.TemporaryDirectory(prefix="kiemke-bench-") as d:
         cpu, wall, periodic, full_gz = bench_collection(Path(d) / "inproc")
         rows = [
@@ -114,8 +133,13 @@ def main() -> list[dict[str, Any]]:
         if sys.platform.startswith("linux"):
             rss_dir = Path(d) / "rss"
             rss_dir.mkdir()
-            rows.insert(0, row("agent steady RSS (kiemke-agent run)", bench_rss(rss_dir),
-                               "MB", RSS_BUDGET_MB))
+            n = int(os.environ.get("KIEMKE_BENCH_AGENT_COLLECTIONS", "300"))
+            early, late, took = bench_rss(rss_dir, collections=n)
+            rows[:0] = [
+                row("agent RSS after 6 collections (run)", early, "MB", None),
+                row(f"agent steady RSS after {n} collections (run, {took:.0f} s)", late,
+                    "MB", RSS_BUDGET_MB),
+            ]
     return rows
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from kiemke.agent.probe_policy import ALLOW_ENV
+
 ROOT_UNIT = "Liên đoàn Lao động tỉnh Bắc Giang"
 # Plan 000's unit targets apply to offices "from district level up": the demo machine
 # belongs to the district federation, so its unit rules are evaluated too.
@@ -62,8 +64,11 @@ class Demo:
         return out.stdout.strip()
 
     def agent(self, *args: str) -> subprocess.CompletedProcess:
+        # The probe allow-list holds the demo agent to this machine even if its config
+        # named anything else (kiemke/agent/probe_policy.py).
         return subprocess.run([sys.executable, "-m", "kiemke.agent", "--config",
-                               str(self.data / "agent.conf"), *args], env=self.env,
+                               str(self.data / "agent.conf"), *args],
+                              env={**self.env, ALLOW_ENV: "127.0.0.0/8,::1"},
                               capture_output=True, text=True, timeout=300)
 
     def reset(self) -> None:
@@ -120,6 +125,7 @@ timeout = 10
 gateway_check = off
 internet_probes = {self.url}/healthz
 dns_names = localhost
+dns_direct = false
 probe_timeout = 1
 check_collector = true
 """, encoding="utf-8")
@@ -141,7 +147,8 @@ check_collector = true
         self.start_collector()
         try:
             self.write_agent_config()
-            enrol = self.agent("enroll", "--server", self.url, "--token", token)
+            # --token=...: the token is one argument even if it begins with '-'.
+            enrol = self.agent("enroll", "--server", self.url, f"--token={token}")
             if enrol.returncode != 0:
                 _fail(f"kiemke-agent enroll failed: {enrol.stderr}")
             sent = self.agent("send", "--full")

@@ -253,3 +253,10 @@ def collector_server(db_url: str, tmp_path: Path) -> Iterator[CollectorServer]:
         pytest.fail(f"the collector process died during the test (exit {code}):\n{server.log()}")
     if code not in (0, -signal.SIGTERM):
         pytest.fail(f"the collector did not stop cleanly (exit {code}):\n{server.log()}")
+
+
+# --------------------------------------------------------------------------- probe guard
+
+# Every probe of the agent, in this process and in every process a test starts, is held to
+# loopback and the namespaces a test creates; a refused probe fails its test (probe_guard.py).
+from probe_guard import probe_guard  # noqa: E402, F401 - autouse fixture

@@ -23,6 +23,7 @@ import os
 import select
 import shutil
 import socket
+import socketserver
 import struct
 import subprocess
 import sys
@@ -64,8 +65,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks socket.getfqdn(addr): a reverse DNS question to the
+        # host's resolver from inside the namespace. No name is needed; ask nobody.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+
 def serve_http(addr: str, port: int) -> None:
-    server = ThreadingHTTPServer((addr, port), _Handler)
+    server = _QuietServer((addr, port), _Handler)
     print("ready", flush=True)
     server.serve_forever()
 
@@ -209,6 +218,15 @@ class Topology:
                 proc.kill()
                 proc.wait(5)
 
+    NETWORKS = ("10.213.0.0/24", "198.51.100.0/24")
+
+    def allow_env(self) -> dict[str, str]:
+        """The probe guard's allow-list for a process in the client namespace: loopback
+        and the namespaces' own networks (tests/probe_guard.py)."""
+        from probe_guard import allow_env
+
+        return allow_env(*self.NETWORKS)
+
     def collect(self, config_text: str, tmp: Path) -> tuple[dict[str, Any], float]:
         """Run the network collector inside the client namespace; (section, wall seconds)."""
         cfg = tmp / "agent.conf"
@@ -218,7 +236,7 @@ class Topology:
             ["ip", "netns", "exec", self.client, PYTHON, "-m",
              "kiemke.agent.collectors.network", "--config", str(cfg)],
             capture_output=True, text=True, check=False, timeout=60, cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.allow_env()})
         wall = time.monotonic() - start
         if proc.returncode != 0:
             raise RuntimeError(f"network collector failed ({proc.returncode}): {proc.stderr}")

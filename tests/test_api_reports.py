@@ -232,3 +232,23 @@ def test_ingest_counters(app, client, agent):
     assert samples[("kiemke_reports_received_total",
                     (("reason", "malformed_json"), ("result", "rejected")))] == 1
     assert samples[("kiemke_report_ingest_seconds_count", ())] == 3
+
+
+def test_agent_spool_errors_are_counted(app, client, agent):
+    def counted() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        line = [x for x in text.splitlines() if x.startswith("kiemke_agent_spool_errors_total ")]
+        return float(line[0].split()[1]) if line else 0.0
+
+    report = make_report(agent["machine_id"])
+    report["agent"] = {"spool_errors": [
+        {"at": "2026-12-01T08:00:00Z", "path": "/var/lib/kiemke/spool",
+         "message": "No space left on device (errno 28)", "report_id": report["report_id"]}]}
+    before = counted()
+    assert post(client, report, agent["headers"]).status_code == 202
+    assert post(client, report, agent["headers"]).status_code == 200  # a duplicate: not again
+    assert counted() == before + 1
+    report["agent"]["spool_errors"][0]["size"] = 1  # the entry's fields are fixed
+    report["report_id"] = new_machine_id()[:8] + report["report_id"][8:]
+    resp = post(client, report, agent["headers"])
+    assert resp.status_code == 400 and "agent" in resp.get_json()["field"]

@@ -47,10 +47,13 @@ def topo(_netns_ok: None) -> Iterator[Topology]:
 
 def config(server: str, *, gateway_check: str = f"tcp:{COLLECTOR_PORT}",
            internet: str = f"http://{INTERNET_HOST}/, tcp://{INTERNET_HOST}:80",
-           dns_names: str = "") -> str:
+           dns_names: str = "", dns_direct: bool = True) -> str:
+    # A lab network: the collector is plain http:// inside the namespaces.
     return (f"[agent]\nserver = {server}\nunit = Liên đoàn Lao động tỉnh Bắc Giang\n"
+            "allow_insecure_http = true\n"
             f"[network]\ngateway_check = {gateway_check}\ninternet_probes = {internet}\n"
-            f"dns_names = {dns_names}\nprobe_timeout = {PROBE_TIMEOUT}\n")
+            f"dns_names = {dns_names}\ndns_direct = {str(dns_direct).lower()}\n"
+            f"probe_timeout = {PROBE_TIMEOUT}\n")
 
 
 def test_all_good(topo: Topology, tmp_path: Path) -> None:
@@ -75,6 +78,25 @@ def test_all_good(topo: Topology, tmp_path: Path) -> None:
     assert checks["collector"]["ok"] is True
     for name in ("gateway", "dns", "internet", "collector"):
         assert checks[name]["latency_ms"] is not None and checks[name]["latency_ms"] >= 0
+
+
+def test_dns_servers_are_asked_directly_only_with_dns_direct(topo: Topology,
+                                                             tmp_path: Path) -> None:
+    section, _ = topo.collect(config(f"https://{COLLECTOR_NAME}:{COLLECTOR_PORT}",
+                                     dns_direct=False), tmp_path)
+    dns = section["checks"]["dns"]
+    assert dns["ok"] is True
+    # Only the system resolver was used: no question went to 10.213.0.1 directly.
+    assert [(p["target"], p["ok"]) for p in dns["probes"]] == [(COLLECTOR_NAME, True)]
+
+
+def test_insecure_collector_url_is_reported_not_probed(topo: Topology, tmp_path: Path) -> None:
+    text = config(f"http://{LAN_GATEWAY}:{COLLECTOR_PORT}").replace(
+        "allow_insecure_http = true\n", "")
+    collector = topo.collect(text, tmp_path)[0]["checks"]["collector"]
+    assert collector["ok"] is False and collector["probes"] == []
+    assert "reports are not sent to this collector" in collector["error"]
+    assert "allow_insecure_http = true" in collector["error"]
 
 
 def test_gateway_refused_port_still_proves_reachability(topo: Topology, tmp_path: Path) -> None:

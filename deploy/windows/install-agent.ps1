@@ -52,7 +52,7 @@ if (-not (Test-Path $Conf)) {
 
 # 4. Enrolment (once; keeps existing credentials).
 if ($Token -and -not (Test-Path (Join-Path $DataDir "credentials.json"))) {
-  & $Python -m kiemke.agent.cli --config $Conf enroll --server $Server --token $Token
+  & $Python -m kiemke.agent.cli --config $Conf enroll --server $Server "--token=$Token"
   if ($LASTEXITCODE -ne 0) { throw "kiemke-agent enroll failed ($LASTEXITCODE), see above" }
 }
 

@@ -2,8 +2,8 @@
 
 INI because Windows administrators edit it in Notepad and push it by GPO, and because
 the agent must not need PyYAML. Every key is documented in docs/agent-config.md.
-Environment overrides: KIEMKE_<KEY> for the [agent] section, KIEMKE_<SECTION>_<KEY>
-for the others (for example KIEMKE_SERVER, KIEMKE_NETWORK_INTERNET_PROBES).
+Environment overrides: KIEMKE_<KEY> (or KIEMKE_AGENT_<KEY>) for the [agent] section,
+KIEMKE_<SECTION>_<KEY> for the others (for example KIEMKE_SERVER, KIEMKE_NETWORK_INTERNET_PROBES).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class AgentConfig:
     spool_max_bytes: int = 50 * 1024 * 1024
     ca_bundle: str | None = None  # path to a CA file for a private PKI
     verify_tls: bool = True
+    # Lab networks only: allow plain http:// to a collector that is not on loopback, for
+    # enrol, send, run and the collector check (docs/agent-config.md). Installers set it.
+    allow_insecure_http: bool = False
     log_level: str = "INFO"
     # [collectors]
     collectors_enabled: list[str] = field(default_factory=list)  # empty: all
@@ -111,6 +115,7 @@ _KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("agent", "spool_max_bytes"): ("spool_max_bytes", "int"),
     ("agent", "ca_bundle"): ("ca_bundle", "str"),
     ("agent", "verify_tls"): ("verify_tls", "bool"),
+    ("agent", "allow_insecure_http"): ("allow_insecure_http", "bool"),
     ("agent", "log_level"): ("log_level", "str"),
     ("collectors", "enabled"): ("collectors_enabled", "list"),
     ("collectors", "disabled"): ("collectors_disabled", "list"),
@@ -133,7 +138,7 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
 
 
 def _convert(kind: str, raw: str, where: str) -> object:
-    raw = raw.strip()
+    raw = unicodedata.normalize("NFC", raw.strip())  # a unit name typed in NFD is the same
     try:
         if kind == "str":
             return raw or None
@@ -210,10 +215,12 @@ def load_config(path: Path | str | None = None, env: dict[str, str] | None = Non
         raise ConfigError(f"{cfg_path} does not exist. Create it (see docs/agent-config.md) "
                           "or pass --config PATH.")
     for (section, key), (attr, kind) in _KEYS.items():
-        name = f"KIEMKE_{key.upper()}" if section == "agent" else \
-            f"KIEMKE_{section.upper()}_{key.upper()}"
-        if name in env:
-            setattr(cfg, attr, _convert(kind, env[name], f"environment variable {name}"))
+        # [agent] keys: KIEMKE_<KEY>, or KIEMKE_AGENT_<KEY> like the other sections (wins).
+        names = [f"KIEMKE_{key.upper()}", f"KIEMKE_AGENT_{key.upper()}"] \
+            if section == "agent" else [f"KIEMKE_{section.upper()}_{key.upper()}"]
+        for name in names:
+            if name in env:
+                setattr(cfg, attr, _convert(kind, env[name], f"environment variable {name}"))
     if cfg.server:
         cfg.server = cfg.server.rstrip("/")
         if not cfg.server.startswith(("http://", "https://")):

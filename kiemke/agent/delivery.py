@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,9 +14,15 @@ from typing import Any
 from kiemke.agent.collectors.base import Context, iso_utc
 from kiemke.agent.collectors.identity import IdentityCollector
 from kiemke.agent.config import AgentConfig
-from kiemke.agent.exitcodes import EXIT_NOT_ENROLLED, EXIT_OK, EXIT_REJECTED, EXIT_SPOOLED
+from kiemke.agent.exitcodes import (
+    EXIT_NOT_ENROLLED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_SPOOL_FAILED,
+    EXIT_SPOOLED,
+)
 from kiemke.agent.filelock import LockBusy, exclusive
-from kiemke.agent.report import build_report
+from kiemke.agent.report import build_report, encode, encode_gzip, nfc
 from kiemke.agent.spool import Spool
 from kiemke.agent.state import Credentials, StateDir
 from kiemke.agent.transport import (
@@ -22,12 +30,14 @@ from kiemke.agent.transport import (
     DUPLICATE,
     REJECTED,
     UNAUTHORIZED,
+    InsecureServer,
     Transport,
     TransportError,
 )
 
 log = logging.getLogger(__name__)
 
+MAX_SPOOL_ERRORS = 16  # the schema's bound on agent.spool_errors
 
 
 class NotEnrolled(Exception):
@@ -67,28 +77,123 @@ def choose_kind(config: AgentConfig, state: StateDir, force_full: bool = False) 
     return "full" if age >= config.full_interval or age < 0 else "periodic"
 
 
-def collect(config: AgentConfig, state: StateDir, kind: str) -> dict[str, Any]:
-    ctx = Context(config=config, state_dir=state.path)
+def collect(config: AgentConfig, state: StateDir, kind: str,
+            network_checks: bool = True) -> dict[str, Any]:
+    ctx = Context(config=config, state_dir=state.path, network_checks=network_checks)
     return build_report(config, kind=kind, ctx=ctx)
 
 
+def record_status(state: StateDir, **fields: Any) -> None:
+    """status.json is bookkeeping: a full or read-only disk must not stop delivery."""
+    try:
+        state.update_status(**fields)
+    except OSError as exc:
+        log.warning("cannot update %s: %s", state.status_path, exc)
+
+
+def spool_error_entry(spool: Spool, report: dict[str, Any], exc: OSError) -> dict[str, Any]:
+    """The report's `agent.spool_errors` entry for a report the spool could not keep."""
+    return {"at": iso_utc(datetime.now(timezone.utc)), "path": str(spool.dir)[:1024],
+            "message": (f"{exc.strerror or exc} (errno {exc.errno})" if exc.errno
+                        else str(exc))[:1024],
+            "report_id": str(report.get("report_id"))[:64]}
+
+
+def add_spool_errors(report: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    if entries:
+        agent = report.setdefault("agent", {})
+        agent["spool_errors"] = (agent.get("spool_errors", []) + entries)[-MAX_SPOOL_ERRORS:]
+
+
+def spool_report(config: AgentConfig, state: StateDir, report: dict[str, Any]
+                 ) -> dict[str, Any] | None:
+    """Put the report in the spool; when that fails (disk full, read-only), add the
+    failure to the report itself and return it, to be sent directly."""
+    spool = open_spool(config, state)
+    try:
+        spool.put(report)
+    except OSError as exc:
+        entry = spool_error_entry(spool, report, exc)
+        add_spool_errors(report, [entry])
+        log.error("cannot keep report %s in the spool %s: %s. %s", report["report_id"],
+                  spool.dir, entry["message"], disk_advice(state))
+        return report
+    return None
+
+
+def disk_advice(state: StateDir) -> str:
+    return (f"Free space on the disk that holds {state.path} (or make it writable), or set "
+            "state_dir in the [agent] section of the configuration to a disk with room; "
+            "the spool needs at most spool_max_bytes (50 MiB by default).")
+
+
+def _lock(state: StateDir, wait: float) -> contextlib.AbstractContextManager[None]:
+    path = state.path / "deliver.lock"
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:  # cannot even create the lock file (full disk): deliver anyway
+        log.warning("cannot use %s (%s); delivering without it", path, exc)
+        return contextlib.nullcontext()
+    return exclusive(path, wait=wait)
+
+
+def _post_direct(transport: Transport, report: dict[str, Any], creds: Credentials,
+                 summary: dict[str, Any]) -> None:
+    """Send a report that is not in the spool; there is no file to keep or reject."""
+    body = encode_gzip(report) if report.get("kind") == "full" else encode(report)
+    outcome = transport.post_report(body, report.get("kind") == "full", creds)
+    report_id = report["report_id"]
+    if outcome.result in (DELIVERED, DUPLICATE):
+        summary["delivered"].append(report_id)
+    elif outcome.result == REJECTED:
+        log.error("the collector rejected report %s (sent directly, not kept): %s",
+                  report_id, outcome.message)
+        summary["rejected"].append(report_id)
+    else:
+        summary["lost"].append(report_id)
+        summary["stopped"] = outcome.result
+        summary["message"] = outcome.message
+
+
 def flush(config: AgentConfig, state: StateDir, creds: Credentials,
-          sleep: Callable[[float], Any] = time.sleep) -> dict[str, Any]:
-    """Deliver what the spool holds and record the outcome in status.json."""
+          sleep: Callable[[float], Any] = time.sleep,
+          direct: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Deliver what the spool holds, then `direct` (a report the spool could not keep),
+    and record the outcome in status.json.
+
+    Returns {"delivered": [...], "rejected": [...], "lost": [...], "stopped": outcome|None,
+    "message": str}; "lost" holds the direct report when it could not be delivered.
+    """
     spool = open_spool(config, state)
     now = iso_utc(datetime.now(timezone.utc))
-    if not spool.entries():
-        return {"delivered": [], "rejected": [], "stopped": None, "message": ""}
-    transport = Transport(config, server_for(config, creds), sleep=sleep)
+    summary: dict[str, Any] = {"delivered": [], "rejected": [], "lost": [], "stopped": None,
+                               "message": ""}
+    if not spool.entries() and direct is None:
+        return summary
+    try:
+        transport = Transport(config, server_for(config, creds), sleep=sleep)
+    except InsecureServer as exc:  # send/run check first; this covers a changed server
+        summary.update(stopped="insecure", message=str(exc))
+        if direct is not None:
+            summary["lost"].append(direct["report_id"])
+        record_status(state, last_attempt_at=now, last_error=str(exc), last_error_at=now)
+        log.error("reports kept in the spool: %s", exc)
+        return summary
     try:
         # One deliverer at a time: a manual `send` during a scheduled run waits its turn
         # instead of posting the same spooled reports twice.
-        with exclusive(state.path / "deliver.lock", wait=config.timeout * 2):
-            summary = transport.flush(spool, creds)
+        with _lock(state, config.timeout * 2):
+            summary.update(transport.flush(spool, creds))
+            if direct is not None:
+                if summary["stopped"]:  # the collector cannot be reached now
+                    summary["lost"].append(direct["report_id"])
+                else:
+                    _post_direct(transport, direct, creds, summary)
     except LockBusy as exc:
-        summary = {"delivered": [], "rejected": [], "stopped": "busy",
-                   "message": f"{exc}; the report stays in the spool and goes with the "
-                              "next delivery"}
+        summary.update(stopped="busy", message=f"{exc}; the report stays in the spool and "
+                       "goes with the next delivery")
+        if direct is not None:
+            summary["lost"].append(direct["report_id"])
     finally:
         transport.close()
     fields: dict[str, Any] = {"last_attempt_at": now}
@@ -100,7 +205,7 @@ def flush(config: AgentConfig, state: StateDir, creds: Credentials,
         log.warning("reports kept in the spool for later: %s", summary["message"])
     elif not summary["rejected"]:
         fields["last_error"] = None
-    state.update_status(**fields)
+    record_status(state, **fields)
     if summary["delivered"]:
         log.info("delivered %d report(s) to %s", len(summary["delivered"]),
                  server_for(config, creds))
@@ -109,25 +214,46 @@ def flush(config: AgentConfig, state: StateDir, creds: Credentials,
 
 def send(config: AgentConfig, state: StateDir, force_full: bool = False,
          sleep: Callable[[float], Any] = time.sleep) -> SendResult:
-    """Collect one report, spool it, deliver the spool in order."""
+    """Collect one report, spool it, deliver the spool in order.
+
+    When the spool cannot keep the report (disk full, read-only), the spooled reports
+    are still delivered and the new one is sent directly after them, carrying an
+    `agent.spool_errors` entry; the exit code is then EXIT_SPOOL_FAILED.
+    """
     creds = state.load_credentials()
     if creds is None:
         raise NotEnrolled(f"this agent is not enrolled (no {state.credentials_path}). Run: "
-                          "kiemke-agent enroll --server URL --token TOKEN")
+                          "kiemke-agent enroll --server URL --token=TOKEN")
     kind = choose_kind(config, state, force_full)
     report = collect(config, state, kind)
     spool = open_spool(config, state)
-    spool.put(report)
+    direct = spool_report(config, state, report)
     if kind == "full":
-        state.update_status(last_full_at=report["collected_at"])
+        record_status(state, last_full_at=report["collected_at"])
     report_id = report["report_id"]
-    summary = flush(config, state, creds, sleep)
+    summary = flush(config, state, creds, sleep, direct=direct)
     result = SendResult(EXIT_OK, "", report_id, summary["delivered"], summary["rejected"])
-    if report_id in summary["delivered"]:
+    earlier = len([r for r in summary["delivered"] if r != report_id])
+    if direct is not None:
+        result.exit_code = EXIT_SPOOL_FAILED
+        entry = direct["agent"]["spool_errors"][-1]
+        head = (f"cannot keep report {report_id} in the spool {entry['path']}: "
+                f"{entry['message']}. ")
+        if report_id in summary["delivered"]:
+            what = (f"It was sent directly to {server_for(config, creds)} and accepted"
+                    + (f", after {earlier} spooled earlier" if earlier else "") + ".")
+        elif report_id in summary["rejected"]:
+            what = "It was sent directly and the collector rejected it (see the log)."
+        else:
+            what = (f"It could not be sent directly either ({summary['message']}), so it "
+                    "is LOST" + (f"; {earlier} spooled earlier were delivered" if earlier
+                                 else "") + ".")
+        result.message = f"{head}{what} {disk_advice(state)}"
+    elif report_id in summary["delivered"]:
         result.message = (f"report {report_id} ({kind}) delivered to "
                           f"{server_for(config, creds)}")
-        if len(summary["delivered"]) > 1:
-            result.message += f", with {len(summary['delivered']) - 1} spooled earlier"
+        if earlier:
+            result.message += f", with {earlier} spooled earlier"
     elif report_id in summary["rejected"]:
         result.exit_code = EXIT_REJECTED
         result.message = (f"the collector rejected report {report_id}; it was moved to "
@@ -150,7 +276,7 @@ def enroll(config: AgentConfig, state: StateDir, server: str, token: str,
     identity = IdentityCollector().collect(ctx)
     transport = Transport(config, server, sleep=sleep)
     try:
-        body = transport.enroll(token, identity["machine_id"], identity["hostname"])
+        body = transport.enroll(token, identity["machine_id"], nfc(identity["hostname"]))
     finally:
         transport.close()
     given = body.get("unit")

@@ -3,7 +3,10 @@
 Every probe has a timeout and returns a Probe (never raises for a network failure), so
 the network collector can run them concurrently and report each one. Probes only go
 where the caller says: the agent passes the targets named in its configuration, the
-machine's own gateway and DNS servers, and the collector.
+machine's own gateway (gateway_check) and DNS servers (dns_direct), and the collector.
+Before sending, each probe asks the allow-list (probe_policy.py, KIEMKE_PROBE_ALLOW, set
+by the test session, the demo and the benchmarks); a refused probe sends nothing and
+reports the refusal as its error.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kiemke.agent.probe_policy import ProbeRefused, check_address, check_host, check_resolution
 from kiemke.agent.runner import which
 
 
@@ -66,6 +70,10 @@ def tcp(host: str, port: int, timeout: float, refused_is_reachable: bool = False
     itself answered, which is all a gateway check needs to know.
     """
     target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    try:
+        check_host(host, f"a TCP probe to {target}")
+    except ProbeRefused as exc:
+        return Probe(target, "tcp", False, None, str(exc))
     start = time.perf_counter()
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -83,7 +91,7 @@ def tcp(host: str, port: int, timeout: float, refused_is_reachable: bool = False
 
 def http(url: str, timeout: float, ca_bundle: str | None = None,
          verify_tls: bool = True) -> Probe:
-    """HEAD the URL; any HTTP answer below 500 proves the path works.
+    """HEAD the URL (no body is fetched); any HTTP answer below 500 proves the path works.
 
     5xx is a failure because proxies answer 502/503/504 when they cannot reach the
     target: the answer then proves only that the proxy is up.
@@ -91,6 +99,10 @@ def http(url: str, timeout: float, ca_bundle: str | None = None,
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Probe(url, "http", False, None, "not an http:// or https:// URL")
+    try:
+        check_host(parts.hostname, f"an HTTP probe to {url}")
+    except ProbeRefused as exc:
+        return Probe(url, "http", False, None, str(exc))
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -124,6 +136,10 @@ def http(url: str, timeout: float, ca_bundle: str | None = None,
 
 def icmp(host: str, timeout: float) -> Probe:
     """One echo request through the system ping (raw sockets need privileges)."""
+    try:
+        check_host(host, f"a ping to {host}")
+    except ProbeRefused as exc:
+        return Probe(host, "icmp", False, None, str(exc))
     ping = which("ping", ("/usr/bin", "/bin", "/usr/sbin", "/sbin"))
     if ping is None:
         return Probe(host, "icmp", False, None,
@@ -153,6 +169,10 @@ def resolve_system(name: str, timeout: float) -> Probe:
 
     getaddrinfo has no timeout of its own, so it runs in a daemon thread we stop waiting for.
     """
+    try:
+        check_resolution(name, f"a DNS lookup of {name} through the system resolver")
+    except ProbeRefused as exc:
+        return Probe(name, "dns", False, None, str(exc))
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -170,8 +190,9 @@ def resolve_system(name: str, timeout: float) -> Probe:
         return Probe(name, "dns", False, None,
                      f"the system resolver gave no answer for {name} within {timeout:g} s")
     if "error" in box:
-        exc = box["error"]
-        why = _os_error_text(exc) if isinstance(exc, OSError) else "not a valid host name"
+        failure = box["error"]
+        why = _os_error_text(failure) if isinstance(failure, OSError) \
+            else "not a valid host name"
         return Probe(name, "dns", False, None,
                      f"the system resolver cannot resolve {name}: {why}")
     return Probe(name, "dns", True, _ms(start), answers=box["answers"])
@@ -245,6 +266,10 @@ def query_server(server: str, name: str, timeout: float, port: int = 53) -> Prob
             else socket.AF_INET
     except ValueError:
         return Probe(target, "dns", False, None, f"{server!r} is not an IP address")
+    try:
+        check_address(server, f"a DNS query to {server} port {port}")
+    except ProbeRefused as exc:
+        return Probe(target, "dns", False, None, str(exc))
     qid = random.randrange(0, 65536)
     try:
         query = build_query(name, qid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import unicodedata
 import uuid
 from typing import Any
 
@@ -153,6 +154,23 @@ def trim_periodic(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def nfc(value: Any) -> Any:
+    """Every string in value (keys too) in Unicode NFC, the form the collector stores.
+
+    Host names, user-typed unit names and product names read from Windows or from files
+    may come decomposed (NFD: what Unikey's "Unicode tổ hợp" types); the same name must
+    be one name for the collector, its rules and its metric labels.
+    """
+    if isinstance(value, str):
+        return value if unicodedata.is_normalized("NFC", value) \
+            else unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {nfc(k): nfc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nfc(v) for v in value]
+    return value
+
+
 def build_report(config: AgentConfig, kind: str = "periodic",
                  ctx: Context | None = None) -> dict[str, Any]:
     ctx = ctx or Context(config=config, state_dir=config.state_dir)
@@ -169,7 +187,7 @@ def build_report(config: AgentConfig, kind: str = "periodic",
     report["identity"] = _ensure_identity(sections.get("identity"), ctx)
     if kind == "periodic":
         trim_periodic(report)
-    return report
+    return nfc(report)
 
 
 def encode(report: dict[str, Any]) -> bytes:

@@ -69,6 +69,9 @@ class AgentService:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=timezone.utc)
         self.runs = 0
+        # agent.spool_errors entries the collector has not received yet (kept in memory:
+        # the disk that failed cannot hold them).
+        self.spool_errors: list[dict[str, Any]] = []
 
     def _sleep(self, seconds: float) -> bool:
         """Backoff wait that returns True at once when the agent is stopping."""
@@ -78,7 +81,7 @@ class AgentService:
         creds = self.state.load_credentials()
         if creds is None:
             log.error("not enrolled: reports are kept in the spool. Run kiemke-agent enroll "
-                      "--server URL --token TOKEN")
+                      "--server URL --token=TOKEN")
             return True
         if self.state.status().get("refused_agent_id") == creds.agent_id:
             log.error("the collector refused this agent's credentials (HTTP 401): reports "
@@ -93,12 +96,24 @@ class AgentService:
             try:
                 kind = delivery.choose_kind(self.config, self.state)
                 report = delivery.collect(self.config, self.state, kind)
-                delivery.open_spool(self.config, self.state).put(report)
+                # Spool failures not yet told to the collector ride with this report.
+                delivery.add_spool_errors(report, self.spool_errors)
+                direct = delivery.spool_report(self.config, self.state, report)
                 if kind == "full":
-                    self.state.update_status(last_full_at=report["collected_at"])
+                    delivery.record_status(self.state, last_full_at=report["collected_at"])
                 log.info("collected %s report %s", kind, report["report_id"])
                 self.runs += 1
-                self._flush_locked()
+                if direct is None:
+                    self.spool_errors = []  # in the spool now, which delivers it in time
+                    self._flush_locked()
+                    return
+                summary = self._flush_locked(direct)
+                told = summary is not None and report["report_id"] in (
+                    summary["delivered"] + summary["rejected"])
+                self.spool_errors = [] if told else direct["agent"]["spool_errors"]
+                if not told:
+                    log.error("report %s could not be kept in the spool nor sent: it is "
+                              "lost. %s", report["report_id"], delivery.disk_advice(self.state))
             except Exception:  # noqa: BLE001 - the scheduler must keep running
                 log.exception("report run failed; the next run will try again")
             finally:
@@ -113,15 +128,17 @@ class AgentService:
             except Exception:  # noqa: BLE001
                 log.exception("spool flush failed; the next run will try again")
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, direct: dict[str, Any] | None = None) -> dict[str, Any] | None:
         if self._refused():
-            return
+            return None
         creds = self.state.load_credentials()
         assert creds is not None
-        summary = delivery.flush(self.config, self.state, creds, sleep=self._sleep)
+        summary = delivery.flush(self.config, self.state, creds, sleep=self._sleep,
+                                 direct=direct)
         if summary["stopped"] == UNAUTHORIZED:
-            self.state.update_status(refused_agent_id=creds.agent_id)
+            delivery.record_status(self.state, refused_agent_id=creds.agent_id)
             log.error("%s", summary["message"])
+        return summary
 
     def stop(self, *_: Any) -> None:
         if self.stopping.is_set():

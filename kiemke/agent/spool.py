@@ -128,10 +128,15 @@ class Spool:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        entry = Entry(seq, kind, report_id, path)
+        # The report is safe on disk now; the bookkeeping below must not undo that.
         counters = self.counters()
         counters["last_seq"] = max(seq, counters["last_seq"])
-        write_json(self._counters_path, counters)
-        entry = Entry(seq, kind, report_id, path)
+        try:
+            write_json(self._counters_path, counters)
+        except OSError as exc:
+            log.warning("cannot update %s (%s); the report is spooled all the same",
+                        self._counters_path, exc)
         self.enforce_bounds()
         return entry
 
@@ -150,7 +155,11 @@ class Spool:
                         "report %s collected before the collector could be reached",
                         self.max_reports, self.max_bytes, oldest.report_id)
         if dropped:
-            self._bump(dropped_total=dropped)
+            try:
+                self._bump(dropped_total=dropped)
+            except OSError as exc:
+                log.warning("cannot count the dropped reports in %s: %s",
+                            self._counters_path, exc)
         return dropped
 
     def load(self, entry: Entry) -> dict[str, Any]:
@@ -172,9 +181,12 @@ class Spool:
             os.replace(entry.path, target)
         except FileNotFoundError:
             return target
-        atomic_write(target.with_name(target.name + ".reason.txt"),
-                     (reason.strip() + "\n").encode("utf-8"))
-        self._bump(rejected_total=1)
+        try:  # the move is what matters; the note and the count are best effort
+            atomic_write(target.with_name(target.name + ".reason.txt"),
+                         (reason.strip() + "\n").encode("utf-8"))
+            self._bump(rejected_total=1)
+        except OSError as exc:
+            log.warning("cannot write the reason beside %s: %s", target, exc)
         log.error("the collector rejected report %s: %s (kept in %s)",
                   entry.report_id, reason, target)
         kept = sorted(self.rejected_dir.glob("*.json.gz"))

@@ -4,12 +4,17 @@ Every request has a timeout. Failures that may pass (connection errors, 5xx, 429
 retried a bounded number of times with exponential backoff and full jitter
 (sleep = uniform(0, min(backoff_max, backoff_base * 2**attempt))), honouring
 Retry-After. TLS is verified by default (ca_bundle for a private PKI).
+
+Plain http:// is refused for every request (enrolment, reports) unless the collector is
+on loopback or the operator set `[agent] allow_insecure_http = true` (lab networks):
+the secret and the reports would otherwise cross the network unencrypted. Redirects
+are not followed (a redirect could lead the bearer secret to another host or to http://).
+Every request first asks the allow-list (probe_policy.py), as probes do.
 """
 
 from __future__ import annotations
 
 import gzip
-import ipaddress
 import json
 import logging
 import random
@@ -23,6 +28,13 @@ import requests
 
 import kiemke
 from kiemke.agent.config import AgentConfig
+from kiemke.agent.probe_policy import check_host
+from kiemke.agent.server_url import (  # noqa: F401 - re-exported for callers of transport
+    INSECURE_HINT,
+    InsecureServer,
+    check_server_url,
+    is_loopback_url,
+)
 from kiemke.agent.spool import Spool
 from kiemke.agent.state import Credentials
 
@@ -48,30 +60,6 @@ def backoff_delay(attempt: int, base: float, cap: float,
     """Full jitter: uniform(0, min(cap, base * 2**attempt)), attempt counted from 0."""
     ceiling = min(cap, base * (2 ** min(attempt, 30)))
     return rng(0.0, max(0.0, ceiling))
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_server_url(url: str, insecure: bool = False) -> str:
-    """The URL without a trailing slash; http:// only for loopback or with --insecure."""
-    url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not a collector URL; use the form "
-                         "https://kiemke.example.gov.vn")
-    if parts.scheme == "http" and not insecure and not is_loopback_url(url):
-        raise ValueError(f"{url} uses http://, which would send the enrolment token and "
-                         "reports unencrypted. Use https://, or add --insecure if this "
-                         "network is trusted (test setups only).")
-    return url
 
 
 def _error_text(resp: requests.Response) -> str:
@@ -100,7 +88,8 @@ class Transport:
                  sleep: Callable[[float], Any] = time.sleep,
                  rng: Callable[[float, float], float] = random.uniform) -> None:
         self.config = config
-        self.server = server.rstrip("/")
+        # Every request of this object goes to this URL: checked once, here.
+        self.server = check_server_url(server, insecure=config.allow_insecure_http)
         self.sleep = sleep
         self.rng = rng
         self.session = requests.Session()
@@ -124,12 +113,15 @@ class Transport:
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One call with bounded retries; raises TransportError(RETRY_LATER) at the end."""
         attempts = max(1, int(self.config.retries))
+        host = urlsplit(self.server).hostname or ""
         last = ""
         for attempt in range(attempts):
             delay: float | None = None
+            check_host(host, f"a request to the collector {self.server}")
             try:
                 resp = self.session.request(method, self.server + path,
-                                            timeout=self.config.timeout, **kwargs)
+                                            timeout=self.config.timeout,
+                                            allow_redirects=False, **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise TransportError(RETRY_LATER, f"TLS check of {self.server} failed: "
                                      f"{exc}. Set ca_bundle to your CA file.") from exc
@@ -137,6 +129,12 @@ class Transport:
                 last = f"cannot reach the collector at {self.server}: " \
                        f"{type(exc).__name__}"
             else:
+                if 300 <= resp.status_code < 400:
+                    raise TransportError(RETRY_LATER, (
+                        f"the collector at {self.server} answered HTTP {resp.status_code}, "
+                        f"a redirect to {resp.headers.get('Location', '(no Location)')}; "
+                        "the agent does not follow redirects. Set [agent] server to the "
+                        "collector's own URL."), resp.status_code)
                 if resp.status_code < 500 and resp.status_code != 429:
                     return resp
                 last = _error_text(resp)
@@ -185,7 +183,7 @@ class Transport:
         if resp.status_code == 401:
             return Outcome(UNAUTHORIZED, "the collector no longer accepts this agent's "
                            "credentials: re-enroll with kiemke-agent enroll --server URL "
-                           "--token TOKEN", 401)
+                           "--token=TOKEN", 401)
         return Outcome(REJECTED, _error_text(resp), resp.status_code)
 
     def flush(self, spool: Spool, creds: Credentials) -> dict[str, Any]:

@@ -13,8 +13,16 @@ import uuid
 
 
 def new_secret() -> str:
-    """43 URL-safe characters (no '.'), 256 bits of entropy."""
-    return _secrets.token_urlsafe(32)
+    """43 URL-safe characters (no '.'), 256 bits of entropy, never beginning with '-'.
+
+    One URL-safe token in 64 would begin with '-', and a command line such as
+    `kiemke-agent enroll --token -Xy...` then reads it as an option. Drawing again costs
+    a few bits of the first character only (about 0.02 of 256 bits).
+    """
+    while True:
+        secret = _secrets.token_urlsafe(32)
+        if not secret.startswith("-"):
+            return secret
 
 
 def new_agent_id() -> str:

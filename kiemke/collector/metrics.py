@@ -253,6 +253,7 @@ class _IngestCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self.ingest.received.collect()
         yield from self.ingest.latency.collect()
+        yield from self.ingest.agent_spool_errors.collect()
 
 
 def render_metrics(ext: Kiemke, gzip: bool = False) -> bytes:
@@ -277,6 +278,11 @@ class IngestMetrics:
                                 ["result", "reason"], registry=registry)
         self.latency = Histogram("kiemke_report_ingest_seconds", "Report ingest latency",
                                  buckets=INGEST_BUCKETS, registry=registry)
+        # Reports agents could not keep in their spool (full or read-only disk), as they
+        # say in agent.spool_errors of the next accepted report (docs/report-format.md).
+        self.agent_spool_errors = Counter(
+            "kiemke_agent_spool_errors", "Reports agents could not write to their spool "
+            "(disk full or read-only), as reported by the agents", registry=registry)
 
     def done(self, result: str, seconds: float) -> None:
         self.received.labels(result, result).inc()

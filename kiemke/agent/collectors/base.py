@@ -131,6 +131,8 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     # Sections already collected in this run (identity may use hardware's serial, ...).
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # False for `kiemke-agent collect`: no probe, no packet leaves the machine.
+    network_checks: bool = True
 
 
 class Collector:

@@ -32,6 +32,7 @@ from kiemke.agent.collectors.base import (
     read_platform,
     register,
 )
+from kiemke.agent.probe_policy import resolves_locally
 from kiemke.schema.identifiers import normalize_serial
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,17 @@ def split_fqdn(hostname: str, fqdn: str | None) -> tuple[str | None, str | None]
     return fqdn, domain or None
 
 
+def local_fqdn(hostname: str) -> str | None:
+    """The FQDN without asking DNS: the host name itself when it has a dot, else what the
+    hosts file says (socket.getfqdn answers from it). A name only DNS knows is left out:
+    collecting must not send anything on the network (docs/agent-network-probes.md)."""
+    if "." in hostname:
+        return hostname
+    if resolves_locally(hostname):
+        return socket.getfqdn(hostname)
+    return None
+
+
 @register
 class IdentityCollector(Collector):
     name = "identity"
@@ -160,7 +172,10 @@ def build_identity(ctx: Context, raw: dict[str, Any],
             errors.append({"collector": "identity", "kind": "permission",
                            "message": f"cannot store the machine id in {identity_path}: {exc}"})
     hostname = raw.get("hostname") or socket.gethostname() or "unknown"
-    fqdn, dns_domain = split_fqdn(hostname, raw.get("fqdn") or socket.getfqdn())
+    # Windows: DNSHostName + the AD domain is the FQDN (the primary DNS suffix).
+    domain_fqdn = f"{hostname}.{raw['domain']}" if "." in (raw.get("domain") or "") else None
+    fqdn, dns_domain = split_fqdn(hostname, raw.get("fqdn") or local_fqdn(hostname)
+                                  or domain_fqdn)
     section: dict[str, Any] = {
         "machine_id": machine_id,
         "machine_id_source": source,

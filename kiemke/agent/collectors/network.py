@@ -4,8 +4,10 @@ Plan 000 (Tổng LĐLĐ 452/QĐ-TLĐ) asks that every office has an Internet con
 LAN. The local facts come from the platform modules; the checks (gateway, DNS, Internet,
 collector) run concurrently here, each probe bounded by [network] probe_timeout and the
 whole set by probe_timeout + 1 s, so a machine with everything down still reports quickly.
-Probes go only to what the configuration names, the machine's own gateway and DNS
-servers (which it uses anyway), and the collector. See docs/agent-network-probes.md.
+Probes go only to what the configuration names, the collector, and the machine's own
+gateway and DNS servers only when gateway_check and dns_direct ask for it; every probe
+passes the allow-list of probe_policy.py first. `kiemke-agent collect` runs none
+(Context.network_checks). See docs/agent-network-probes.md.
 
 Run alone for diagnostics: python -m kiemke.agent.collectors.network [--config FILE]
 """
@@ -31,6 +33,7 @@ from kiemke.agent.collectors.base import (
 )
 from kiemke.agent.config import AgentConfig, ConfigError, load_config
 from kiemke.agent.probes import Probe
+from kiemke.agent.server_url import InsecureServer, check_server_url
 
 BUDGET_SLACK = 1.0  # seconds on top of probe_timeout for the whole set of checks
 MAX_DNS_SERVERS_ASKED = 4  # direct DNS queries per run; the report holds 16 probes per check
@@ -148,10 +151,15 @@ def run_checks(config: AgentConfig, gateway: dict[str, Any] | None,
         checks["gateway"] = direct
 
     endpoint = server_endpoint(config.server)
+    insecure = _insecure_problem(config.server, config.allow_insecure_http)
     if not config.check_collector:
         checks["collector"] = _not_run("collector check is off ([network] check_collector)")
     elif endpoint is None:
         checks["collector"] = _not_run("no collector configured ([agent] server)")
+    elif insecure:
+        # The agent will not deliver there, so "reachable" would mislead: say why instead.
+        checks["collector"] = {"ok": False, "latency_ms": None, "error": insecure[:512],
+                               "probes": []}
     else:
         host, port = endpoint
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -198,6 +206,22 @@ def run_checks(config: AgentConfig, gateway: dict[str, Any] | None,
     checks["internet"] = _internet_check(results.get("internet", []), bad_specs,
                                          results.get("collector", []))
     return {k: checks[k] for k in ("gateway", "dns", "internet", "collector")}
+
+
+def _insecure_problem(server: str | None, allow_insecure_http: bool) -> str | None:
+    if not server:
+        return None
+    try:
+        check_server_url(server, insecure=allow_insecure_http)
+    except InsecureServer as exc:
+        return f"reports are not sent to this collector: {exc}"
+    except ValueError:
+        return None  # not a usable URL: server_endpoint() already said so
+    return None
+
+
+NOT_PROBED = ("not checked: `kiemke-agent collect` sends nothing on the network; "
+              "`kiemke-agent send` and `run` check it (or: kiemke-agent collect --probes)")
 
 
 def _dns_check(system: list[Probe], direct: list[Probe]) -> dict[str, Any]:
@@ -255,6 +279,10 @@ class NetworkCollector(Collector):
         except CollectorError as exc:
             # The checks still say whether the network works.
             facts = {"errors": [exc.entry(self.name)]}
+        if not ctx.network_checks:
+            facts["checks"] = {k: _not_run(NOT_PROBED)
+                               for k in ("gateway", "dns", "internet", "collector")}
+            return facts
         facts["checks"] = run_checks(ctx.config, facts.get("default_gateway"),
                                      facts.get("dns_servers") or [])
         return facts

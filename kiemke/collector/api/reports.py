@@ -68,6 +68,8 @@ def post_report():
         raise
     if stored:
         ext.ingest_metrics.done("accepted", time.perf_counter() - started)
+        ext.ingest_metrics.agent_spool_errors.inc(
+            len(report.get("agent", {}).get("spool_errors", ())))
         resp = jsonify({"status": "accepted", "report_id": report["report_id"]})
         resp.status_code = 202
         return resp
