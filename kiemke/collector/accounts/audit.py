@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from kiemke.collector.accounts.roles import Principal, Scope
 from kiemke.collector.db.account_tables import audit_log
@@ -38,7 +38,7 @@ def list_entries(conn: Connection, scope: Scope, *, action: str | None = None,
                  until: datetime | None = None, limit: int = 100, offset: int = 0
                  ) -> tuple[list[dict[str, Any]], int]:
     """(page of entries newest first, total matching) visible in `scope`."""
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     if not scope.everything:
         conds.append(audit_log.c.unit_id.in_(sorted(scope.ids or ())))
     if action:

@@ -120,6 +120,7 @@ def listed(conn: Connection, rule: Rule, result: str, subtree: list[int] | None,
            offset: int) -> tuple[list[dict[str, Any]], int]:
     """Machines (offices, for a unit rule) with `result`, oldest first: the query of
     GET /api/v1/compliance/rules/<id>/failing."""
+    query: Any
     if rule.kind == "unit":
         table = unit_rule_results
         query = (select(table.c.unit_id, units.c.path, table.c.reason, table.c.since)

@@ -119,6 +119,7 @@ def add_waiver_from_form(back: str) -> Any:
         return errors
     principal = web_auth.principal()
     now = utcnow()
+    assert expires is not None and row is not None  # no errors: both were checked
     try:
         with write_transaction(ev.engine) as conn:
             waiver = add_waiver(conn, ev, machine_id=row.machine_id, rule_id=form["rule"],
@@ -163,7 +164,7 @@ def waivers_page() -> Any:
 def _scoped_waivers(conn: Any, scope: Any, state: str, now: dt.datetime
                     ) -> tuple[list[dict[str, Any]], int]:
     items, total = list_waivers(conn, now, state=state, limit=500,
-                                unit_ids=None if scope.everything else sorted(scope.ids))
+                                unit_ids=None if scope.everything else sorted(scope.ids or ()))
     hostnames = dict(conn.execute(select(machines.c.machine_id, machines.c.hostname).where(
         machines.c.machine_id.in_([w["machine_id"] for w in items]))).all()) if items else {}
     for w in items:
@@ -260,7 +261,7 @@ def tokens_page() -> Any:
         uses = form.get("max_uses", "").strip()
         if uses and (not uses.isdigit() or not 1 <= int(uses) <= 100_000):
             errors["max_uses"] = _("A number from 1 to 100000, or empty for no limit.")
-        if not errors:
+        if not errors and unit_id is not None:
             now = utcnow()
             with write_transaction(engine) as conn:
                 token_id, token = create_enrollment_token(
@@ -278,7 +279,7 @@ def tokens_page() -> Any:
                  .join(units, units.c.id == enrollment_tokens.c.unit_id)
                  .order_by(enrollment_tokens.c.id.desc()))
         if not scope.everything:
-            query = query.where(enrollment_tokens.c.unit_id.in_(sorted(scope.ids)))
+            query = query.where(enrollment_tokens.c.unit_id.in_(sorted(scope.ids or ())))
         rows = list(conn.execute(query.limit(500)))
     return render_template("tokens.html", rows=rows, units=mine, errors=errors,
                            values=request.form if errors else {}, created=created,
@@ -310,7 +311,7 @@ def agents_page() -> Any:
         _units, scope = web_auth.units_and_scope(conn)
         conds = [] if show_all else [agents.c.revoked_at.is_(None)]
         if not scope.everything:
-            conds.append(agents.c.unit_id.in_(sorted(scope.ids)))
+            conds.append(agents.c.unit_id.in_(sorted(scope.ids or ())))
         total = conn.execute(select(func.count()).select_from(agents).where(*conds)).scalar()
         rows = list(conn.execute(
             select(agents, units.c.path.label("unit_path"))

@@ -94,8 +94,14 @@ def reports_page(unit_id: int | None = None) -> Any:
         unit = _unit(conn, unit_id)
         choices = _choices(conn)
         if unit is not None and REPORTS_AVAILABLE:
-            from kiemke.collector.reports.figures import ReportError, build_period_report
-            from kiemke.collector.reports.periods import PeriodError, parse_period
+            from kiemke.collector.reports.figures import (  # type: ignore[import-not-found,unused-ignore]
+                ReportError,
+                build_period_report,
+            )
+            from kiemke.collector.reports.periods import (  # type: ignore[import-not-found,unused-ignore]
+                PeriodError,
+                parse_period,
+            )
 
             try:
                 period = parse_period(period_text, today=_today())
@@ -104,7 +110,9 @@ def reports_page(unit_id: int | None = None) -> Any:
             except (PeriodError, ReportError) as exc:
                 errors[exc.field if exc.field in ("period",) else "unit"] = str(exc)
     if report is not None and fmt in DOWNLOADS:
-        from kiemke.collector.reports.render import render_report
+        from kiemke.collector.reports.render import (  # type: ignore[import-not-found,unused-ignore]
+            render_report,
+        )
 
         return _download(render_report(report, fmt), fmt,
                          f"bao-cao-{unit.code or unit.id}-{period_text}")
@@ -125,9 +133,17 @@ def ranking_page(unit_id: int | None = None) -> Any:
         unit = _unit(conn, unit_id)
         choices = _choices(conn)
         if unit is not None and REPORTS_AVAILABLE:
-            from kiemke.collector.reports.figures import ReportError
-            from kiemke.collector.reports.periods import PeriodError, parse_period
-            from kiemke.collector.reports.ranking import build_ranking, load_ranking_config
+            from kiemke.collector.reports.figures import (  # type: ignore[import-not-found,unused-ignore]
+                ReportError,
+            )
+            from kiemke.collector.reports.periods import (  # type: ignore[import-not-found,unused-ignore]
+                PeriodError,
+                parse_period,
+            )
+            from kiemke.collector.reports.ranking import (  # type: ignore[import-not-found,unused-ignore]
+                build_ranking,
+                load_ranking_config,
+            )
 
             try:
                 period = parse_period(period_text, today=_today())
@@ -137,7 +153,9 @@ def ranking_page(unit_id: int | None = None) -> Any:
             except (PeriodError, ReportError) as exc:
                 errors["period" if exc.field == "period" else "unit"] = str(exc)
     if ranking is not None and fmt in DOWNLOADS:
-        from kiemke.collector.reports.render import render_ranking
+        from kiemke.collector.reports.render import (  # type: ignore[import-not-found,unused-ignore]
+            render_ranking,
+        )
 
         return _download(render_ranking(ranking, fmt), fmt,
                          f"xep-hang-{unit.code or unit.id}-{period_text}")

@@ -16,7 +16,8 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, g, redirect, request, url_for
+from flask import abort, current_app, g, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from kiemke.collector.accounts.roles import READ, Principal, Scope, scope_of
 from kiemke.collector.accounts.sessions import Session, load_session, touch_session
@@ -39,7 +40,7 @@ def secure_request() -> bool:
     return request.is_secure or request.headers.get("X-Forwarded-Proto", "") == "https"
 
 
-def set_cookie(resp: Response, name: str, value: str, max_age: int | None = None) -> None:
+def set_cookie(resp: BaseResponse, name: str, value: str, max_age: int | None = None) -> None:
     resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax",
                     secure=secure_request(), path="/")
 

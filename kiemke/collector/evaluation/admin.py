@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from kiemke.collector.assets.store import move_machine as move_depreciation
 from kiemke.collector.db.compliance_tables import waivers
@@ -117,7 +117,7 @@ def list_waivers(conn: Connection, now: datetime, *, machine_id: str | None = No
                  ) -> tuple[list[dict[str, Any]], int]:
     """(page of waivers newest first, total matching); `unit_ids`: only the waivers of
     machines in these units (a scoped caller's subtree)."""
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     if unit_ids is not None:
         conds.append(waivers.c.machine_id.in_(
             select(machines.c.machine_id).where(machines.c.unit_id.in_(unit_ids))))
