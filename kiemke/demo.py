@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -55,10 +56,12 @@ class Demo:
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.admin = ""
+        self.password = ""
 
-    def collector(self, *args: str) -> str:
+    def collector(self, *args: str, stdin: str | None = None) -> str:
         out = subprocess.run([sys.executable, "-m", "kiemke.collector", *args],
-                             env=self.env, capture_output=True, text=True, timeout=120)
+                             env=self.env, capture_output=True, text=True, timeout=120,
+                             input=stdin)
         if out.returncode != 0:
             _fail(f"kiemke-collector {' '.join(args)} failed:\n{out.stderr or out.stdout}")
         return out.stdout.strip()
@@ -144,6 +147,10 @@ check_collector = true
         token = self.collector("tokens", "create", "--unit", district, "--description",
                                "make demo")
         self.admin = self.collector("admin-tokens", "create", "demo")
+        # A console login for this demo only (its database is reset on every run).
+        self.password = secrets.token_urlsafe(9)
+        self.collector("users", "add", "demo", "--role", "admin", "--display-name",
+                       "Quản trị demo", "--password-stdin", stdin=self.password + "\n")
         self.start_collector()
         try:
             self.write_agent_config()
@@ -178,6 +185,7 @@ check_collector = true
             print(line)
         self.compliance(machine_id, machine)
         print("\nURLs")
+        print(f"  web console              {self.url}/   (login: demo / {self.password})")
         print(f"  API (admin token below)  {self.url}/api/v1/machines")
         print(f"  OpenAPI                  {self.url}/api/v1/openapi.json")
         print(f"  Prometheus metrics       {self.url}/metrics")

@@ -55,6 +55,15 @@ def test_demo_reports_this_machine_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
         metrics = requests.get(f"{url}/metrics", timeout=10).text
         assert re.search(r'kiemke_machines\{[^}]*status="active"[^}]*\} 1\.0', metrics)
+        # The printed console login works.
+        console, name, password = re.search(
+            r"web console +(http://127\.0\.0\.1:\d+)/ +\(login: (\S+) / (\S+)\)", out).groups()
+        session = requests.Session()
+        page = session.get(f"{console}/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        home = session.post(f"{console}/login", timeout=10, data={
+            "name": name, "password": password, "csrf_token": csrf})
+        assert home.status_code == 200 and "Liên đoàn Lao động tỉnh Bắc Giang" in home.text
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

@@ -190,7 +190,9 @@ def test_network_without_gateway_and_with_errors() -> None:
     assert f["network.has_gateway"] is False and f["network.networked"] is False
     assert f["network.lan"] is False
     results = evaluate_machine(load_rules([RULES]), f)
-    assert results["av-approved-active"] == ("not_applicable", None)
+    assert results["av-approved-active"] == (
+        "not_applicable", "Không áp dụng cho máy này: quy tắc chỉ xét máy thỏa "
+        "«network.networked»; ở đây network.networked = không")
     broken = make_report(network={"default_gateway": None, "interfaces": [], "checks": {},
                                   "errors": [{"collector": "network", "kind": "failed",
                                               "message": "ip route failed"}]})

@@ -29,6 +29,10 @@ GOOD = {"network.networked": True, "antivirus.approved_active": True, "monitorin
         "hardware.meets_min_spec": True, "network.internet_ok": True, "os.supported": True}
 
 
+NA_VIRTUAL = ("not_applicable", "Không áp dụng cho máy này: quy tắc chỉ xét máy thỏa "
+              "«not hardware.is_virtual»; ở đây hardware.is_virtual = có")
+
+
 def test_all_pass_then_each_result_kind(ruleset) -> None:  # noqa: ANN001
     results = evaluate_machine(ruleset, GOOD)
     assert set(results) == {r.id for r in ruleset.machine_rules}
@@ -39,11 +43,15 @@ def test_all_pass_then_each_result_kind(ruleset) -> None:  # noqa: ANN001
                                                            "chủ dự phòng, miễn đến 2025-12-31"})
     assert results["security-monitoring-running"] == ("exempt",
                                                       "Máy chủ dự phòng, miễn đến 2025-12-31")
-    assert results["equipment-min-spec"] == ("not_applicable", None)
+    # why it is out of scope: the scope and the value that put the machine out of it
+    assert results["equipment-min-spec"] == NA_VIRTUAL
     assert results["os-supported"] == ("unknown", "Thiếu dữ liệu để đánh giá: os.supported")
     # a waiver does not pull an out-of-scope rule into the counts
     results = evaluate_machine(ruleset, facts, exemptions={"equipment-min-spec"})
-    assert results["equipment-min-spec"] == ("not_applicable", None)
+    assert results["equipment-min-spec"] == NA_VIRTUAL
+    english = evaluate_machine(ruleset, facts, lang="en")["equipment-min-spec"]
+    assert english == ("not_applicable", "not applicable to this machine: the rule covers only "
+                       "machines where «not hardware.is_virtual»; here hardware.is_virtual = yes")
     results = evaluate_machine(ruleset, {**GOOD, "monitoring.running": False},
                                exemptions={"security-monitoring-running"}, lang="en")
     assert results["security-monitoring-running"] == ("exempt", "exempt")

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from kiemke.collector import api, metrics
+from kiemke.collector import accounts, api, console, metrics
 from kiemke.collector.assets import store as asset_store
 from kiemke.collector.assets import wiring as assets
 from kiemke.collector.config import CollectorConfig
@@ -57,6 +57,8 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     evaluation.init_app(app)
     assets.init_app(app)
+    accounts.init_app(app)
+    console.init_app(app)
     ext.pipeline = build_pipeline(ext)
 
     evaluation.start(app)

@@ -16,6 +16,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from kiemke import __version__
+from kiemke.collector.accounts import audit
+from kiemke.collector.accounts.cli import add_users_commands, cli_actor
 from kiemke.collector.assets.cli import add_assets_commands
 from kiemke.collector.cli_common import (
     CliError,
@@ -95,6 +97,8 @@ def cmd_db_current(config: CollectorConfig, _args: argparse.Namespace) -> None:
 def cmd_units_add(config: CollectorConfig, args: argparse.Namespace) -> None:
     with write_connection(config) as conn:
         unit = add_unit(conn, args.name, parent=args.parent, code=args.code)
+        audit.record(conn, cli_actor(), "unit.add", f"unit {unit.id}", unit_id=unit.id,
+                     details={"path": unit.path, "code": unit.code})
     print(unit.id)
     say(f"created unit {unit.id}: {unit.path}")
 
@@ -112,6 +116,10 @@ def cmd_tokens_create(config: CollectorConfig, args: argparse.Namespace) -> None
                                                   max_uses=args.max_uses,
                                                   description=args.description)
         unit = find_unit(conn, args.unit)
+        audit.record(conn, cli_actor(), "enrolment_token.add", f"enrolment token {token_id}",
+                     unit_id=unit.id, details={"expires": args.expires,
+                                               "max_uses": args.max_uses,
+                                               "description": args.description})
     print(token)
     limits = [f"expires in {args.expires}" if expires else "no expiry",
               f"{args.max_uses} use(s)" if args.max_uses else "unlimited uses"]
@@ -128,18 +136,22 @@ def cmd_tokens_list(config: CollectorConfig, _args: argparse.Namespace) -> None:
 
 
 def _revoke(config: CollectorConfig, what: str, ident: str,
-            func: Callable[[Connection, Any], bool], numeric: bool = True) -> None:
+            func: Callable[[Connection, Any], bool], numeric: bool = True,
+            action: str = "") -> None:
     if numeric and not ident.isdigit():
         raise CliError(f"{what} ids are numbers; see `kiemke-collector {what}s list`")
     with write_connection(config) as conn:
         done = func(conn, int(ident) if numeric else ident)
+        if done and action:
+            audit.record(conn, cli_actor(), action, f"{what} {ident}")
     if not done:
         raise CliError(f"no active {what} with id {ident}")
     say(f"{what} {ident} revoked")
 
 
 def cmd_tokens_revoke(config: CollectorConfig, args: argparse.Namespace) -> None:
-    _revoke(config, "token", args.id, revoke_enrollment_token)
+    _revoke(config, "token", args.id, revoke_enrollment_token,
+            action="enrolment_token.revoke")
 
 
 def cmd_agents_list(config: CollectorConfig, args: argparse.Namespace) -> None:
@@ -152,12 +164,14 @@ def cmd_agents_list(config: CollectorConfig, args: argparse.Namespace) -> None:
 
 
 def cmd_agents_revoke(config: CollectorConfig, args: argparse.Namespace) -> None:
-    _revoke(config, "agent", args.id, revoke_agent, numeric=False)
+    _revoke(config, "agent", args.id, revoke_agent, numeric=False, action="agent.revoke")
 
 
 def cmd_admin_create(config: CollectorConfig, args: argparse.Namespace) -> None:
     with write_connection(config) as conn:
         token_id, token = create_admin_token(conn, args.name)
+        audit.record(conn, cli_actor(), "token.add", f"api token {token_id} ({args.name})",
+                     details={"role": "admin"})
     print(token)
     say(f"admin token {token_id} ({args.name}); it is shown only now: send it as "
         f"'Authorization: Bearer <token>' to the read APIs")
@@ -171,7 +185,7 @@ def cmd_admin_list(config: CollectorConfig, _args: argparse.Namespace) -> None:
 
 
 def cmd_admin_revoke(config: CollectorConfig, args: argparse.Namespace) -> None:
-    _revoke(config, "admin-token", args.id, revoke_admin_token)
+    _revoke(config, "admin-token", args.id, revoke_admin_token, action="token.revoke")
 
 
 # ---------------------------------------------------------------------------- parser
@@ -229,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(func=with_config(cmd_agents_revoke))
 
-    admin = sub.add_parser("admin-tokens", help="tokens for the read APIs").add_subparsers(
+    admin = sub.add_parser("admin-tokens", help="API tokens that may do everything (read "
+                                                "and write); read-tokens for read-only ones"
+                           ).add_subparsers(
         dest="admin_cmd", required=True)
     p = admin.add_parser("create", help="create an admin token (prints it once)")
     p.add_argument("name")
@@ -245,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rules_commands(sub)
     add_assets_commands(sub)
     add_compliance_commands(sub)
+    add_users_commands(sub)
     return parser
 
 

@@ -38,6 +38,8 @@ def _reason(rule: Rule, result: str, facts: Mapping[str, Any], lang: str) -> str
     if result == UNKNOWN:
         missing = ", ".join(rule.missing_facts(facts)) or "?"
         return _MISSING.get(lang, _MISSING["en"]).format(facts=missing)
+    if result == NOT_APPLICABLE:
+        return rule.render_scope_reason(facts, lang)
     return None
 
 
@@ -61,8 +63,9 @@ def evaluate_machine(ruleset: RuleSet, facts: Mapping[str, Any], *,
 
     `exemptions` holds the ids of rules waived for this machine (or a mapping id ->
     waiver reason). A waived rule that is out of scope stays not_applicable. The
-    reason is set for fail (the rule's template), unknown (the missing facts) and
-    exempt; it is None otherwise.
+    reason is set for fail (the rule's template), unknown (the missing facts),
+    not_applicable (the scope and the values that put the machine out of it) and
+    exempt; it is None for pass.
     """
     results = ruleset.machine_results(facts)
     return _apply(ruleset.machine_rules, results, facts, exemptions, lang)
@@ -83,6 +86,7 @@ class ReasonMemo:
         self._placeholders = [tuple(PLACEHOLDER_RE.findall(
             r.reason.get(lang) or r.reason.get("en") or "")) for r in rules]
         self._memo: dict[tuple[Any, ...], str | None] = {}
+        self._scope_facts = [r.scope_facts for r in rules]
 
     def key(self, index: int, result: str, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         """What the reason of rules[index] for `result` (fail or unknown) depends on:
@@ -92,11 +96,14 @@ class ReasonMemo:
             # A list comprehension: measurably faster than a generator here.
             return (index, result, *[(type(v), tuple(v) if type(v) is list else v)
                                      for v in map(facts.get, self._placeholders[index])])
+        if result == NOT_APPLICABLE:
+            return (index, result, *[(type(v), v) for v in map(
+                facts.get, self._scope_facts[index])])
         return (index, result, *[facts.get(n) is None for n in self.rules[index].facts_used])
 
     def reason(self, index: int, result: str, facts: Mapping[str, Any]) -> str | None:
         """Reason of rules[index] for `result` (not exempt: waivers carry their own)."""
-        if result != FAIL and result != UNKNOWN:
+        if result != FAIL and result != UNKNOWN and result != NOT_APPLICABLE:
             return None
         key = self.key(index, result, facts)
         try:

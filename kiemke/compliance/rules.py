@@ -126,22 +126,38 @@ class Rule:
 
     def render_reason(self, facts: Mapping[str, Any], lang: str = "vi") -> str:
         template = self.reason.get(lang) or self.reason.get("en") or ""
+        return PLACEHOLDER_RE.sub(lambda m: show_value(facts.get(m.group(1)), lang), template)
 
-        def value(m: re.Match[str]) -> str:
-            v = facts.get(m.group(1))
-            if v is None:
-                return "?"
-            if isinstance(v, list):
-                return ", ".join(map(str, v)) or "-"
-            if isinstance(v, bool):
-                return ("có" if v else "không") if lang == "vi" else ("yes" if v else "no")
-            if isinstance(v, dt.date):
-                return v.isoformat()
-            if isinstance(v, float):
-                return f"{v:g}"
-            return str(v)
+    @property
+    def scope_facts(self) -> tuple[str, ...]:
+        return tuple(expr.fact_names(self.scope_node)) if self.scope_node is not None else ()
 
-        return PLACEHOLDER_RE.sub(value, template)
+    def render_scope_reason(self, facts: Mapping[str, Any], lang: str = "vi") -> str:
+        """Why the rule is not_applicable: its scope, and the values that put it out."""
+        here = "; ".join(f"{name} = {show_value(facts.get(name), lang)}"
+                         for name in self.scope_facts)
+        if lang == "vi":
+            what = "đơn vị" if self.kind == "unit" else "máy"
+            return (f"Không áp dụng cho {what} này: quy tắc chỉ xét {what} thỏa «{self.scope}»; "
+                    f"ở đây {here}")
+        what, this = ("units", "unit") if self.kind == "unit" else ("machines", "machine")
+        return (f"not applicable to this {this}: the rule covers only {what} where "
+                f"«{self.scope}»; here {here}")
+
+
+def show_value(v: Any, lang: str) -> str:
+    """A fact value in a reason text."""
+    if v is None:
+        return "?"
+    if isinstance(v, list):
+        return ", ".join(map(str, v)) or "-"
+    if isinstance(v, bool):
+        return ("có" if v else "không") if lang == "vi" else ("yes" if v else "no")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
 
 
 def compile_rules(rules: list[Rule]) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:

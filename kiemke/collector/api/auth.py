@@ -1,16 +1,12 @@
-"""Bearer authentication: agents (<agent_id>.<secret>) and admin tokens."""
+"""Bearer authentication of agents (<agent_id>.<secret>). API tokens (admin and
+read-only, with their unit scope) are checked by kiemke.collector.accounts.auth."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 from flask import current_app, request
 
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.credentials import matches
-from kiemke.collector.enrollment import admin_token_valid
 from kiemke.collector.ingest import AgentCredential, load_agent
 
 
@@ -39,18 +35,3 @@ def authenticate_agent() -> AgentCredential:
                        "this agent's credential was revoked (re-enrolled elsewhere or by an "
                        "administrator); enrol the agent again with a new enrolment token")
     return agent
-
-
-def require_admin(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        token = bearer_token()
-        with current_app.extensions["kiemke"].engine.connect() as conn:
-            ok = admin_token_valid(conn, token)
-        if not ok:
-            raise ApiError(401, "invalid_credentials", "Authorization",
-                           "this admin token is not valid or was revoked; create one with "
-                           "`kiemke-collector admin-tokens create NAME`")
-        return view(*args, **kwargs)
-
-    return wrapper

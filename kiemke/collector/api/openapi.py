@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from kiemke import __version__
+from kiemke.collector.accounts.api import openapi_extend as audit_openapi
 from kiemke.collector.assets.openapi import paths as asset_paths
 from kiemke.collector.evaluation import openapi as evaluation_openapi
 from kiemke.schema import load_schema
@@ -168,4 +169,5 @@ def build_document() -> dict[str, Any]:
 def openapi_json():
     document = build_document()
     evaluation_openapi.extend(document)  # compliance, units, waivers
+    audit_openapi(document)  # GET /api/v1/audit (kiemke/collector/accounts/api.py)
     return jsonify(document)

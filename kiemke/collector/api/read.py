@@ -1,4 +1,5 @@
-"""Read APIs (admin token): units, machines (keyset-paginated), one machine's report."""
+"""Read APIs (any API token; a read-only token sees its unit subtree only): units,
+machines (keyset-paginated), one machine's report."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import func, select
 
-from kiemke.collector.api.auth import require_admin
+from kiemke.collector.accounts import auth
+from kiemke.collector.accounts.roles import READ
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.api.params import limit_param
 from kiemke.collector.db.tables import machines, units
@@ -36,11 +38,12 @@ def _machine_summary(row: Any, now: datetime) -> dict[str, Any]:
 
 
 @bp.get("/api/v1/units")
-@require_admin
+@auth.require(READ)
 def list_units():
     with current_app.extensions["kiemke"].engine.connect() as conn:
         rows = all_units(conn)
-    return jsonify({"items": [u.as_dict() for u in rows]})
+        visible = auth.scope(conn, rows)
+    return jsonify({"items": [u.as_dict() for u in rows if visible.contains(u.id)]})
 
 
 _COLUMNS = (machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
@@ -50,7 +53,7 @@ _COLUMNS = (machines.c.machine_id, machines.c.hostname, machines.c.unit_id,
 
 
 @bp.get("/api/v1/machines")
-@require_admin
+@auth.require(READ)
 def list_machines():
     """Ordered by machine_id; `cursor` is the last machine_id of the previous page."""
     limit = limit_param()
@@ -66,11 +69,14 @@ def list_machines():
     now = utcnow()
     with ext.engine.connect() as conn:
         unit_ref = request.args.get("unit")
+        unit = None
         if unit_ref:
             try:
                 unit = find_unit(conn, unit_ref)
             except UnitError as exc:
                 raise ApiError(400, "invalid_parameter", "unit", str(exc)) from None
+        unit = auth.scoped_unit(conn, unit)
+        if unit is not None:
             query = query.where(machines.c.unit_id.in_(subtree_ids(all_units(conn), unit.id)))
         rows = list(conn.execute(query.order_by(machines.c.machine_id).limit(limit + 1)))
     more = len(rows) > limit
@@ -80,7 +86,7 @@ def list_machines():
 
 
 @bp.get("/api/v1/machines/<machine_id>")
-@require_admin
+@auth.require(READ)
 def get_machine(machine_id: str):
     ext = current_app.extensions["kiemke"]
     with ext.engine.connect() as conn:
@@ -90,6 +96,7 @@ def get_machine(machine_id: str):
         if row is None:
             raise ApiError(404, "not_found", "machine_id",
                            f"no machine {machine_id!r} has reported to this collector")
+        auth.check_unit(conn, row.unit_id, "machine_id")
         results = machine_results(conn, machine_id)
     return jsonify({**_machine_summary(row, utcnow()), "report": row.report, "facts": row.facts,
                     "results": results})

@@ -1,4 +1,5 @@
-"""Units over HTTP (admin token): create, show, rename and move.
+"""Units over HTTP: show (any API token, within its scope); create, rename and move
+(admin token, recorded in the audit log).
 
 A change to the tree re-evaluates the unit rules of the units it touched (levels and
 machines per unit change what those rules see), in the same transaction.
@@ -12,7 +13,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 
-from kiemke.collector.api.auth import require_admin
+from kiemke.collector.accounts import audit, auth
+from kiemke.collector.accounts.roles import READ, UNITS
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.api.params import json_object
 from kiemke.collector.db.compliance_tables import unit_rule_results
@@ -37,7 +39,7 @@ bp = Blueprint("units", __name__)
 
 
 @bp.post("/api/v1/units")
-@require_admin
+@auth.require(UNITS)
 def create_unit():
     body = json_object()
     name = body.get("name")
@@ -50,7 +52,11 @@ def create_unit():
     try:
         with write_transaction(ev.engine) as conn:
             unit = add_unit(conn, name, parent=body.get("parent"), code=body.get("code"))
+            if not auth.scope(conn).everything:
+                auth.check_unit(conn, unit.parent_id, "parent")
             ev.evaluate_units(conn, [unit.id], utcnow())
+            audit.record(conn, auth.principal(), "unit.add", f"unit {unit.id}",
+                         unit_id=unit.id, details={"path": unit.path, "code": unit.code})
     except UnitError as exc:
         if "already" in str(exc):
             raise ApiError(409, "conflict", "code" if "code" in str(exc) else "name",
@@ -70,13 +76,14 @@ def _unit_or_404(conn: Any, unit_id: int) -> Unit:
 
 
 @bp.get("/api/v1/units/<int:unit_id>")
-@require_admin
+@auth.require(READ)
 def show_unit(unit_id: int):
     ev = evaluator()
     now = utcnow()
     with ev.engine.connect() as conn:
         unit = _unit_or_404(conn, unit_id)
         units_ = all_units(conn)
+        auth.check_unit(conn, unit.id, "unit_id")
         cutoff = now - ev.config.stale_after
         tree = subtree_ids(units_, unit.id)
         direct: dict[int, int] = dict(conn.execute(select(machines.c.unit_id, func.count())
@@ -99,7 +106,7 @@ def show_unit(unit_id: int):
 
 
 @bp.patch("/api/v1/units/<int:unit_id>")
-@require_admin
+@auth.require(UNITS)
 def patch_unit(unit_id: int):
     """{"name": new name} renames; {"parent": id|code|path|null} moves (null = top)."""
     body = json_object()
@@ -114,10 +121,21 @@ def patch_unit(unit_id: int):
     try:
         with write_transaction(ev.engine) as conn:
             unit = _unit_or_404(conn, unit_id)
+            auth.check_unit(conn, unit.id, "unit_id")
+            before = unit
             if "parent" in body:
                 unit = move_unit(conn, unit.id, body["parent"])
+                audit.record(conn, auth.principal(), "unit.move", f"unit {unit.id}",
+                             unit_id=unit.id, now=now,
+                             details={"from_parent_id": before.parent_id,
+                                      "to_parent_id": unit.parent_id, "path": unit.path})
             if "name" in body:
-                unit = rename_unit(conn, unit.id, body["name"])
+                renamed = rename_unit(conn, unit.id, body["name"])
+                if renamed.name != unit.name:
+                    audit.record(conn, auth.principal(), "unit.rename", f"unit {unit.id}",
+                                 unit_id=unit.id, now=now,
+                                 details={"from": unit.name, "to": renamed.name})
+                unit = renamed
             # Levels changed: rules scoped by level apply differently now.
             ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
     except UnitConflict as exc:

@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import Connection, select
 
-from kiemke.collector.api.auth import require_admin
+from kiemke.collector.accounts import auth
+from kiemke.collector.accounts.roles import READ
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.api.params import bool_param, limit_param
 from kiemke.collector.assets import depreciation as dep
@@ -27,14 +28,16 @@ def _state() -> AssetsState:
 
 
 def _unit_param(conn: Connection) -> tuple[Unit | None, list[Unit]]:
+    """The unit asked for (or the caller's own scope unit), checked against the scope."""
     units_ = all_units(conn)
     ref = request.args.get("unit")
-    if not ref:
-        return None, units_
-    try:
-        return find_unit(conn, ref), units_
-    except UnitError as exc:
-        raise ApiError(400, "invalid_parameter", "unit", str(exc)) from None
+    unit = None
+    if ref:
+        try:
+            unit = find_unit(conn, ref)
+        except UnitError as exc:
+            raise ApiError(400, "invalid_parameter", "unit", str(exc)) from None
+    return auth.scoped_unit(conn, unit, units_), units_
 
 
 def _machine_view(row: Any) -> dict[str, Any]:
@@ -43,7 +46,7 @@ def _machine_view(row: Any) -> dict[str, Any]:
 
 
 @bp.get("/api/v1/assets")
-@require_admin
+@auth.require(READ)
 def list_assets():
     """The register as last imported, with the machine each row matched; by line number."""
     limit = limit_param()
@@ -132,7 +135,7 @@ def _figures(agg: dep.Aggregates, ids: set[int]) -> dict[str, Any]:
 
 
 @bp.get("/api/v1/depreciation")
-@require_admin
+@auth.require(READ)
 def depreciation_summary():
     """Status counts, replacement forecast per year and ages for a unit (with its
     descendants) and for each of its children; without `unit`, for everything and each root."""
@@ -161,7 +164,7 @@ def depreciation_summary():
 
 
 @bp.get("/api/v1/depreciation/machines")
-@require_admin
+@auth.require(READ)
 def depreciation_machines():
     """Per machine: age, book value, fully-depreciated date, status; keyset by machine_id."""
     state = _state()

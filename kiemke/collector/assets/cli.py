@@ -37,7 +37,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     config = command_config(args)
     with open_engine(config) as engine:
         try:
-            summary = import_register(engine, config, args.file, dry_run=args.dry_run)
+            from kiemke.collector.accounts.cli import cli_actor
+
+            summary = import_register(engine, config, args.file, dry_run=args.dry_run,
+                                      actor=cli_actor())
         except RegisterError as exc:
             for problem in exc.problems:
                 say(str(problem))

@@ -9,12 +9,15 @@ register entry changed, so `asset.*` and `depreciation.*` facts follow at once.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from kiemke.collector.accounts import audit
+from kiemke.collector.accounts.roles import Principal
 from kiemke.collector.assets import store
 from kiemke.collector.assets.csv_import import read_register
 from kiemke.collector.assets.state import load_depreciation
@@ -69,8 +72,8 @@ def _refresh(engine: Engine, config: CollectorConfig, change: Any, now: dt.datet
 
 
 def import_register(engine: Engine, config: CollectorConfig, path: str | Path, *,
-                    now: dt.datetime | None = None, dry_run: bool = False
-                    ) -> store.ImportSummary:
+                    now: dt.datetime | None = None, dry_run: bool = False,
+                    actor: Principal | None = None) -> store.ImportSummary:
     """Replace the register with the file; RegisterError (nothing changed) when any row is bad."""
     now = now or utcnow()
     dep_config = load_depreciation(config.rules_dir)
@@ -78,9 +81,18 @@ def import_register(engine: Engine, config: CollectorConfig, path: str | Path, *
         units_ = all_units(conn)
     rows, data = read_register(path, dep_config.categories, units_,
                                today=now.astimezone(dt.timezone.utc).date())
-    return _refresh(engine, config, lambda conn: store.replace_register(
-        conn, rows, file_name=Path(path).name, data=data, config=dep_config, now=now),
-        now, dry_run)
+
+    def change(conn: Connection) -> store.ImportSummary:
+        summary = store.replace_register(conn, rows, file_name=Path(path).name, data=data,
+                                         config=dep_config, now=now)
+        if actor is not None:  # the audit log names who replaced the register
+            audit.record(conn, actor, "assets.import", f"asset register {Path(path).name}",
+                         now=now, details={"rows": summary.rows,
+                                           "matched": summary.matched_total,
+                                           "sha256": hashlib.sha256(data).hexdigest()})
+        return summary
+
+    return _refresh(engine, config, change, now, dry_run)
 
 
 def recompute(engine: Engine, config: CollectorConfig, *, now: dt.datetime | None = None

@@ -4,6 +4,7 @@
 # Alembic and create_all see one schema.
 from kiemke.collector import changes  # noqa: F401  (change_versions)
 from kiemke.collector.db import (
+    account_tables,  # noqa: F401
     asset_tables,  # noqa: F401
     compliance_tables,  # noqa: F401
 )

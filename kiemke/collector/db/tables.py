@@ -109,4 +109,9 @@ admin_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # Migration 0009: API tokens carry a role and a unit scope like people do;
+    # tokens made before it are admin tokens over everything. No foreign key on unit_id:
+    # SQLite cannot add one to an existing table (units are never deleted anyway).
+    Column("role", String(16), nullable=False, server_default="admin"),
+    Column("unit_id", Integer, nullable=True),
 )

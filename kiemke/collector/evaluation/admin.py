@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from kiemke.collector.assets.store import move_machine as move_depreciation
 from kiemke.collector.db.compliance_tables import waivers
@@ -99,11 +99,28 @@ def revoke_waiver(conn: Connection, evaluator: Evaluator, waiver_id: int, now: d
     return waiver_dict(conn.execute(select(waivers).where(waivers.c.id == waiver_id)).one(), now)
 
 
+def revoke_target(conn: Connection, waiver_id: int) -> Any:
+    """The waiver with its machine's unit (for scope checks and the audit log)."""
+    row = conn.execute(select(waivers.c.id, waivers.c.revoked_at, machines.c.unit_id)
+                       .select_from(waivers.outerjoin(
+                           machines, machines.c.machine_id == waivers.c.machine_id))
+                       .where(waivers.c.id == waiver_id)).first()
+    if row is None:
+        raise AdminError("id", f"no waiver with id {waiver_id}; see `kiemke-collector waivers "
+                               f"list`", 404)
+    return row
+
+
 def list_waivers(conn: Connection, now: datetime, *, machine_id: str | None = None,
                  rule_id: str | None = None, state: str | None = None, limit: int = 100,
-                 offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """(page of waivers newest first, total matching)."""
-    conds = []
+                 offset: int = 0, unit_ids: list[int] | None = None
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """(page of waivers newest first, total matching); `unit_ids`: only the waivers of
+    machines in these units (a scoped caller's subtree)."""
+    conds: list[ColumnElement[bool]] = []
+    if unit_ids is not None:
+        conds.append(waivers.c.machine_id.in_(
+            select(machines.c.machine_id).where(machines.c.unit_id.in_(unit_ids))))
     if machine_id:
         conds.append(waivers.c.machine_id == machine_id)
     if rule_id:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import Select, func, select
 
-from kiemke.collector.api.auth import require_admin
+from kiemke.collector.accounts import audit, auth
+from kiemke.collector.accounts.roles import MOVE_MACHINES, READ, WAIVERS
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.api.params import json_object, page_params
 from kiemke.collector.db.compliance_tables import rule_results, unit_rule_results
@@ -27,6 +28,7 @@ from kiemke.collector.evaluation.admin import (
     list_waivers,
     machine_row,
     move_machine,
+    revoke_target,
     revoke_waiver,
 )
 from kiemke.collector.evaluation.evaluator import Evaluator
@@ -93,7 +95,8 @@ def _figure(figures: Figures, unit_ids: list[int], rule: Rule) -> dict[str, Any]
 
 def _scope(conn: Any, units_: list[Unit]) -> tuple[Unit | None, list[int], list[Unit]]:
     """(the unit asked for, ids summed for it, its children)."""
-    unit = _unit_arg(conn, units_)
+    # Without a unit: the caller's own scope (everything for an unscoped token).
+    unit = auth.scoped_unit(conn, _unit_arg(conn, units_), units_)
     if unit is None:
         roots = [u for u in units_ if u.parent_id is None]
         return None, [u.id for u in roots], roots
@@ -117,7 +120,7 @@ def _filtered_rules() -> list[Rule]:
 
 
 @bp.get("/api/v1/compliance")
-@require_admin
+@auth.require(READ)
 def compliance():
     ev = evaluator()
     limit, offset = page_params()
@@ -138,7 +141,7 @@ def compliance():
 
 
 @bp.get("/api/v1/compliance/rules/<rule_id>")
-@require_admin
+@auth.require(READ)
 def compliance_rule(rule_id: str):
     ev = evaluator()
     rule = _rule(rule_id)
@@ -156,7 +159,7 @@ def compliance_rule(rule_id: str):
 
 
 @bp.get("/api/v1/compliance/rules/<rule_id>/failing")
-@require_admin
+@auth.require(READ)
 def compliance_failing(rule_id: str):
     """Machines (units, for a unit rule) with a result, by default fail, oldest first."""
     ev = evaluator()
@@ -170,7 +173,7 @@ def compliance_failing(rule_id: str):
     now = utcnow()
     with ev.engine.connect() as conn:
         units_ = all_units(conn)
-        unit = _unit_arg(conn, units_)
+        unit = auth.scoped_unit(conn, _unit_arg(conn, units_), units_)
         scope = subtree_ids(units_, unit.id) if unit else None
         query: Select[Unpack[tuple[Any, ...]]]
         if rule.kind == "unit":
@@ -227,7 +230,7 @@ def machine_results(conn: Any, machine_id: str) -> list[dict[str, Any]]:
 
 
 @bp.get("/api/v1/machines/<machine_id>/results")
-@require_admin
+@auth.require(READ)
 def get_machine_results(machine_id: str):
     ev = evaluator()
     with ev.engine.connect() as conn:
@@ -235,6 +238,7 @@ def get_machine_results(machine_id: str):
             row = machine_row(conn, machine_id)
         except AdminError as exc:
             raise ApiError(exc.status, "not_found", exc.field, str(exc)) from None
+        auth.check_unit(conn, row.unit_id, "machine_id")
         facts = conn.execute(select(machines.c.facts)
                              .where(machines.c.machine_id == machine_id)).scalar()
         results = machine_results(conn, machine_id)
@@ -252,7 +256,7 @@ def _admin_error(exc: AdminError | UnitError) -> ApiError:
 
 
 @bp.patch("/api/v1/machines/<machine_id>")
-@require_admin
+@auth.require(MOVE_MACHINES)
 def patch_machine(machine_id: str):
     body = json_object()
     if set(body) - {"unit"} or "unit" not in body:
@@ -262,7 +266,14 @@ def patch_machine(machine_id: str):
     now = utcnow()
     try:
         with write_transaction(ev.engine) as conn:
+            before = machine_row(conn, machine_id)
+            auth.check_unit(conn, before.unit_id, "machine_id")
             unit = move_machine(conn, ev, machine_id, body["unit"], now)
+            auth.check_unit(conn, unit.id)  # a scoped caller moves within its subtree only
+            audit.record(conn, auth.principal(), "machine.move", f"machine {machine_id}",
+                         unit_id=unit.id, now=now,
+                         details={"hostname": before.hostname, "from_unit_id": before.unit_id,
+                                  "to_unit_id": unit.id, "to_unit": unit.path})
     except (AdminError, UnitError) as exc:
         raise _admin_error(exc) from None
     return jsonify({"machine_id": machine_id, "unit": unit_ref(unit)})
@@ -271,7 +282,7 @@ def patch_machine(machine_id: str):
 # ------------------------------------------------------------------------------ waivers
 
 @bp.get("/api/v1/waivers")
-@require_admin
+@auth.require(READ)
 def get_waivers():
     ev = evaluator()
     limit, offset = page_params()
@@ -280,7 +291,7 @@ def get_waivers():
             items, total = list_waivers(conn, utcnow(), machine_id=request.args.get("machine"),
                                         rule_id=request.args.get("rule"),
                                         state=request.args.get("state"), limit=limit,
-                                        offset=offset)
+                                        offset=offset, unit_ids=auth.scope_ids(conn))
     except AdminError as exc:
         raise _admin_error(exc) from None
     return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
@@ -298,19 +309,31 @@ def _expiry(value: Any) -> datetime:
 
 
 @bp.post("/api/v1/waivers")
-@require_admin
+@auth.require(WAIVERS)
 def post_waiver():
     body = json_object()
-    for key in ("machine_id", "rule", "reason", "author"):
+    for key in ("machine_id", "rule", "reason"):
         if not isinstance(body.get(key), str) or not body[key].strip():
             raise ApiError(400, "invalid_field", key, f"'{key}' is required (text)")
     expires_at = _expiry(body.get("expires_at"))
     ev = evaluator()
+    principal = auth.principal()
+    now = utcnow()
     try:
         with write_transaction(ev.engine) as conn:
+            machine_unit = machine_row(conn, body["machine_id"]).unit_id
+            auth.check_unit(conn, machine_unit, "machine_id")
+            # The author is who authenticated (the token's name), never free text; an
+            # `author` in the body (older clients) is kept in the audit entry only.
             waiver = add_waiver(conn, ev, machine_id=body["machine_id"], rule_id=body["rule"],
-                                reason=body["reason"], author=body["author"],
-                                expires_at=expires_at, now=utcnow())
+                                reason=body["reason"], author=principal.label,
+                                expires_at=expires_at, now=now)
+            audit.record(conn, principal, "waiver.add", f"waiver {waiver['id']}",
+                         unit_id=machine_unit, now=now,
+                         details={"machine_id": body["machine_id"], "rule": body["rule"],
+                                  "reason": waiver["reason"], "expires_at": waiver["expires_at"],
+                                  **({"author_given": str(body["author"])[:255]}
+                                     if body.get("author") else {})})
     except AdminError as exc:
         raise _admin_error(exc) from None
     resp = jsonify(waiver)
@@ -319,12 +342,19 @@ def post_waiver():
 
 
 @bp.delete("/api/v1/waivers/<int:waiver_id>")
-@require_admin
+@auth.require(WAIVERS)
 def delete_waiver(waiver_id: int):
     ev = evaluator()
+    now = utcnow()
     try:
         with write_transaction(ev.engine) as conn:
-            waiver = revoke_waiver(conn, ev, waiver_id, utcnow())
+            before = revoke_target(conn, waiver_id)
+            auth.check_unit(conn, before.unit_id, "id")
+            waiver = revoke_waiver(conn, ev, waiver_id, now)
+            if before.revoked_at is None:
+                audit.record(conn, auth.principal(), "waiver.revoke", f"waiver {waiver_id}",
+                             unit_id=before.unit_id, now=now,
+                             details={"machine_id": waiver["machine_id"], "rule": waiver["rule"]})
     except AdminError as exc:
         raise _admin_error(exc) from None
     return jsonify(waiver)

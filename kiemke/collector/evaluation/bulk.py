@@ -74,8 +74,8 @@ class BulkEvaluator:
         self.order = sorted(range(len(rules)), key=lambda i: rules[i].id)
         self.ids = [r.id for r in rules]
         # Parts of results without a reason, per rule position; the others by ReasonMemo key.
-        self._plain = [{res: result_part(r.id, res, None) for res in (PASS, NOT_APPLICABLE)}
-                       for r in rules]
+        # (not_applicable has a reason: the scope that puts the machine out.)
+        self._plain = [{PASS: result_part(r.id, PASS, None)} for r in rules]
         self._parts: dict[tuple[Any, ...], str] = {}
         self._no_reasons: dict[tuple[str, ...], str] = {}
         self._digests: dict[tuple[int, str], str] = {}
@@ -89,7 +89,7 @@ class BulkEvaluator:
 
     def signature(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
         """The machine's results as digest.signature joins them (unit id apart)."""
-        if FAIL not in results and UNKNOWN not in results:
+        if FAIL not in results and UNKNOWN not in results and NOT_APPLICABLE not in results:
             # No reason to render: the string depends on the results alone.
             sig = self._no_reasons.get(results)
             if sig is None:
@@ -113,7 +113,7 @@ class BulkEvaluator:
         for i in self.order:
             result = results[i]
             part = plain[i].get(result)
-            if part is None:  # fail or unknown: the text depends on a few facts
+            if part is None:  # fail, unknown, n/a: the text depends on a few facts
                 key = key_of(i, result, facts)
                 try:
                     part = parts.get(key)

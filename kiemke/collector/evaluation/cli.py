@@ -15,10 +15,19 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
+from kiemke.collector.accounts import audit
+from kiemke.collector.accounts.cli import cli_actor
 from kiemke.collector.cli_common import command_config, open_engine, print_table, say
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
-from kiemke.collector.evaluation.admin import add_waiver, list_waivers, move_machine, revoke_waiver
+from kiemke.collector.evaluation.admin import (
+    add_waiver,
+    list_waivers,
+    machine_row,
+    move_machine,
+    revoke_target,
+    revoke_waiver,
+)
 from kiemke.collector.evaluation.figures import compute, summary
 from kiemke.collector.timeutil import iso_z, utcnow
 from kiemke.collector.units import all_units, find_unit, move_unit, rename_unit, subtree_ids
@@ -60,8 +69,11 @@ def _run(args: argparse.Namespace, action: Any) -> int:
 
 def cmd_units_rename(args: argparse.Namespace) -> int:
     def action(conn: Any, ev: Any, now: datetime) -> None:
+        old = find_unit(conn, args.unit)
         unit = rename_unit(conn, args.unit, args.name)
         ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
+        audit.record(conn, cli_actor(), "unit.rename", f"unit {unit.id}", unit_id=unit.id,
+                     now=now, details={"from": old.name, "to": unit.name})
         say(f"unit {unit.id} is now {unit.path}")
 
     return _run(args, action)
@@ -72,8 +84,12 @@ def cmd_units_move(args: argparse.Namespace) -> int:
         raise ValueError("give --parent UNIT, or --top to make it a root unit")
 
     def action(conn: Any, ev: Any, now: datetime) -> None:
+        old = find_unit(conn, args.unit)
         unit = move_unit(conn, args.unit, None if args.top else args.parent)
         ev.evaluate_units(conn, subtree_ids(all_units(conn), unit.id), now)
+        audit.record(conn, cli_actor(), "unit.move", f"unit {unit.id}", unit_id=unit.id,
+                     now=now, details={"from_parent_id": old.parent_id,
+                                       "to_parent_id": unit.parent_id, "path": unit.path})
         say(f"unit {unit.id} is now {unit.path} (level {unit.level})")
 
     return _run(args, action)
@@ -115,7 +131,12 @@ def cmd_units_show(args: argparse.Namespace) -> int:
 
 def cmd_machines_move(args: argparse.Namespace) -> int:
     def action(conn: Any, ev: Any, now: datetime) -> None:
+        before = machine_row(conn, args.machine)
         unit = move_machine(conn, ev, args.machine, args.unit, now)
+        audit.record(conn, cli_actor(), "machine.move", f"machine {args.machine}",
+                     unit_id=unit.id, now=now,
+                     details={"hostname": before.hostname, "from_unit_id": before.unit_id,
+                              "to_unit_id": unit.id, "to_unit": unit.path})
         say(f"machine {args.machine} now belongs to {unit.path}")
 
     return _run(args, action)
@@ -125,9 +146,18 @@ def cmd_waivers_add(args: argparse.Namespace) -> int:
     expires = _parse_expiry(args.expires)
 
     def action(conn: Any, ev: Any, now: datetime) -> None:
+        actor = cli_actor()
+        # The author is who grants it: --author names the person at the server's console,
+        # else the login running the command.
+        author = args.author or actor.label
         waiver = add_waiver(conn, ev, machine_id=args.machine, rule_id=args.rule,
-                            reason=args.reason, author=args.author, expires_at=expires,
+                            reason=args.reason, author=author, expires_at=expires,
                             now=now)
+        audit.record(conn, actor, "waiver.add", f"waiver {waiver['id']}",
+                     unit_id=machine_row(conn, args.machine).unit_id, now=now,
+                     details={"machine_id": args.machine, "rule": args.rule,
+                              "reason": waiver["reason"], "author": author,
+                              "expires_at": waiver["expires_at"]})
         print(waiver["id"])
         say(f"waiver {waiver['id']}: {args.machine} exempt from {args.rule} until "
             f"{waiver['expires_at']}")
@@ -156,7 +186,12 @@ def cmd_waivers_revoke(args: argparse.Namespace) -> int:
         raise ValueError("waiver ids are numbers; see `kiemke-collector waivers list`")
 
     def action(conn: Any, ev: Any, now: datetime) -> None:
+        before = revoke_target(conn, int(args.id))
         waiver = revoke_waiver(conn, ev, int(args.id), now)
+        if before.revoked_at is None:
+            audit.record(conn, cli_actor(), "waiver.revoke", f"waiver {args.id}",
+                         unit_id=before.unit_id, now=now,
+                         details={"machine_id": waiver["machine_id"], "rule": waiver["rule"]})
         say(f"waiver {waiver['id']} revoked ({waiver['machine_id']}, {waiver['rule']})")
 
     return _run(args, action)
@@ -221,7 +256,7 @@ def add_compliance_commands(sub: Any) -> None:
     p.add_argument("--machine", required=True, help="machine id")
     p.add_argument("--rule", required=True, help="rule id, e.g. av-approved-active")
     p.add_argument("--reason", required=True)
-    p.add_argument("--author", required=True, help="who grants it")
+    p.add_argument("--author", help="who grants it (default: cli:<your login>)")
     p.add_argument("--expires", required=True, help="date (UTC midnight) or ISO time")
     p.set_defaults(func=cmd_waivers_add)
     p = waivers.add_parser("list", help="list waivers")
