@@ -57,7 +57,7 @@ def test_win10_cim_json_joined_with_adapters() -> None:
     adapters = cim("win10-intel-pro1000", "Win32_NetworkAdapter")
     ifaces = win_network.interfaces(configs, adapters)
     assert ifaces == [{"name": "Ethernet", "mac": "08:00:27:37:a7:5d", "up": True,
-                       "speed_mbps": 1000, "kind": "wired", "addresses": [
+                       "speed_mbps": 1000, "kind": "wired", "dhcp": None, "addresses": [
                            {"family": "ipv4", "address": "0.0.0.9", "prefixlen": 24},
                            {"family": "ipv6", "address": "fe82::fe82:fe82:fe82:fe82",
                             "prefixlen": 64}]}]

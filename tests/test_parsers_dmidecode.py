@@ -102,12 +102,21 @@ def test_real_values_survive_cleaning() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("12/01/2011", date(2011, 12, 1)), ("04/09/20", date(2020, 4, 9)),
-    ("01/15/99", date(1999, 1, 15)), ("2021-04-13", date(2021, 4, 13)),
+    ("12/01/2011", date(2011, 12, 1)), ("2021-04-13", date(2021, 4, 13)),
+    ("001/22/2018", date(2018, 1, 22)),  # some firmware pads the month to three digits
     ("20140401000000.000000+000", date(2014, 4, 1)), ("13/45/2011", None),
-    ("01/01/1980", None), ("Not Specified", None), (None, None)])
+    ("01/01/1980", None), ("Not Specified", None), (None, None),
+    # Two-digit years: a date cut short on SMBIOS 2.3+ ("01/19/2018" -> "01/19/20") is
+    # unknown, never a guessed 2020-01-19.
+    ("04/09/20", None), ("01/15/99", None)])
 def test_bios_dates(text: str | None, expected: date | None) -> None:
     assert parse_bios_date(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("04/09/20", date(2020, 4, 9)), ("01/15/99", date(1999, 1, 15))])
+def test_two_digit_years_only_before_smbios_2_3(text: str, expected: date) -> None:
+    assert parse_bios_date(text, two_digit_years=True) == expected
 
 
 @pytest.mark.parametrize(("value", "code", "kind"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,13 @@ import psutil
 from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers.chassis import chassis_kind, detect_hypervisor
 from kiemke.agent.parsers.dmi_sysfs import clean, parse_dmi_id
+from kiemke.agent.parsers.dmidecode import read_dmidecode
+from kiemke.agent.parsers.errors import ParseError
+from kiemke.agent.runner import run, which
 
 # Tests point this at a directory tree shaped like / (sys/, proc/).
 ROOT = Path("/")
+DMIDECODE_TIMEOUT = 5.0
 
 DMI_FILES = ("sys_vendor", "product_name", "product_version", "product_serial",
              "chassis_type", "chassis_vendor", "board_vendor", "bios_vendor",
@@ -64,6 +69,56 @@ def cpu_max_mhz(model: str | None) -> float | None:
         return round(int(khz) / 1000, 1)
     m = re.search(r"@\s*(\d+(?:\.\d+)?)\s*GHz", model or "")
     return round(float(m.group(1)) * 1000, 1) if m else None
+
+
+def cpu_sockets() -> int | None:
+    """Distinct physical packages in /sys/devices/system/cpu/cpu*/topology (no root)."""
+    base = ROOT / "sys/devices/system/cpu"
+    try:
+        names = [n for n in os.listdir(base) if re.fullmatch(r"cpu\d+", n)]
+    except OSError:
+        return None
+    packages = {_read(base / n / "topology/physical_package_id") for n in names}
+    packages.discard(None)
+    return len(packages) or None
+
+
+def read_smbios(errors: list[dict[str, str]]) -> dict[str, Any]:
+    """Sockets and installed memory from `dmidecode`, where the agent is root and
+    dmidecode is installed (sysfs shows neither); {} otherwise. The table does not change
+    while the machine runs, so it is read once per agent process."""
+    facts, found = _smbios_once()
+    errors.extend(found)
+    return facts
+
+
+@lru_cache(maxsize=1)
+def _smbios_once() -> tuple[dict[str, Any], list[dict[str, str]]]:
+    errors: list[dict[str, str]] = []
+    return _run_dmidecode(errors), errors
+
+
+def _run_dmidecode(errors: list[dict[str, str]]) -> dict[str, Any]:
+    """A dump that stops early is an error entry and its figures are not used."""
+    if os.geteuid() != 0:
+        return {}
+    binary = which("dmidecode")
+    if binary is None:
+        return {}
+    try:
+        facts, problem = read_dmidecode(run([binary], timeout=DMIDECODE_TIMEOUT,
+                                            env={"LC_ALL": "C"}))
+    except CollectorError as exc:
+        errors.append(exc.entry("hardware"))
+        return {}
+    except ParseError as exc:
+        errors.append(CollectorError.from_parse_error(exc, "dmidecode output").entry("hardware"))
+        return {}
+    if problem:
+        errors.append(CollectorError("failed", f"dmidecode output {problem}; installed "
+                                     "memory and sockets are left unknown").entry("hardware"))
+        return {}
+    return facts
 
 
 def read_disks() -> list[dict[str, Any]]:
@@ -179,7 +234,10 @@ def read(ctx: Context) -> PlatformReading:
         disks = []
     efi = (ROOT / "sys/firmware/efi").is_dir()
     mode = "uefi" if efi else ("bios" if dmi_raw is not None else None)
-    memory = psutil.virtual_memory().total
+    smbios = read_smbios(errors)
+    # Installed memory (SMBIOS) when dmidecode could be read; else what the kernel
+    # manages, a little less than installed.
+    memory = smbios.get("memory_bytes") or psutil.virtual_memory().total
     firmware_date: date | None = dmi.get("firmware_date")
     facts: dict[str, Any] = {
         "manufacturer": dmi.get("manufacturer"),
@@ -191,6 +249,7 @@ def read(ctx: Context) -> PlatformReading:
         "hypervisor": hypervisor,
         "cpu": {
             "model": cpuinfo["model"],
+            "sockets": smbios.get("cpu_sockets") or cpu_sockets(),
             "cores_physical": psutil.cpu_count(logical=False),
             "cores_logical": os.cpu_count(),
             "max_mhz": cpu_max_mhz(cpuinfo["model"]),

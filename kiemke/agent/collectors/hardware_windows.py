@@ -12,8 +12,10 @@ from datetime import date
 from typing import Any
 
 from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
-from kiemke.agent.parsers.chassis import chassis_code, chassis_kind, detect_hypervisor
-from kiemke.agent.parsers.dmi_sysfs import best_model, clean
+from kiemke.agent.parsers.chassis import chassis_kind
+from kiemke.agent.parsers.dmi_sysfs import clean
+from kiemke.agent.parsers.errors import ParseError
+from kiemke.agent.parsers.win_hardware import memory_bytes, processor_facts, system_facts
 from kiemke.agent.parsers.wmi import as_int, cim_datetime, normalise_cim
 from kiemke.agent.windows import powershell
 
@@ -26,8 +28,10 @@ QUERIES: dict[str, powershell.CimQuery] = {
     "bios": ("Win32_BIOS", "root/cimv2",
              ("Manufacturer", "SMBIOSBIOSVersion", "Version", "ReleaseDate", "SerialNumber")),
     "enclosure": ("Win32_SystemEnclosure", "root/cimv2", ("ChassisTypes", "SerialNumber")),
+    "baseboard": ("Win32_BaseBoard", "root/cimv2", ("Manufacturer", "Product", "SerialNumber")),
     "cpu": ("Win32_Processor", "root/cimv2",
-            ("Name", "NumberOfCores", "NumberOfLogicalProcessors", "MaxClockSpeed")),
+            ("Name", "NumberOfCores", "NumberOfLogicalProcessors", "MaxClockSpeed",
+             "SocketDesignation", "ProcessorType", "CpuStatus")),
     "memory": ("Win32_PhysicalMemory", "root/cimv2", ("Capacity",)),
     "disks": ("Win32_DiskDrive", "root/cimv2",
               ("Index", "Model", "Size", "MediaType", "InterfaceType", "PNPDeviceID")),
@@ -37,7 +41,7 @@ QUERIES: dict[str, powershell.CimQuery] = {
 }
 # Classes whose absence is normal: the storage namespace is missing before Windows 8 /
 # Server 2012, BatteryStaticData on desktops; the facts are then taken from elsewhere.
-OPTIONAL = {"physical_disks", "battery"}
+OPTIONAL = {"physical_disks", "battery", "baseboard"}
 NVME_BUS = 17
 MSFT_MEDIA = {3: "hdd", 4: "ssd"}
 
@@ -74,46 +78,27 @@ def hardware_facts(results: dict[str, Any], firmware_type: int | None
                    ) -> tuple[dict[str, Any], date | None, date | None]:
     """Pure: cim_batch results -> (facts, firmware date, battery date)."""
     cs = (_rows(results, "cs") or [{}])[0]
-    bios = (_rows(results, "bios") or [{}])[0]
-    enclosure = (_rows(results, "enclosure") or [{}])[0]
-    cpus = _rows(results, "cpu")
-    manufacturer = clean(cs.get("Manufacturer"))
-    model = best_model(manufacturer, clean(cs.get("Model")), clean(cs.get("SystemFamily")))
-    version = clean(bios.get("SMBIOSBIOSVersion")) or clean(bios.get("Version"))
-    hypervisor = detect_hypervisor(manufacturer, clean(cs.get("Model")),
-                                   clean(bios.get("Manufacturer")), version,
-                                   clean(bios.get("Version")))
-    is_virtual: bool | None = hypervisor is not None if cs or bios else None
-    types = enclosure.get("ChassisTypes")
-    code = chassis_code(as_int(types[0]) if isinstance(types, list) and types else as_int(types))
-    capacities = [as_int(m.get("Capacity")) for m in _rows(results, "memory")]
-    memory = sum(c for c in capacities if c) or as_int(cs.get("TotalPhysicalMemory"))
-    cores = [as_int(c.get("NumberOfCores")) for c in cpus]
-    logical = [as_int(c.get("NumberOfLogicalProcessors")) for c in cpus]
-    speeds = [as_int(c.get("MaxClockSpeed")) for c in cpus]
-    released = cim_datetime(bios.get("ReleaseDate"))
-    firmware_date = released.date() if released else None
+    system = system_facts(cs, (_rows(results, "bios") or [{}])[0],
+                          (_rows(results, "enclosure") or [{}])[0],
+                          (_rows(results, "baseboard") or [{}])[0])
+    firmware_date: date | None = system["firmware_date"]
     battery_dates = [cim_datetime(b.get("ManufactureDate")) for b in _rows(results, "battery")]
     battery = min((d.date() for d in battery_dates if d), default=None)
+    code = system["chassis_type_code"]
     facts: dict[str, Any] = {
-        "manufacturer": manufacturer,
-        "model": model,
-        "serial": clean(bios.get("SerialNumber")) or clean(enclosure.get("SerialNumber")),
-        "chassis": chassis_kind(code, is_virtual),
+        "manufacturer": system["manufacturer"],
+        "model": system["model"],
+        "serial": system["serial"],
+        "chassis": chassis_kind(code, system["is_virtual"]),
         "chassis_type_code": code,
-        "is_virtual": is_virtual,
-        "hypervisor": hypervisor,
-        "cpu": {
-            "model": clean(" ".join(str(cpus[0].get("Name") or "").split())) if cpus else None,
-            "cores_physical": sum(cores) if cpus and None not in cores else None,
-            "cores_logical": sum(logical) if cpus and None not in logical else None,
-            "max_mhz": float(max(s for s in speeds if s)) if any(speeds) else None,
-        },
-        "memory_bytes": memory or None,
+        "is_virtual": system["is_virtual"],
+        "hypervisor": system["hypervisor"],
+        "cpu": processor_facts(_rows(results, "cpu")),
+        "memory_bytes": memory_bytes(_rows(results, "memory"), cs),
         "disks": disks_from(_rows(results, "disks"), _rows(results, "physical_disks")),
         "firmware": {
-            "vendor": clean(bios.get("Manufacturer")),
-            "version": version,
+            "vendor": system["firmware_vendor"],
+            "version": system["firmware_version"],
             "release_date": firmware_date.isoformat() if firmware_date else None,
             "mode": {1: "bios", 2: "uefi"}.get(firmware_type or 0),
         },
@@ -133,6 +118,9 @@ def read(ctx: Context) -> PlatformReading:
     except CollectorError as exc:
         errors.append(exc.entry("hardware"))
         firmware_type = None
-    facts, firmware_date, battery = hardware_facts(results, firmware_type)
+    try:
+        facts, firmware_date, battery = hardware_facts(results, firmware_type)
+    except ParseError as exc:
+        raise CollectorError.from_parse_error(exc, "the hardware CIM classes") from exc
     return PlatformReading(facts=facts, errors=errors, dates={
         "firmware_date": firmware_date, "battery_date": battery})

@@ -12,11 +12,12 @@ import ipaddress
 import re
 from typing import Any
 
-from kiemke.agent.parsers.wmi import as_bool, as_int
+from kiemke.agent.parsers.wmi import as_bool, as_int, cim_datetime
 
 CONFIG_PROPERTIES = ("Index", "InterfaceIndex", "Description", "MACAddress", "IPEnabled",
                      "IPAddress", "IPSubnet", "DefaultIPGateway", "DNSServerSearchOrder",
-                     "IPConnectionMetric", "SettingID")
+                     "IPConnectionMetric", "SettingID", "ServiceName", "DHCPEnabled",
+                     "DHCPServer", "DHCPLeaseObtained", "DHCPLeaseExpires")
 ADAPTER_PROPERTIES = ("Index", "Name", "NetConnectionID", "MACAddress", "AdapterTypeId",
                       "PhysicalAdapter", "NetEnabled", "NetConnectionStatus", "Speed",
                       "PNPDeviceID", "ServiceName")
@@ -27,10 +28,42 @@ _ADAPTER_TYPE_WIRELESS = 9
 _NET_CONNECTION_CONNECTED = 2
 # Speed is uint64; Windows reports 2^63-1 when the link speed is unknown (disconnected).
 _SPEED_UNKNOWN = 9223372036854775807
-_WIRELESS_WORDS = re.compile(r"wi-?fi|wireless|wlan|802\.11", re.IGNORECASE)
-_VIRTUAL_WORDS = re.compile(r"virtual|vethernet|hyper-v|vmware|virtualbox|tap-|tap adapter|"
-                            r"wan miniport|miniport|tunnel|isatap|teredo|6to4|vpn|kernel debug|"
-                            r"bluetooth pan|wi-fi direct", re.IGNORECASE)
+_WIRELESS_WORDS = re.compile(r"wi-?fi|wireless|wlan|802\.11|centrino .*(n|ac)|"
+                             r"dual band|killer.*1[0-9]{3}", re.IGNORECASE)
+_BLUETOOTH_WORDS = re.compile(r"bluetooth|personal area network|réseau personnel|\bpan\b",
+                              re.IGNORECASE)
+# Software adapters on the host: VPN, tunnels, Hyper-V/VMware/VirtualBox host-side
+# adapters, kernel debug, Wi-Fi Direct. A guest's own NIC ("vmxnet3 Ethernet Adapter",
+# "Intel(R) PRO/1000 MT Desktop Adapter" in VirtualBox) is hardware to that machine and is
+# recognised by its PCI device id, not by these words.
+_VIRTUAL_WORDS = re.compile(r"virtual (ethernet )?adapter|vethernet|hyper-v|host-only|"
+                            r"vmnet|tap-|tap adapter|wan miniport|tunnel|isatap|teredo|6to4|"
+                            r"vpn|kernel debug|wi-fi direct|ras async|"
+                            r"pseudo-interface|npcap|fortinet|anyconnect|juniper|"
+                            r"checkpoint|globalprotect|wireguard|openvpn|zerotier|tailscale",
+                            re.IGNORECASE)
+# Words of wired Ethernet controllers, for when only the configuration class is there.
+_WIRED_WORDS = re.compile(r"ethernet|gigabit|\bgbe\b|\bgbit|fast ethernet|network connection|"
+                          r"family controller|\bnic\b|\blan\b|netxtreme|pcnet|pro/1000|"
+                          r"pro/100|82\d{3}|i21\d|i22\d|rtl81\d\d|usb.*(ethernet|lan)|"
+                          r"vmxnet|hyper-v network adapter|dock", re.IGNORECASE)
+# Windows driver service names (Win32_NetworkAdapter[Configuration].ServiceName).
+_WIRELESS_SERVICES = re.compile(r"^(netw[a-z0-9]*|athw[a-z0-9]*|bcmwl[a-z0-9]*|"
+                                r"rtwlan[a-z0-9]*|rtl8[0-9]{3}[a-z]*w|mrvl[a-z0-9]*|"
+                                r"wlan|vwifimp|netr28x|qcamain[a-z0-9]*|mtkwl[a-z0-9]*)$",
+                                re.IGNORECASE)
+_WIRED_SERVICES = re.compile(r"^(e1[a-z0-9]*|e2[a-z0-9]*|rt[a-z0-9]*(64x|86x|ndis|x64|x86)?|"
+                             r"rtl8023|rtl8167|rtl8169|b57[a-z0-9]*|bxnd[a-z0-9]*|ebdrv|"
+                             r"l1c[a-z0-9]*|l1e[a-z0-9]*|yukon[a-z0-9]*|nvenet[a-z0-9]*|"
+                             r"vmxnet[a-z0-9]*|netvsc|pcntpci5|ixgbe|ixn|i40e[a-z0-9]*|"
+                             r"mlx[a-z0-9]*|ax88[a-z0-9]*|rtux64w10|rtucx|cdc_ncm|"
+                             r"usbncm|kvnetvsc|netkvm|e1g[a-z0-9]*|ql[a-z0-9]*|q57[a-z0-9]*)$",
+                             re.IGNORECASE)
+_VIRTUAL_SERVICES = re.compile(r"^(vmsmp|vmsnpxyminiport|vmnetadapter|vboxnet[a-z0-9]*|"
+                               r"tap[a-z0-9]*|rasl2tp|raspppoe|raspptp|rassstp|ndiswan|"
+                               r"agilevpn|kdnic|tunnel|msloop|wintun|vpnva|netvsc_host)$",
+                               re.IGNORECASE)
+_BLUETOOTH_SERVICES = re.compile(r"^(bthpan|btwdndis)$", re.IGNORECASE)
 MAX_INTERFACES = 64
 
 
@@ -71,21 +104,56 @@ def _addresses(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _kind(adapter: dict[str, Any], config: dict[str, Any]) -> str:
+    """wired / wireless / bluetooth / virtual / loopback / other.
+
+    Strongest evidence first: the bus the device sits on (PNPDeviceID: PCI\\ and USB\\
+    are hardware, BTH\\ is Bluetooth, ROOT\\ and SWD\\ are software), then the driver
+    service, then the adapter type, then the words of its name. With only the
+    configuration class (no Win32_NetworkAdapter row) the service and the description
+    decide, so a wired NIC is still wired.
+    """
     name = " ".join(str(x) for x in (adapter.get("Name"), config.get("Description"),
                                      adapter.get("NetConnectionID")) if x)
     if "loopback" in name.lower():
         return "loopback"
     pnp = str(adapter.get("PNPDeviceID") or "").upper()
+    service = str(adapter.get("ServiceName") or config.get("ServiceName") or "")
     physical = as_bool(adapter.get("PhysicalAdapter"))
-    # Software adapters (VPN, Hyper-V, VirtualBox host-only) enumerate under ROOT\ or SWD\.
-    if physical is False or pnp.startswith(("ROOT\\", "SWD\\")) or _VIRTUAL_WORDS.search(name):
-        return "virtual"
     type_id = as_int(adapter.get("AdapterTypeId"))
-    if type_id == _ADAPTER_TYPE_WIRELESS or _WIRELESS_WORDS.search(name):
+    if pnp.startswith("BTH") or _BLUETOOTH_SERVICES.match(service) \
+            or _BLUETOOTH_WORDS.search(name):
+        return "bluetooth"
+    hardware_bus = pnp.startswith(("PCI\\", "USB\\", "VMBUS\\", "ACPI\\"))
+    if pnp.startswith(("ROOT\\", "SWD\\", "{")) or _VIRTUAL_SERVICES.match(service) \
+            or (not hardware_bus and (physical is False or _VIRTUAL_WORDS.search(name))):
+        return "virtual"
+    if type_id == _ADAPTER_TYPE_WIRELESS or _WIRELESS_SERVICES.match(service) \
+            or _WIRELESS_WORDS.search(name):
         return "wireless"
-    if type_id == _ADAPTER_TYPE_WIRED or physical is True:
+    if type_id == _ADAPTER_TYPE_WIRED or _WIRED_SERVICES.match(service) \
+            or _WIRED_WORDS.search(name) or (hardware_bus and physical is not False):
         return "wired"
     return "other"
+
+
+def dhcp_facts(config: dict[str, Any]) -> dict[str, Any] | None:
+    """DHCP state of one adapter: enabled, the server that gave the lease, lease times
+    (UTC ISO 8601). None when the configuration class says nothing about DHCP."""
+    enabled = as_bool(config.get("DHCPEnabled"))
+    if enabled is None and not any(config.get(k) for k in ("DHCPServer",
+                                                          "DHCPLeaseObtained")):
+        return None
+    server = str(config.get("DHCPServer") or "").strip() or None
+    if server in ("255.255.255.255", "0.0.0.0"):  # noqa: S104 - "no server yet" markers
+        server = None
+    out: dict[str, Any] = {"enabled": enabled, "server": server if enabled else None,
+                           "lease_obtained": None, "lease_expires": None}
+    if enabled:
+        for key, field in (("DHCPLeaseObtained", "lease_obtained"),
+                           ("DHCPLeaseExpires", "lease_expires")):
+            when = cim_datetime(config.get(key))
+            out[field] = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return out
 
 
 def _speed_mbps(adapter: dict[str, Any]) -> int | None:
@@ -130,7 +198,9 @@ def interfaces(configs: list[dict[str, Any]],
     """Adapters that can carry traffic: IP-enabled, or physical with a MAC address.
 
     WAN miniports and other placeholders without IP are left out: a Windows PC has a
-    dozen of them and they say nothing about its network.
+    dozen of them and they say nothing about its network. A filter-driver twin (the
+    "... Miniport" / "... Filter" instance carrying the MAC address of a real adapter)
+    is the same NIC seen twice: only the real adapter is listed.
     """
     by_index = _by_index(adapters)
     out: list[dict[str, Any]] = []
@@ -148,13 +218,27 @@ def interfaces(configs: list[dict[str, Any]],
         if idx not in seen and as_bool(adapter.get("PhysicalAdapter")) \
                 and adapter.get("MACAddress"):
             out.append(_interface(adapter, {}, _mac(adapter.get("MACAddress"))))
-    return out[:MAX_INTERFACES]
+    return _without_twins(out)[:MAX_INTERFACES]
+
+
+_TWIN_WORDS = re.compile(r"miniport|filter|packet scheduler|lightweight|-0000$|qos",
+                         re.IGNORECASE)
+
+
+def _without_twins(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    real_macs = {i["mac"] for i in found if i["mac"] and not _TWIN_WORDS.search(i["_label"])}
+    kept = [i for i in found if not (i["mac"] in real_macs and _TWIN_WORDS.search(i["_label"])
+                                     and not i["addresses"])]
+    for i in kept:
+        del i["_label"]
+    return kept
 
 
 def _interface(adapter: dict[str, Any], cfg: dict[str, Any], mac: str | None) -> dict[str, Any]:
+    label = " ".join(str(x) for x in (adapter.get("Name"), cfg.get("Description")) if x)
     return {"name": _name(adapter, cfg), "mac": mac, "up": _up(adapter, cfg),
             "speed_mbps": _speed_mbps(adapter), "kind": _kind(adapter, cfg),
-            "addresses": _addresses(cfg)}
+            "dhcp": dhcp_facts(cfg), "addresses": _addresses(cfg), "_label": label}
 
 
 def default_gateway(configs: list[dict[str, Any]],

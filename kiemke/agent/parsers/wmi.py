@@ -91,13 +91,25 @@ def _wmic_value(text: str) -> Any:
 
 
 def decode_wmic(data: bytes | str) -> str:
-    """wmic writes UTF-16LE with a BOM when redirected; plain text passes through."""
+    """wmic writes UTF-16LE with a BOM when redirected; plain text passes through.
+
+    UTF-16 with an odd number of bytes was cut in the middle of a character: ParseError,
+    never UnicodeDecodeError (and never a silently shortened text).
+    """
     if isinstance(data, str):
         return data.lstrip("\ufeff")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16").lstrip("\ufeff")
-    if len(data) > 1 and data[1:2] == b"\x00":
-        return data.decode("utf-16-le", "replace")
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1
+                                                            and data[1:2] == b"\x00")
+    if utf16:
+        if len(data) % 2:
+            raise ParseError(f"is UTF-16 with an odd number of bytes ({len(data)}): it was "
+                             "cut in the middle of a character", source="wmic output")
+        codec = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-16-le"
+        try:
+            return data.decode(codec).lstrip("\ufeff")
+        except UnicodeDecodeError as exc:  # a lone surrogate: damaged text
+            raise ParseError(f"is not valid UTF-16: {exc.reason} at byte {exc.start}",
+                             source="wmic output") from None
     return data.decode("utf-8", "replace").lstrip("\ufeff")
 
 
@@ -106,27 +118,30 @@ def parse_wmic_list(data: bytes | str) -> list[dict[str, Any]]:
 
     A property name seen again starts a new instance: wmic separates instances by
     blank lines but also prints blank lines inside, so blank lines alone are not enough.
+    wmic prints the same properties for every instance, so a last instance with fewer
+    properties than the first means the output was cut short: ParseError.
     """
     text = decode_wmic(data)
     instances: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
-    seen_any = False
-    for raw in text.replace("\r", "").split("\n"):
+    for lineno, raw in enumerate(text.replace("\r", "").split("\n"), 1):
         line = raw.strip()
         if not line:
             continue
         key, sep, value = line.partition("=")
         if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise ParseError(f"line is not Name=Value: {line[:120]!r}", source="wmic output")
-        seen_any = True
+            raise ParseError(f"is not Name=Value: {line[:120]!r}", source="wmic output",
+                             line=lineno)
         if key in current:
             instances.append(current)
             current = {}
         current[key] = _wmic_value(value)
     if current:
         instances.append(current)
-    if not seen_any:
-        return []
+    if len(instances) > 1 and len(instances[-1]) < len(instances[0]):
+        missing = sorted(set(instances[0]) - set(instances[-1]))
+        raise ParseError(f"was cut short: the last of {len(instances)} instances lacks "
+                         f"{', '.join(missing[:5])}", source="wmic output")
     return instances
 
 
