@@ -3,7 +3,9 @@ default gateway (cross-checked with netifaces), resolv.conf for DNS servers."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import netifaces
 import psutil
 
 from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
-from kiemke.agent.parsers import proc_net_route, resolv_conf
+from kiemke.agent.parsers import dhcp_lease, proc_net_route, resolv_conf
 from kiemke.agent.parsers.errors import ParseError
 
 SYS_CLASS_NET = Path("/sys/class/net")
@@ -21,8 +23,15 @@ ARPHRD_LOOPBACK = 772
 NAME = "network"
 
 
+def _uevent(base: Path) -> str:
+    try:
+        return (base / "uevent").read_text("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def interface_kind(name: str, sys_class_net: Path = SYS_CLASS_NET) -> str:
-    """wireless / virtual / loopback / wired / other, from sysfs.
+    """wireless / bluetooth / virtual / loopback / wired / other, from sysfs.
 
     A device without a `device` link is not backed by hardware (bridge, veth, tun,
     docker0, ifb): virtual. Wireless devices have `wireless/` or `phy80211`.
@@ -36,11 +45,52 @@ def interface_kind(name: str, sys_class_net: Path = SYS_CLASS_NET) -> str:
         return "loopback"
     if (base / "wireless").exists() or (base / "phy80211").exists():
         return "wireless"
+    if "DEVTYPE=bluetooth" in _uevent(base) or name.startswith("bnep"):
+        return "bluetooth"  # a Bluetooth PAN link, not the LAN
     if not (base / "device").exists():
         return "virtual"
     if arp_type == ARPHRD_ETHER:
         return "wired"
     return "other"
+
+
+NETWORKD_LEASES = Path("/run/systemd/netif/leases")
+NM_LEASES = Path("/var/lib/NetworkManager")
+DHCLIENT_LEASES = (Path("/var/lib/dhcp"), Path("/var/lib/dhclient"))
+
+
+def dhcp_state(name: str, sys_class_net: Path = SYS_CLASS_NET,
+               networkd: Path = NETWORKD_LEASES, nm: Path = NM_LEASES,
+               dhclient: tuple[Path, ...] = DHCLIENT_LEASES) -> dict[str, Any] | None:
+    """The interface's DHCP lease from systemd-networkd, NetworkManager's internal client
+    or ISC dhclient; None when no lease is found (a static address, or a DHCP client
+    kiemke does not know: unknown, not "off")."""
+    candidates: list[Path] = []
+    with contextlib.suppress(OSError):
+        candidates.append(networkd / (sys_class_net / name / "ifindex").read_text().strip())
+    with contextlib.suppress(OSError):
+        candidates += sorted(nm.glob(f"internal-*-{name}.lease"))
+    for path in candidates:
+        try:
+            text = path.read_text("utf-8", "replace")
+            written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            return dhcp_lease.parse_networkd_lease(text, written)
+        except (OSError, ParseError):
+            continue
+    for directory in dhclient:
+        try:
+            files = sorted(directory.glob("dhclient*.lease*"))
+        except OSError:
+            continue
+        for path in files:
+            try:
+                found = dhcp_lease.parse_dhclient_leases(path.read_text("utf-8", "replace"),
+                                                         name)
+            except (OSError, ParseError):
+                continue
+            if found:
+                return found
+    return None
 
 
 def _prefixlen(netmask: str | None) -> int | None:
@@ -79,6 +129,7 @@ def interfaces(sys_class_net: Path = SYS_CLASS_NET) -> list[dict[str, Any]]:
             "up": st.isup if st else None,
             "speed_mbps": st.speed if st and st.speed > 0 else None,  # 0: unknown (virtual)
             "kind": interface_kind(name, sys_class_net),
+            "dhcp": dhcp_state(name, sys_class_net) if addresses else None,
             "addresses": addresses,
         })
     return out[:64]

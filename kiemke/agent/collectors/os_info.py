@@ -9,6 +9,7 @@ day of security updates, false after it, and null when the release is not in the
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from functools import lru_cache
 from importlib import resources
@@ -61,17 +62,41 @@ def windows_edition_class(edition_id: str | None) -> str | None:
     return None
 
 
-def windows_end_of_support(build: int | None, server: bool, edition_id: str | None
-                           ) -> tuple[date | None, str | None]:
+def windows_end_of_support(build: int | None, server: bool, edition_id: str | None,
+                           service_pack: int | None = None, ubr: int | None = None,
+                           caption: str | None = None) -> tuple[date | None, str | None]:
     """(last day of support, release name) for a Windows build; (None, None) if unknown.
 
-    When the edition's servicing class is unknown the earliest matching date is used.
+    Narrowed, where the table says so, by the service pack (XP, Server 2003, Vista and
+    Server 2008 keep one build across service packs), the update build revision
+    (Windows 8.1 before its April 2014 update; an unreadable revision counts as updated)
+    and, for servers, the channel: a product name without a year ("Windows Server
+    Datacenter") is a Semi-Annual Channel release, no name at all counts as LTSC.
+    A release that needs the service pack or revision to be told apart and does not have
+    it is unknown. When the edition's servicing class is unknown the earliest matching
+    date is used, so a machine is never reported supported for longer than it is.
     """
     if build is None:
         return None, None
     kind = "server" if server else "client"
-    matches = [e for e in eol_table()["windows"]
-               if e["kind"] == kind and build in e["builds"]]
+    matches = [e for e in eol_table()["windows"] if e["kind"] == kind and build in e["builds"]]
+    if any("service_pack" in e for e in matches):
+        if service_pack is None:
+            return None, None
+        matches = [e for e in matches if e.get("service_pack", service_pack) == service_pack]
+    if any("ubr_below" in e or "ubr_from" in e for e in matches):
+        if ubr is None:
+            # Unreadable revision: the update was required for every later patch, so a
+            # machine still patched has it.
+            matches = [e for e in matches if "ubr_below" not in e] or matches
+        else:
+            matches = [e for e in matches if ubr < e.get("ubr_below", ubr + 1)
+                       and ubr >= e.get("ubr_from", 0)]
+    if server and any("channel" in e for e in matches):
+        # No product name: the Long-Term Servicing Channel (SAC was Server Core only).
+        channel = "sac" if caption and not re.search(r"\b(19|20)\d\d\b", caption) \
+            else "ltsc"
+        matches = [e for e in matches if e.get("channel", channel) == channel]
     if not matches:
         return None, None
     cls = windows_edition_class(edition_id)

@@ -8,6 +8,7 @@ says "Windows 10" on Windows 11). The registry gives the feature release (Displa
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -22,7 +23,8 @@ from kiemke.agent.windows import powershell
 
 CURRENT_VERSION = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
 OS_PROPERTIES = ("Caption", "Version", "BuildNumber", "InstallDate", "LastBootUpTime",
-                 "OSArchitecture", "ProductType", "OperatingSystemSKU")
+                 "OSArchitecture", "ProductType", "OperatingSystemSKU",
+                 "ServicePackMajorVersion", "CSDVersion")
 # Win32_OperatingSystem.OperatingSystemSKU -> EditionID, for when the registry is unreadable.
 SKU_EDITIONS = {4: "Enterprise", 27: "EnterpriseN", 48: "Professional", 49: "ProfessionalN",
                 98: "CoreN", 99: "CoreCountrySpecific", 100: "CoreSingleLanguage",
@@ -45,7 +47,12 @@ def os_facts(os_row: dict[str, Any], reg: dict[str, Any]) -> tuple[dict[str, Any
     server = product_type in (2, 3) if product_type is not None \
         else str(edition or "").lower().startswith("server")
     caption = os_row.get("Caption") or reg.get("ProductName")
-    end, _release = windows_end_of_support(build, server, edition)
+    service_pack = as_int(os_row.get("ServicePackMajorVersion"))
+    if service_pack is None and os_row:
+        csd = re.search(r"(\d+)", str(os_row.get("CSDVersion") or ""))
+        service_pack = int(csd.group(1)) if csd else (0 if "CSDVersion" in os_row else None)
+    end, _release = windows_end_of_support(build, server, edition, service_pack, ubr,
+                                           caption if isinstance(caption, str) else None)
     install = os_row.get("InstallDate")
     boot = os_row.get("LastBootUpTime")
     facts: dict[str, Any] = {
