@@ -172,7 +172,8 @@ def test_hardware_facts_from_the_real_proxmox_bios_dump() -> None:
     assert fw_date is not None and fw_date.isoformat() == "2014-04-01" and battery is None
     assert facts["memory_bytes"] == 2147012608  # no Win32_PhysicalMemory: fallback
     assert facts["cpu"] == {"model": "Intel(R) Core(TM) i5-2300 CPU @ 2.80GHz",
-                            "sockets": 1, "cores_physical": 4, "cores_logical": 4, "max_mhz": 2801.0}
+                            "sockets": 1, "cores_physical": 4, "cores_logical": 4,
+                            "max_mhz": 2801.0}
 
 
 def test_hypervisor_present_alone_is_not_a_virtual_machine() -> None:
