@@ -38,15 +38,19 @@ SKU_EDITIONS = {4: "Enterprise", 27: "EnterpriseN", 48: "Professional", 49: "Pro
 
 def os_facts(os_row: dict[str, Any], reg: dict[str, Any]) -> tuple[dict[str, Any], date | None]:
     """Pure: a normalised Win32_OperatingSystem instance and CurrentVersion values -> facts."""
+    version_build = str(os_row.get("Version") or "").split(".")
     build = as_int(os_row.get("BuildNumber")) or as_int(reg.get("CurrentBuildNumber")) \
-        or as_int(reg.get("CurrentBuild"))
+        or as_int(reg.get("CurrentBuild")) \
+        or (as_int(version_build[2]) if len(version_build) == 3 else None)
     ubr = as_int(reg.get("UBR"))
     product_type = as_int(os_row.get("ProductType"))
     edition = reg.get("EditionID") or SKU_EDITIONS.get(
         as_int(os_row.get("OperatingSystemSKU")) or -1)
-    server = product_type in (2, 3) if product_type is not None \
-        else str(edition or "").lower().startswith("server")
     caption = os_row.get("Caption") or reg.get("ProductName")
+    # Without ProductType the edition or the product name says server or client.
+    server = product_type in (2, 3) if product_type is not None \
+        else (str(edition or "").lower().startswith("server")
+              or "windows server" in str(caption or "").lower())
     service_pack = as_int(os_row.get("ServicePackMajorVersion"))
     if service_pack is None and os_row:
         csd = re.search(r"(\d+)", str(os_row.get("CSDVersion") or ""))
