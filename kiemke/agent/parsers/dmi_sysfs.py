@@ -18,7 +18,7 @@ _JUNK = {
     "system name", "chassis serial number", "chassis manufacture", "chassis manufacturer",
     "chassis version", "base board serial number", "base board manufacturer",
     "base board product name", "base board version", "not specified", "not available",
-    "not applicable", "not settable", "not present", "none", "n/a", "na", "unknown",
+    "not applicable", "not settable", "not present", "not installed", "none", "n/a", "na", "unknown",
     "invalid", "<bad index>", "<out of spec>", "oem", "o.e.m.", "o.e.m", "oem_serial",
     "type1productconfigid", "type1family", "type2 - board serial number", "sku", "serial",
     "123456789", "1234567890", "0123456789", "empty", "null", "no asset information",

@@ -219,13 +219,16 @@ def cpu_facts(structures: list[dict[str, Any]]) -> dict[str, Any]:
     cores = [_count(_value(c, "Core Count")) for c in cpus]
     threads = [_count(_value(c, "Thread Count")) for c in cpus]
     speeds = [_mhz(_value(c, "Max Speed")) for c in cpus]
+    physical = sum(c for c in cores if c) if cpus and None not in cores else None
+    logical = sum(t for t in threads if t) if cpus and None not in threads else None
+    if physical is not None and logical is not None and logical < physical:
+        physical = logical = None  # contradictory counts (some hypervisors): unknown
     return {
         # Two different processors in one machine: both named.
         "cpu_model": " + ".join(models) if models else None,
         "cpu_sockets": len(cpus) or None,
-        "cores_physical": sum(c for c in cores if c) if cpus and None not in cores else None,
-        "cores_logical": sum(t for t in threads if t) if cpus and None not in threads
-        else None,
+        "cores_physical": physical,
+        "cores_logical": logical,
         "cpu_max_mhz": max((s for s in speeds if s), default=None),
     }
 
