@@ -154,7 +154,9 @@ def test_os_facts_from_the_real_windows_7_dump() -> None:
     assert facts["edition"] == "Professional"  # OperatingSystemSKU 48
     assert facts["architecture"] == "x86"  # "32 bits"
     assert facts["install_date"] == "2013-08-13T13:37:55Z"
-    assert end is not None and end.isoformat() == "2020-01-14"
+    # Build 7600 with ServicePackMajorVersion 0 is Windows 7 without SP1: its support
+    # ended 2013-04-09, not with SP1's 2020-01-14 (issue 14, class 6).
+    assert end is not None and end.isoformat() == "2013-04-09"
 
 
 def test_hardware_facts_from_the_real_proxmox_bios_dump() -> None:
