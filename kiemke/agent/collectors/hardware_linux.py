@@ -23,8 +23,8 @@ ROOT = Path("/")
 DMIDECODE_TIMEOUT = 5.0
 
 DMI_FILES = ("sys_vendor", "product_name", "product_version", "product_serial",
-             "chassis_type", "chassis_vendor", "board_vendor", "bios_vendor",
-             "bios_version", "bios_date")
+             "chassis_type", "chassis_vendor", "chassis_serial", "board_vendor",
+             "board_name", "board_serial", "bios_vendor", "bios_version", "bios_date")
 # Block devices that are not disks: loop, RAM disks, compressed swap, optical, floppy.
 _NOT_A_DISK = re.compile(r"^(loop|ram|zram|sr|fd|nbd|dm-|md)\d*")
 

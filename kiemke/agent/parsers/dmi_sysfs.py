@@ -102,17 +102,21 @@ def best_model(manufacturer: str | None, product: str | None, version: str | Non
 def parse_dmi_id(files: Mapping[str, str | None]) -> dict[str, object]:
     """The contents of /sys/class/dmi/id/<name> files -> the hardware facts they hold.
 
-    Missing or unreadable files (product_serial is root-only) are absent from `files`.
+    Missing or unreadable files (the serials are root-only) are absent from `files`.
+    Placeholders fall back as in dmidecode: the serial from the system, else the chassis
+    (Dell's service tag on some models), else the baseboard; make and model from the
+    system, else the baseboard.
     """
-    manufacturer = clean(files.get("sys_vendor"))
+    manufacturer = clean(files.get("sys_vendor")) or clean(files.get("board_vendor"))
     product = clean(files.get("product_name"))
     version = clean(files.get("product_version"))
     code = chassis_code(clean(files.get("chassis_type")))
     return {
         "manufacturer": manufacturer,
-        "model": best_model(manufacturer, product, version),
+        "model": best_model(manufacturer, product, version) or clean(files.get("board_name")),
         "product_name": product,
-        "serial": clean(files.get("product_serial")),
+        "serial": (clean(files.get("product_serial")) or clean(files.get("chassis_serial"))
+                   or clean(files.get("board_serial"))),
         "chassis_type_code": code,
         "chassis_vendor": clean(files.get("chassis_vendor")),
         "board_vendor": clean(files.get("board_vendor")),
