@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from kiemke.collector.assets.state import AssetsState
 from kiemke.collector.config import CollectorConfig
-from kiemke.collector.evaluation.evaluator import Evaluator, MaintenanceThread
+from kiemke.collector.evaluation.evaluator import Evaluator
+from kiemke.collector.evaluation.maintenance import MaintenanceThread
 from kiemke.collector.metrics import DatabaseCollector, IngestMetrics, MetricsProviders
 from kiemke.collector.pipeline import Pipeline
 from kiemke.collector.validation import Validator

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from kiemke.collector.evaluation import api
-from kiemke.collector.evaluation.evaluator import MaintenanceThread
+from kiemke.collector.evaluation.maintenance import MaintenanceThread
 from kiemke.collector.evaluation.metrics import machine_series, rule_compliance, rule_definitions
 from kiemke.collector.evaluation.ruleset import create_evaluator, load_ruleset
 
