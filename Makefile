@@ -4,12 +4,15 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench bench-deps system-deps clean help
+.PHONY: demo test lint typecheck bench bench-deps system-deps clean help wheel deb msi
 
 help:
 	@echo "make demo   - install, start a collector on SQLite, report this machine, keep serving"
 	@echo "make test   - install everything and run every test (lint, unit, end to end)"
 	@echo "make bench  - run the benchmarks in bench/ and print numbers against the budget"
+	@echo "make wheel  - dist/kiemke-<version>-py3-none-any.whl (default rules included)"
+	@echo "make deb    - dist/kiemke-agent_<version>_amd64.deb and kiemke-collector_<version>_amd64.deb"
+	@echo "make msi    - dist/kiemke-agent-<version>-x64.msi (Windows agent, built with wixl)"
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +26,7 @@ system-deps:
 	@bash deploy/install-test-deps.sh
 
 demo: $(STAMP)
-	$(BIN)/python -m kiemke.demo
+	$(BIN)/python -u -m kiemke.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check kiemke tests bench dashboards
@@ -42,5 +45,15 @@ bench-deps:
 bench: $(STAMP) bench-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# Packages (docs/deployment.md, deploy/windows/README.md); pip fetches dependencies from PyPI.
+wheel: $(STAMP)
+	$(BIN)/python deploy/build_packages.py wheel --out dist
+
+deb: $(STAMP)
+	$(BIN)/python deploy/build_packages.py deb --out dist
+
+msi: $(STAMP)
+	$(BIN)/python deploy/build_packages.py msi --out dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-data
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache demo-data

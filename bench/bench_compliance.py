@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_rules import synthetic_facts  # noqa: E402
 
-from kiemke.collector.config import REPO_RULES_DIR  # noqa: E402
+from kiemke.collector.config import DEFAULT_RULES_DIR  # noqa: E402
 from kiemke.collector.db.engine import make_engine, write_transaction  # noqa: E402
 from kiemke.collector.db.migrate import upgrade  # noqa: E402
 from kiemke.collector.db.tables import machines, units  # noqa: E402
@@ -106,7 +106,7 @@ def bench_backend(label: str, url: str, n: int, workdir: Path) -> list[dict[str,
     build_database(url, n)
     build_s = time.perf_counter() - started
     rules = workdir / f"rules-{label}"
-    shutil.copytree(REPO_RULES_DIR, rules)
+    shutil.copytree(DEFAULT_RULES_DIR, rules)
     started = time.perf_counter()
     app = create_app({"database_url": url, "data_dir": str(workdir / "data"),
                       "rules_dir": str(rules), "maintenance_interval": 0})  # first evaluation

@@ -14,4 +14,14 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v ping       >/dev/null || need+=(iputils-ping)
 command -v certutil   >/dev/null || need+=(libnss3-tools)  # NSS databases (signing facts)
 command -v p11-kit    >/dev/null || need+=(p11-kit)
+# Packaging tests (tests/test_packaging_*.py): build the MSI with wixl and read it with
+# msitools; check the systemd units; the .deb install test runs nginx and openssl, and
+# the packages' maintainer scripts use adduser.
+command -v wixl       >/dev/null || need+=(wixl)
+command -v msiinfo    >/dev/null || need+=(msitools)
+command -v msibuild   >/dev/null || need+=(msitools)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v nginx      >/dev/null || need+=(nginx)
+command -v openssl    >/dev/null || need+=(openssl)
+command -v adduser    >/dev/null || need+=(adduser)
 exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}

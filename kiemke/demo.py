@@ -154,8 +154,8 @@ check_collector = true
         self.start_collector()
         try:
             self.write_agent_config()
-            # --token=...: the token is one argument even if it begins with '-'.
-            enrol = self.agent("enroll", "--server", self.url, f"--token={token}")
+            # --token=...: a secret may begin with '-' (argparse would take it for an option)
+            enrol = self.agent("enroll", f"--server={self.url}", f"--token={token}")
             if enrol.returncode != 0:
                 _fail(f"kiemke-agent enroll failed: {enrol.stderr}")
             sent = self.agent("send", "--full")
@@ -191,8 +191,8 @@ check_collector = true
         print(f"  Prometheus metrics       {self.url}/metrics")
         print(f"  health / readiness       {self.url}/healthz  {self.url}/readyz")
         print(f"  admin token              {self.admin}")
-        print(f"  try: curl -H 'Authorization: Bearer {self.admin}' "
-              f"{self.url}/api/v1/machines/{machine_id}")
+        print(f"  this machine (send the admin token as 'Authorization: Bearer <token>', "
+              f"e.g. curl -H or wget --header):\n    {self.url}/api/v1/machines/{machine_id}")
 
     def compliance(self, machine_id: str, machine: dict[str, Any]) -> None:
         """This machine's result per rule, and its office's ratio against each target."""
@@ -260,8 +260,14 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> None:
     # Ctrl-C and `kill` both stop the collector cleanly, even when started in the
     # background (where a shell leaves SIGINT ignored).
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGHUP too: closing the terminal (or ssh session) must not leave the collector,
+    # which runs in its own session, serving.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    # Output goes out line by line even into a file or pipe (make demo > demo.log).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     Demo(Path(os.environ.get("KIEMKE_DEMO_DIR", "demo-data"))).run()
 
 

@@ -260,3 +260,26 @@ def collector_server(db_url: str, tmp_path: Path) -> Iterator[CollectorServer]:
 # Every probe of the agent, in this process and in every process a test starts, is held to
 # loopback and the namespaces a test creates; a refused probe fails its test (probe_guard.py).
 from probe_guard import probe_guard  # noqa: E402, F401 - autouse fixture
+# --------------------------------------------------------------------------- installed wheel
+
+# tests/test_packaging_wheel.py runs some end-to-end tests again with the interpreter of a
+# fresh venv holding the built wheel (KIEMKE_TEST_INSTALLED=that venv). Refuse to run them
+# on the checkout by mistake: kiemke must then come from the venv's site-packages.
+if os.environ.get("KIEMKE_TEST_INSTALLED"):
+    import kiemke as _kiemke
+
+    _where = Path(_kiemke.__file__).resolve()
+    _venv = Path(os.environ["KIEMKE_TEST_INSTALLED"]).resolve()
+    if REPO in _where.parents or _venv not in _where.parents:
+        raise RuntimeError(f"KIEMKE_TEST_INSTALLED is set but kiemke was imported from "
+                           f"{_where}, not from the installed wheel")
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kiemke wheel, built once per session by deploy/build_packages.py (≈ 20 s)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, str(REPO / "deploy" / "build_packages.py"), "wheel",
+                    "--out", str(out)], check=True, timeout=300)
+    (wheel,) = out.glob("kiemke-*.whl")
+    return wheel

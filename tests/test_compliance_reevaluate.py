@@ -19,7 +19,7 @@ from compliance_helpers import (
 )
 from sqlalchemy import select
 
-from kiemke.collector.config import REPO_RULES_DIR
+from kiemke.collector.config import DEFAULT_RULES_DIR
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results, ruleset_state
 
 
@@ -38,7 +38,7 @@ def _counts(app, rule_id):
 
 def test_rule_change_reevaluates_all_machines(db_url, tmp_path, monkeypatch):
     rules = tmp_path / "rules"
-    shutil.copytree(REPO_RULES_DIR, rules)
+    shutil.copytree(DEFAULT_RULES_DIR, rules)
     app = make_app(db_url, tmp_path, monkeypatch, rules_dir=str(rules))
     units = build_tree(app)
     old_w10 = report_at(app, units[DISTRICT_A], "PC-YENDUNG-02", recent(), **OS_FAIL)

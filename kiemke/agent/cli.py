@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import kiemke
-from kiemke.agent.config import AgentConfig, ConfigError, load_config
+from kiemke.agent.config import AgentConfig, ConfigError, default_config_path, load_config
+from kiemke.agent.configure import SETTINGS as CONFIGURE_OPTIONS
+from kiemke.agent.configure import pending_token
 from kiemke.agent.exitcodes import (
     EXIT_CONFIG,
     EXIT_ERROR,
@@ -112,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     # Replaced by [agent] allow_insecure_http (send and run need it too); kept so that old
     # scripts get an explanation instead of "unrecognized arguments".
     e.add_argument("--insecure", action="store_true", help=argparse.SUPPRESS)
+    cf = sub.add_parser("configure", help="write installer settings into the configuration "
+                        "and keep an enrolment token for the first start of `run`")
+    for name in CONFIGURE_OPTIONS:
+        cf.add_argument("--" + name.replace("_", "-"), metavar="VALUE",
+                        help=f"set [{CONFIGURE_OPTIONS[name][0]}] {CONFIGURE_OPTIONS[name][1]}")
+    cf.add_argument("--token", metavar="TOKEN", help="enrolment token, used (and deleted) by "
+                    "`run` at its first start; write --token=VALUE")
     s = sub.add_parser("send", help="collect and send one report now, then the spool")
     s.add_argument("--full", action="store_true", help="send a full inventory")
     sub.add_parser("run", help="keep running: periodic reports (service / scheduled task)")
@@ -208,6 +217,27 @@ def cmd_enroll(args: argparse.Namespace, config: AgentConfig) -> int:
     return EXIT_OK
 
 
+def cmd_configure(args: argparse.Namespace, config: AgentConfig) -> int:
+    from kiemke.agent.configure import configure
+
+    settings = {name: getattr(args, name) for name in CONFIGURE_OPTIONS}
+    # Installers pass every property, most of them empty: empty means "leave as is".
+    settings = {k: (v if v not in ("", None) else None) for k, v in settings.items()}
+    state = _open_state(config, allow_fallback=False)
+    result = configure(Path(args.config) if args.config else default_config_path(), state,
+                       settings, args.token or None)
+    print(f"configuration {result.config_path}: "
+          + (", ".join(result.written) + " written" if result.written else "unchanged"))
+    if result.token_path:
+        print(f"enrolment token kept in {result.token_path} until `kiemke-agent run` enrols")
+    try:
+        load_config(result.config_path, must_exist=True)
+    except ConfigError as exc:
+        print(f"kiemke-agent configure: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
 def cmd_send(args: argparse.Namespace, config: AgentConfig) -> int:
     from kiemke.agent import delivery
     from kiemke.agent.delivery import NotEnrolled
@@ -276,7 +306,7 @@ def cmd_run(args: argparse.Namespace, config: AgentConfig) -> int:
     creds = state.load_credentials()
     _setup_logging(config.log_level, args.verbose, state.log_path,
                    [creds.secret] if creds else [])
-    if creds is None:
+    if creds is None and pending_token(state) is None:
         log.warning("not enrolled yet: reports are collected into the spool until "
                     "kiemke-agent enroll is run")
     AgentService(config, state).run()
@@ -321,7 +351,7 @@ def cmd_status(args: argparse.Namespace, config: AgentConfig) -> int:
         f"state directory: {data['state_dir']}",
         ("enrolled:        yes, agent " + str(data["agent_id"]) + f" at {data['server']}, "
          f"unit {data['unit']}") if data["enrolled"] else
-        "enrolled:        NO - run kiemke-agent enroll --server URL --token=TOKEN",
+        "enrolled:        NO - run kiemke-agent enroll --server=URL --token=TOKEN",
         f"spool:           {sp['pending']} report(s) waiting, {sp['bytes']} bytes; "
         f"{sp['dropped_total']} dropped (spool full), {sp['rejected_total']} rejected",
         f"last success:    {data['last_success_at'] or 'never'}",
@@ -335,8 +365,8 @@ def cmd_status(args: argparse.Namespace, config: AgentConfig) -> int:
     return EXIT_OK if data["enrolled"] else EXIT_NOT_ENROLLED
 
 
-COMMANDS = {"collect": cmd_collect, "enroll": cmd_enroll, "send": cmd_send, "run": cmd_run,
-            "status": cmd_status}
+COMMANDS = {"collect": cmd_collect, "configure": cmd_configure, "enroll": cmd_enroll,
+            "send": cmd_send, "run": cmd_run, "status": cmd_status}
 
 
 def _join_token(argv: list[str]) -> list[str]:
@@ -353,7 +383,9 @@ def _join_token(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(_join_token(sys.argv[1:] if argv is None else argv))
     try:
-        config = load_config(args.config, must_exist=bool(args.config))
+        # configure may create the file it is given
+        config = load_config(args.config,
+                             must_exist=bool(args.config) and args.command != "configure")
     except ConfigError as exc:
         print(f"kiemke-agent: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

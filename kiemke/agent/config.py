@@ -68,6 +68,7 @@ class AgentConfig:
     # enrol, send, run and the collector check (docs/agent-config.md). Installers set it.
     allow_insecure_http: bool = False
     log_level: str = "INFO"
+    proxy: str | None = None  # http://proxy:3128 for the collector; environment ignored
     # [collectors]
     collectors_enabled: list[str] = field(default_factory=list)  # empty: all
     collectors_disabled: list[str] = field(default_factory=list)
@@ -117,6 +118,7 @@ _KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("agent", "verify_tls"): ("verify_tls", "bool"),
     ("agent", "allow_insecure_http"): ("allow_insecure_http", "bool"),
     ("agent", "log_level"): ("log_level", "str"),
+    ("agent", "proxy"): ("proxy", "str"),
     ("collectors", "enabled"): ("collectors_enabled", "list"),
     ("collectors", "disabled"): ("collectors_disabled", "list"),
     ("collectors", "timeout"): ("collector_timeout", "seconds"),

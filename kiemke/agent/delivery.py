@@ -223,7 +223,7 @@ def send(config: AgentConfig, state: StateDir, force_full: bool = False,
     creds = state.load_credentials()
     if creds is None:
         raise NotEnrolled(f"this agent is not enrolled (no {state.credentials_path}). Run: "
-                          "kiemke-agent enroll --server URL --token=TOKEN")
+                          "kiemke-agent enroll --server=URL --token=TOKEN")
     kind = choose_kind(config, state, force_full)
     report = collect(config, state, kind)
     spool = open_spool(config, state)

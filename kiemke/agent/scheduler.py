@@ -32,8 +32,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from kiemke.agent import delivery
 from kiemke.agent.config import AgentConfig
+from kiemke.agent.configure import forget_token, pending_token
 from kiemke.agent.state import StateDir
-from kiemke.agent.transport import UNAUTHORIZED
+from kiemke.agent.transport import UNAUTHORIZED, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,44 @@ class AgentService:
         """Backoff wait that returns True at once when the agent is stopping."""
         return self.stopping.wait(seconds)
 
+    def enroll_pending(self) -> None:
+        """Enrol with the token an installer left (kiemke-agent configure --token=...).
+
+        Tried at start and before every delivery until it works; the token file is
+        deleted once the collector has answered (credentials, or a refusal of the token).
+        """
+        token = pending_token(self.state)
+        if token is None or self.state.load_credentials() is not None:
+            return
+        if not self.config.server:
+            log.error("an enrolment token is waiting but no server is configured: set "
+                      "[agent] server in the configuration")
+            return
+        try:
+            creds = delivery.enroll(self.config, self.state, self.config.server, token,
+                                    sleep=self._sleep)
+        except TransportError as exc:
+            if exc.outcome == UNAUTHORIZED:
+                forget_token(self.state)
+                log.error("the collector refused the enrolment token left by the installer "
+                          "(%s): create a new token and run kiemke-agent enroll", exc.message)
+            else:
+                log.warning("enrolment postponed, the collector cannot be reached: %s",
+                            exc.message)
+            return
+        forget_token(self.state)
+        log.info("enrolled with %s as agent %s", self.config.server, creds.agent_id)
+
     def _refused(self) -> bool:
+        self.enroll_pending()
         creds = self.state.load_credentials()
+        if creds is None and pending_token(self.state):
+            log.warning("not enrolled yet: reports are kept in the spool; enrolment with the "
+                        "installer's token is tried again before the next delivery")
+            return True
         if creds is None:
             log.error("not enrolled: reports are kept in the spool. Run kiemke-agent enroll "
-                      "--server URL --token=TOKEN")
+                      "--server=URL --token=TOKEN")
             return True
         if self.state.status().get("refused_agent_id") == creds.agent_id:
             log.error("the collector refused this agent's credentials (HTTP 401): reports "

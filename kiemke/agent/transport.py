@@ -95,6 +95,8 @@ class Transport:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False  # never route reports through a user's proxy env
+        if config.proxy:  # only the proxy the configuration names
+            self.session.proxies = {"http": config.proxy, "https": config.proxy}
         if config.ca_bundle:
             self.session.verify = config.ca_bundle
         else:
@@ -182,7 +184,7 @@ class Transport:
                            "already received", resp.status_code)
         if resp.status_code == 401:
             return Outcome(UNAUTHORIZED, "the collector no longer accepts this agent's "
-                           "credentials: re-enroll with kiemke-agent enroll --server URL "
+                           "credentials: re-enroll with kiemke-agent enroll --server=URL "
                            "--token=TOKEN", 401)
         return Outcome(REJECTED, _error_text(resp), resp.status_code)
 

@@ -49,6 +49,7 @@ from kiemke.collector.enrollment import (
     revoke_enrollment_token,
 )
 from kiemke.collector.evaluation.cli import add_compliance_commands
+from kiemke.collector.setup_cmd import add_setup_command
 from kiemke.collector.server import serve
 from kiemke.collector.timeutil import iso_z
 from kiemke.collector.units import UnitError, add_unit, all_units, find_unit
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_assets_commands(sub)
     add_compliance_commands(sub)
     add_users_commands(sub)
+    add_setup_command(sub)
     return parser
 
 

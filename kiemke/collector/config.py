@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-REPO_RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
+from kiemke.compliance.rule_loader import default_rules_dir
+
+# The rules shipped in the package; KIEMKE_RULES_DIR points at an operator's own copy.
+DEFAULT_RULES_DIR = default_rules_dir()
+REPO_RULES_DIR = DEFAULT_RULES_DIR  # the former name, still imported by tests and benches
 SYSTEM_DATA_DIR = Path("/var/lib/kiemke-collector")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -59,7 +63,7 @@ class CollectorConfig:
     max_body_bytes: int = 1024 * 1024
     stale_after: timedelta = timedelta(days=3)
     timezone: str = "Asia/Ho_Chi_Minh"
-    rules_dir: Path = REPO_RULES_DIR
+    rules_dir: Path = DEFAULT_RULES_DIR
     log_level: str = "INFO"
     # Seconds between maintenance passes (waiver expiry, unit rules, daily snapshot); 0: off.
     maintenance_interval: float = 60.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -354,5 +355,10 @@ def load_rules(paths: Iterable[str | Path], *, config: ComplianceConfig | None =
 
 
 def default_rules_dir() -> Path:
-    """rules/ of a source checkout (the collector normally passes its configured path)."""
-    return Path(__file__).resolve().parents[2] / "rules"
+    """The default rule set shipped in the package (kiemke/rules, package data).
+
+    In a source checkout kiemke/rules is a symlink to the top-level rules/, so both are
+    the same files; in an installed wheel it is a plain directory of site-packages.
+    Operators who change rules point KIEMKE_RULES_DIR at their own copy.
+    """
+    return Path(str(resources.files("kiemke") / "rules"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -12,7 +13,8 @@ from sqlalchemy import Engine
 
 from kiemke.collector.db.engine import make_engine, normalize_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Package data (setup.cfg), so an installed wheel migrates exactly like a checkout.
+MIGRATIONS_DIR = Path(str(resources.files("kiemke.collector") / "migrations"))
 
 
 def alembic_config(url: str) -> Config:
