@@ -11,7 +11,7 @@
   report becomes current again.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0009 (the newest on main when this was merged; numbers are not order)
 Create Date: 2026-12-01
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
