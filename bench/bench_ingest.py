@@ -1,6 +1,7 @@
 """Ingest benchmark: max reports/s and latency at 1,000 reports/s, SQLite and PostgreSQL.
 
-The collector runs under gunicorn (2 workers x 4 threads) on 127.0.0.1.
+The collector runs under gunicorn (2 workers x 4 threads, kiemke's buffered worker) on
+127.0.0.1; bench_worker_models() measures that worker against plain gthread.
 - closed loop (max throughput): wrk (C, deploy/install-bench-deps.sh) with
   bench/ingest.lua, WRK_CONNECTIONS keep-alive connections, each sending the next report
   as soon as the previous answer arrives, for CLOSED_SECONDS; every request a fresh
@@ -244,10 +245,52 @@ def bench_backend(backend: str) -> list[dict[str, Any]]:
     ]
 
 
+MODEL_SECONDS = float(os.environ.get("KIEMKE_BENCH_MODEL_SECONDS", "8"))
+
+
+def bench_worker_models() -> list[dict[str, Any]]:
+    """The cost of the server model: `serve` uses kiemke's buffered worker (the event loop
+    reads whole requests before a thread runs them: docs/deployment.md, "Server model");
+    the same closed-loop ingest on SQLite with gunicorn's plain gthread worker is the
+    floor it is judged against, measured in the same run, one after the other."""
+    if shutil.which("wrk") is None:
+        return [{"name": "ingest buffered worker / gthread", "value": float("nan"),
+                 "unit": "ratio", "budget": "wrk missing: not measured", "ok": False}]
+    rates: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for model in ("gthread", "buffered"):
+        collector = start_collector("sqlite", worker=model)
+        assert collector is not None
+        try:
+            agents = enroll_fleet(collector, AGENTS)
+            _wrk_closed(collector.url, agents, 2)  # warm-up
+            server0 = _group_cpu_seconds(collector.process.pid)
+            closed = _wrk_closed(collector.url, agents, MODEL_SECONDS)
+            rates[model] = closed["accepted"] / MODEL_SECONDS
+            cpu[model] = (_group_cpu_seconds(collector.process.pid) - server0) * 1000 / \
+                max(closed["accepted"] + closed["errors"], 1)
+        finally:
+            collector.stop()
+    ratio = rates["buffered"] / rates["gthread"] if rates["gthread"] else float("nan")
+    return [
+        {"name": "ingest SQLite, gthread worker (floor)", "value": round(rates["gthread"], 1),
+         "unit": "reports/s", "budget": None, "ok": None},
+        {"name": "ingest SQLite, buffered worker (serve's default)",
+         "value": round(rates["buffered"], 1), "unit": "reports/s", "budget": None,
+         "ok": None},
+        {"name": "ingest buffered / gthread throughput", "value": round(ratio, 3),
+         "unit": "ratio", "budget": ">= 0.9", "ok": ratio >= 0.9},
+        {"name": "collector CPU per report, buffered / gthread",
+         "value": f"{cpu['buffered']:.3f} / {cpu['gthread']:.3f}", "unit": "ms",
+         "budget": None, "ok": None},
+    ]
+
+
 def main() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for backend in ("sqlite", "postgres"):
         rows += bench_backend(backend)
+    rows += bench_worker_models()
     return rows
 
 

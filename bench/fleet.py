@@ -133,7 +133,8 @@ def postgres_database() -> tuple[str, Any] | None:
     return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", drop
 
 
-def start_collector(backend: str, workers: int = 2, threads: int = 4) -> Collector | None:
+def start_collector(backend: str, workers: int = 2, threads: int = 4,
+                    worker: str = "buffered") -> Collector | None:
     data_dir = Path(tempfile.mkdtemp(prefix=f"kiemke-bench-{backend}-"))
     cleanup: list[Any] = [lambda: shutil.rmtree(data_dir, ignore_errors=True)]
     if backend == "postgres":
@@ -153,7 +154,7 @@ def start_collector(backend: str, workers: int = 2, threads: int = 4) -> Collect
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - owned by the subprocess
     proc = subprocess.Popen(
         [sys.executable, "-m", "kiemke.collector", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads)],
+         "--workers", str(workers), "--threads", str(threads), "--worker", worker],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     collector = Collector(f"http://127.0.0.1:{port}", db_url, data_dir, proc, env, cleanup)

@@ -17,6 +17,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 
 from kiemke.collector import accounts, api, console, metrics
+from kiemke.collector.api import inputs, outage
 from kiemke.collector.assets import store as asset_store
 from kiemke.collector.assets import wiring as assets
 from kiemke.collector.config import CollectorConfig
@@ -35,6 +36,7 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
         config = CollectorConfig.from_mapping(config)
     config.ensure_data_dir()
     app = Flask("kiemke.collector")
+    inputs.init_app(app)  # JSON/parameter bounds and NFC, before any blueprint
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Vietnamese stays readable
@@ -54,6 +56,7 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
     app.extensions[KEY] = ext
 
     api.init_app(app)
+    outage.init_app(app)  # 503 + Retry-After while the database is away
     metrics.init_app(app)
     evaluation.init_app(app)
     assets.init_app(app)

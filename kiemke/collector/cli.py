@@ -76,8 +76,9 @@ def cmd_serve(config: CollectorConfig, args: argparse.Namespace) -> None:
     with open_engine(config):
         pass  # refuses to start on an unreachable or un-migrated database
     say(f"kiemke-collector {__version__} serving on http://{args.bind} "
-        f"({args.workers} workers), database {safe_url(config.database_url)}")
-    serve(config, bind=args.bind, workers=args.workers, threads=args.threads)
+        f"({args.workers} {args.worker} workers), database {safe_url(config.database_url)}")
+    serve(config, bind=args.bind, workers=args.workers, threads=args.threads,
+          model=args.worker)
 
 
 def cmd_db_upgrade(config: CollectorConfig, _args: argparse.Namespace) -> None:
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="127.0.0.1:8080", help="host:port (default %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--worker", choices=("buffered", "gthread"), default="buffered",
+                   help="worker model (default buffered: whole requests are read before a "
+                        "thread runs them; docs/deployment.md)")
     p.add_argument("--migrate", action="store_true", help="run `db upgrade` before serving")
     p.set_defaults(func=with_config(cmd_serve))
 

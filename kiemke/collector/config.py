@@ -67,6 +67,12 @@ class CollectorConfig:
     log_level: str = "INFO"
     # Seconds between maintenance passes (waiver expiry, unit rules, daily snapshot); 0: off.
     maintenance_interval: float = 60.0
+    # A report collected further ahead of the collector's clock than this is refused: a
+    # machine with a clock in the future must not freeze its own current state.
+    max_clock_skew: timedelta = timedelta(minutes=15)
+    # ... and one collected longer ago than this (a clock in 1900 or 0001, or a dead CMOS
+    # battery's 2000-01-01; an agent's spool holds weeks, not years).
+    max_report_age: timedelta = timedelta(days=3650)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -95,7 +101,8 @@ class CollectorConfig:
         for name, value in values.items():
             if name == "max_body_bytes" and isinstance(value, str):
                 value = parse_size(value)
-            elif name == "stale_after" and isinstance(value, (str, int, float)):
+            elif name in ("stale_after", "max_clock_skew", "max_report_age") \
+                    and isinstance(value, (str, int, float)):
                 value = (parse_duration(value) if isinstance(value, str)
                          else timedelta(seconds=value))
             elif name == "maintenance_interval" and isinstance(value, str):
@@ -160,6 +167,8 @@ ENV_VARS: dict[str, str] = {
     "KIEMKE_RULES_DIR": "rules_dir",
     "KIEMKE_LOG_LEVEL": "log_level",
     "KIEMKE_MAINTENANCE_INTERVAL": "maintenance_interval",
+    "KIEMKE_MAX_CLOCK_SKEW": "max_clock_skew",
+    "KIEMKE_MAX_REPORT_AGE": "max_report_age",
 }
 
 _PARSERS: dict[str, Any] = {
@@ -167,6 +176,8 @@ _PARSERS: dict[str, Any] = {
     "rules_dir": lambda s: Path(s).expanduser(),
     "max_body_bytes": parse_size,
     "stale_after": parse_duration,
+    "max_clock_skew": parse_duration,
+    "max_report_age": parse_duration,
     "timezone": _parse_timezone,
     "log_level": _parse_level,
     "maintenance_interval": _parse_interval,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Engine, bindparam, case, select, update
+from sqlalchemy import Engine, and_, bindparam, case, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kiemke.collector.db.tables import agents, machines, reports
@@ -45,13 +45,26 @@ class IngestStatements:
 
     def __init__(self, dialect: str) -> None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self.report = (insert(reports).on_conflict_do_nothing(index_elements=["report_id"])
+        # Report ids are the agent's: unique per machine only (migration 0007).
+        self.report = (insert(reports)
+                       .on_conflict_do_nothing(index_elements=["machine_id", "report_id"])
                        .returning(reports.c.report_id))
         upsert = insert(machines)
-        newer = upsert.excluded.last_collected_at >= machines.c.last_collected_at
-        current = {col: case((newer, getattr(upsert.excluded, col)), else_=machines.c[col])
+        new, old = upsert.excluded, machines.c
+        # Which report is the machine's current state: never the machine's clock alone.
+        # - a new credential (re-enrolled, reinstalled: its counter starts again) wins;
+        # - the agent's report counter when both reports carry one;
+        # - else collection time, unless the stored time lies after the moment the new
+        #   report arrived: then the stored one came from a clock running ahead.
+        newer = case(
+            (new.agent_id != old.agent_id, true()),
+            (and_(new.last_sequence.is_not(None), old.last_sequence.is_not(None)),
+             new.last_sequence > old.last_sequence),
+            else_=or_(new.last_collected_at >= old.last_collected_at,
+                      old.last_collected_at > new.last_seen))
+        current = {col: case((newer, getattr(new, col)), else_=old[col])
                    for col in ("hostname", "platform", "agent_version", "last_report_id",
-                               "last_collected_at", "report")}
+                               "last_collected_at", "last_sequence", "report")}
         self.machine = upsert.on_conflict_do_update(
             index_elements=["machine_id"],
             set_={"agent_id": upsert.excluded.agent_id, "unit_id": upsert.excluded.unit_id,

@@ -9,6 +9,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from kiemke.collector.buffered_worker import BufferedThreadWorker
 from kiemke.collector.config import CollectorConfig
 
 # Request line, status, size, time: never headers (Authorization) and never bodies.
@@ -51,7 +52,24 @@ class CollectorServer(BaseApplication):
         return create_app(self.collector_config)
 
 
-def serve(config: CollectorConfig, bind: str, workers: int, threads: int) -> None:
+# `serve --worker`: the buffered worker is the default (docs/deployment.md, "Server
+# model"); gthread stays selectable to measure the difference (bench/bench_ingest.py).
+WORKER_MODELS = ("buffered", "gthread")
+
+
+def worker_class(model: str, config: CollectorConfig) -> Any:
+    if model == "gthread":
+        return "gthread"
+    if model != "buffered":
+        raise ValueError(f"unknown worker model {model!r}: use one of {WORKER_MODELS}")
+    # A subclass carrying this collector's body limit (the loop refuses larger bodies
+    # before they are stored); gunicorn takes the class itself.
+    return type("KiemkeBufferedWorker", (BufferedThreadWorker,),
+                {"max_body_bytes": config.max_body_bytes})
+
+
+def serve(config: CollectorConfig, bind: str, workers: int, threads: int,
+          model: str = "buffered") -> None:
     """Run until SIGINT/SIGTERM. gunicorn forks the workers; each builds its own app."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_multiproc_dir(config.data_dir))
@@ -59,8 +77,10 @@ def serve(config: CollectorConfig, bind: str, workers: int, threads: int) -> Non
         "bind": bind,
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",  # keep-alive connections for agents behind one proxy
+        "worker_class": worker_class(model, config),
         "keepalive": 5,
+        # Responses are built in memory by the buffered worker and written by its loop.
+        "sendfile": False,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",

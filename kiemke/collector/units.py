@@ -13,13 +13,19 @@ from sqlalchemy import Connection, select, update
 
 from kiemke.collector.db.engine import inserted_id
 from kiemke.collector.db.tables import units
+from kiemke.collector.jsoninput import nfc
 from kiemke.collector.timeutil import utcnow
 
 PATH_SEPARATOR = " / "
 
 
 class UnitError(ValueError):
-    """A unit operation that cannot be done; the message says why and what to do."""
+    """A unit operation that cannot be done; the message says why and what to do.
+    `field` names the input at fault when it is known (name, code, parent)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,18 @@ def get_unit(conn: Connection, unit_id: int) -> Unit | None:
     return _row_to_unit(row) if row else None
 
 
+# Unit ids are 32-bit on PostgreSQL: a longer number is no id (and must not reach SQL).
+MAX_UNIT_ID = 2**31 - 1
+MAX_CODE = 64
+
+
 def find_unit(conn: Connection, ref: str | int) -> Unit:
-    """A unit by id, code or full path; raises UnitError naming what was tried."""
-    text = str(ref).strip()
-    if text.isdigit():
+    """A unit by id, code or full path; raises UnitError naming what was tried.
+
+    Text is compared in Unicode NFC, as it is stored: a path typed in NFD (Unikey's
+    "Unicode tổ hợp") finds the unit."""
+    text = nfc(str(ref).strip())
+    if text.isascii() and text.isdigit() and int(text) <= MAX_UNIT_ID:
         unit = get_unit(conn, int(text))
         if unit:
             return unit
@@ -78,7 +92,11 @@ def find_unit(conn: Connection, ref: str | int) -> Unit:
 
 
 def validate_name(name: str) -> str:
-    name = " ".join(name.split())
+    if not isinstance(name, str):
+        raise UnitError("a unit name must be text", "name")
+    if "\x00" in name:
+        raise UnitError("a unit name cannot contain the character U+0000", "name")
+    name = nfc(" ".join(name.split()))
     if not name:
         raise UnitError("a unit name cannot be empty")
     if PATH_SEPARATOR.strip() in name:
@@ -86,6 +104,19 @@ def validate_name(name: str) -> str:
     if len(name) > 255:
         raise UnitError("a unit name is limited to 255 characters")
     return name
+
+
+def validate_code(code: Any) -> str | None:
+    if code is None:
+        return None
+    if not isinstance(code, str):
+        raise UnitError("a unit code must be text (for example LDLD-BG)", "code")
+    if "\x00" in code:
+        raise UnitError("a unit code cannot contain the character U+0000", "code")
+    code = nfc(code.strip())
+    if len(code) > MAX_CODE:
+        raise UnitError(f"a unit code is limited to {MAX_CODE} characters", "code")
+    return code or None
 
 
 def add_unit(conn: Connection, name: str, parent: str | int | None = None,
@@ -96,8 +127,7 @@ def add_unit(conn: Connection, name: str, parent: str | int | None = None,
     level = parent_unit.level + 1 if parent_unit else 0
     if conn.execute(select(units.c.id).where(units.c.path == path)).first():
         raise UnitError(f"a unit {path!r} already exists")
-    if code is not None:
-        code = code.strip() or None
+    code = validate_code(code)
     if code and conn.execute(select(units.c.id).where(units.c.code == code)).first():
         raise UnitError(f"the unit code {code!r} is already used by another unit")
     result = conn.execute(units.insert().values(

@@ -16,6 +16,10 @@ FACTS: dict[str, FactDef] = {
     "now": F(DATE, "the evaluation date (UTC): days_since() counts to it"),
     "report.kind": F(STRING, "periodic or full"),
     "report.age_days": F(NUMBER, "days between collection and evaluation"),
+    "agent.clock_offset_seconds": F(NUMBER, "how far the machine's clock is ahead (+) or "
+                                    "behind (-) the collector's: the report's sent_at (else "
+                                    "collected_at) minus the time the collector received it, "
+                                    "rounded to whole minutes"),
     "identity.hostname": F(STRING, "host name"),
     "identity.platform": F(STRING, "windows, linux, darwin or other"),
     # operating system

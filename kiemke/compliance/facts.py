@@ -329,6 +329,23 @@ def _printer_facts(facts: dict[str, Any], report: dict[str, Any]) -> None:
         facts["printers.network_count"] = sum(1 for p in physical if p.get("network") is True)
 
 
+def _clock_offset(facts: dict[str, Any], report: dict[str, Any], received: dt.datetime) -> None:
+    """`received` is the evaluation time at ingest: when the collector received the report.
+    Whole minutes, so that the facts of an unchanged machine stay equal from report to
+    report (no write) while a clock that is off by minutes still shows."""
+    text = report.get("sent_at") or report.get("collected_at")
+    if not isinstance(text, str) or received.tzinfo is None:
+        return
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.timezone.utc)
+        offset = (stamp - received).total_seconds()
+    except (ValueError, OverflowError):
+        return
+    facts["agent.clock_offset_seconds"] = 60 * round(offset / 60)
+
+
 def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict | None,
                       config: ComplianceConfig, unit_codes: Sequence[str] = ()
                       ) -> dict[str, Any]:
@@ -340,6 +357,7 @@ def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict |
     collected = to_date(report.get("collected_at"))
     if collected is not None:
         facts["report.age_days"] = (today - collected).days
+    _clock_offset(facts, report, now)
     identity = report.get("identity") or {}
     _put(facts, "identity.hostname", identity.get("hostname"))
     _put(facts, "identity.platform", identity.get("platform"))

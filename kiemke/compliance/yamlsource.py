@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,9 @@ def load_yaml(path: str | Path) -> Any:
         raise SourceError(path, None, f"cannot read the file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
         raise SourceError(path, None, "the file is not UTF-8 text: save it as UTF-8") from exc
+    # Names and quotes compare as they are shown: the whole text in NFC (line numbers do
+    # not change), so a rule file saved in NFD means the same as one saved in NFC.
+    text = unicodedata.normalize("NFC", text)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -103,6 +107,9 @@ def load_yaml(path: str | Path) -> Any:
         raise SourceError(path, line, f"YAML syntax error: {problem}") from exc
     except yaml.YAMLError as exc:
         raise SourceError(path, None, f"YAML error: {exc}") from exc
+    except RecursionError:
+        raise SourceError(path, None, "the YAML is nested too deeply to be a rule file") \
+            from None
 
 
 def expression_line(mapping: LineDict, key: str, offset: int) -> int:

@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify
 
 from kiemke import __version__
 from kiemke.collector.accounts.api import openapi_extend as audit_openapi
+from kiemke.collector.api.openapi_complete import complete
 from kiemke.collector.assets.openapi import paths as asset_paths
 from kiemke.collector.evaluation import openapi as evaluation_openapi
 from kiemke.schema import load_schema
@@ -158,8 +159,8 @@ def build_document() -> dict[str, Any]:
                     "last_collected_at": {"type": ["string", "null"], "format": "date-time"},
                     "last_report_id": {"type": ["string", "null"]},
                     "status": {"enum": ["active", "stale"]}}},
-                "Report": {"$ref": "https://kiemke.example/schema/report-v1.json",
-                           "description": load_schema()["description"]},
+                # Inlined from kiemke/schema/report-v1.json by openapi_complete.
+                "Report": {"description": load_schema()["description"]},
             },
         },
     }
@@ -170,4 +171,5 @@ def openapi_json():
     document = build_document()
     evaluation_openapi.extend(document)  # compliance, units, waivers
     audit_openapi(document)  # GET /api/v1/audit (kiemke/collector/accounts/api.py)
+    complete(document)  # the report schema inlined; answers every route can give
     return jsonify(document)

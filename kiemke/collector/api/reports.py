@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 
@@ -10,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from kiemke.collector.api.auth import authenticate_agent
 from kiemke.collector.api.errors import ApiError
+from kiemke.collector.jsoninput import JsonInputError, load_json
 
 bp = Blueprint("reports", __name__)
 
@@ -43,6 +43,12 @@ def _read_body(limit: int) -> bytes:
         raise _too_large(limit, "decompressed request body")
     if not inflater.eof:
         raise ApiError(400, "malformed_gzip", "body", "the gzip body is truncated")
+    if inflater.unused_data:
+        # A second gzip member or trailing bytes: refused rather than silently dropped
+        # (an agent sends exactly one member).
+        raise ApiError(400, "malformed_gzip", "body",
+                       "the gzip body has bytes after its end (trailing data or a second "
+                       "gzip member); send exactly one gzip member")
     return body
 
 
@@ -57,10 +63,9 @@ def post_report():
                            "send the report as JSON with 'Content-Type: application/json'")
         body = _read_body(ext.config.max_body_bytes)
         try:
-            report = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "malformed_json", "body",
-                           f"the body is not valid UTF-8 JSON ({exc})") from None
+            report = load_json(body)
+        except JsonInputError as exc:
+            raise ApiError(400, exc.error, exc.field, exc.message) from None
         # validate -> store -> assets -> evaluate -> changes (kiemke.collector.pipeline)
         stored = ext.pipeline.ingest(agent, report)
     except ApiError as exc:

@@ -61,8 +61,8 @@ def create_unit():
         if "already" in str(exc):
             raise ApiError(409, "conflict", "code" if "code" in str(exc) else "name",
                            str(exc)) from None
-        raise ApiError(400, "invalid_field", "parent" if "no unit" in str(exc) else "name",
-                       str(exc)) from None
+        field = exc.field or ("parent" if "no unit" in str(exc) else "name")
+        raise ApiError(400, "invalid_field", field, str(exc)) from None
     resp = jsonify(unit_ref(unit) | {"parent_id": unit.parent_id})
     resp.status_code = 201
     return resp
@@ -142,6 +142,6 @@ def patch_unit(unit_id: int):
         raise ApiError(409, "conflict", "parent" if "parent" in body and "under" in str(exc)
                        else "name", str(exc)) from None
     except UnitError as exc:
-        raise ApiError(400, "invalid_field", "parent" if "no unit" in str(exc) else "name",
-                       str(exc)) from None
+        field = exc.field or ("parent" if "no unit" in str(exc) else "name")
+        raise ApiError(400, "invalid_field", field, str(exc)) from None
     return jsonify(unit_ref(unit) | {"parent_id": unit.parent_id})

@@ -7,11 +7,13 @@ sees one schema; each new table comes with a migration in collector/migrations/v
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -85,19 +87,25 @@ machines = Table(
     # Hash of the machine's rule results (compliance/store.py results_digest); NULL:
     # not known, the next full re-evaluation compares the rows themselves.
     Column("results_digest", String(32), nullable=True),
+    # The agent's report counter of the current report (schema field `sequence`), when the
+    # agent sends one: it, not the machine's clock, decides which report is current.
+    Column("last_sequence", BigInteger, nullable=True),
     Index("ix_machines_unit_id_last_seen", "unit_id", "last_seen"),
     Index("ix_machines_hostname", "hostname"),
 )
 
 reports = Table(
     "reports", metadata,
-    Column("report_id", String(36), primary_key=True),
+    Column("report_id", String(36), nullable=False),
     Column("machine_id", String(32), nullable=False),
     Column("agent_id", String(32), nullable=True),
     Column("kind", String(16), nullable=False),
     Column("collected_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("body", JSONType, nullable=False),
+    # Per machine: report ids are chosen by agents, so two machines may send the same one
+    # (a cloned disk image, a buggy agent) and neither may drop the other's report.
+    PrimaryKeyConstraint("machine_id", "report_id", name="pk_reports"),
     Index("ix_reports_machine_id_received_at", "machine_id", "received_at"),
     Index("ix_reports_received_at", "received_at"),
 )

@@ -31,7 +31,7 @@ __all__ = ["AssetsStep", "ChangesStep", "EvaluateStep", "Ingest", "Pipeline", "R
 def build_pipeline(ext: Kiemke) -> Pipeline:
     """The ingest steps of this app, in order."""
     return Pipeline(ext.engine, [
-        ValidateStep(ext.validate),
+        ValidateStep(ext.validate, ext.config.max_clock_skew, ext.config.max_report_age),
         StoreStep(),
         AssetsStep(ext.assets.config),
         EvaluateStep(ext.compliance),

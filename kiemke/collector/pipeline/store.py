@@ -10,11 +10,13 @@ from kiemke.collector.timeutil import parse_iso
 
 
 class StoreStep:
-    """Insert the report (a known report_id is a replay: the pipeline ends, nothing
-    changes), upsert the machine, note when the agent was last seen.
+    """Insert the report (a report_id this machine already sent is a replay: the pipeline
+    ends, nothing changes; another machine's report with the same id is its own report),
+    upsert the machine, note when the agent was last seen.
 
-    A late report (collected before the stored current state) is kept in `reports` but
-    does not overwrite the machine's current state (`machine["current"]` is False).
+    A late report (older than the stored current state by the agent's counter, or else
+    by collection time: kiemke.collector.ingest) is kept in `reports` but does not
+    overwrite the machine's current state (`machine["current"]` is False).
     """
 
     name: ClassVar[str] = "store"
@@ -38,7 +40,7 @@ class StoreStep:
             "hostname": identity["hostname"], "platform": identity.get("platform"),
             "agent_version": identity.get("agent_version"), "first_seen": now, "last_seen": now,
             "last_report_id": report["report_id"], "last_collected_at": collected_at,
-            "report": report,
+            "last_sequence": report.get("sequence"), "report": report,
         }
         row = conn.execute(stmts.machine, values).one()
         conn.execute(stmts.agent_seen, {"agent_id": agent.id, "seen": now})
