@@ -12,4 +12,6 @@ command -v ip         >/dev/null || need+=(iproute2)
 command -v amtool     >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v ping       >/dev/null || need+=(iputils-ping)
+[ -x /usr/bin/chromium ]     || need+=(chromium)         # the console tests' real browser
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)  # selenium drives it
 exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}
