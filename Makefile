@@ -21,7 +21,8 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests use as real components (Prometheus and promtool, Alertmanager,
-# ClamAV, CUPS, iproute2 for network namespaces, ping). Installed only when missing.
+# ClamAV, CUPS, iproute2 for network namespaces, ping, Chromium + chromedriver for the
+# console). Installed only when missing.
 system-deps:
 	@bash deploy/install-test-deps.sh
 

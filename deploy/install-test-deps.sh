@@ -24,4 +24,6 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v nginx      >/dev/null || need+=(nginx)
 command -v openssl    >/dev/null || need+=(openssl)
 command -v adduser    >/dev/null || need+=(adduser)
+[ -x /usr/bin/chromium ]     || need+=(chromium)         # the console tests' real browser
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)  # selenium drives it
 exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}

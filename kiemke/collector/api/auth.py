@@ -3,6 +3,9 @@ read-only, with their unit scope) are checked by kiemke.collector.accounts.auth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import current_app, request
 
 from kiemke.collector.api.errors import ApiError
@@ -35,3 +38,12 @@ def authenticate_agent() -> AgentCredential:
                        "this agent's credential was revoked (re-enrolled elsewhere or by an "
                        "administrator); enrol the agent again with a new enrolment token")
     return agent
+
+
+def require_admin(view: Callable[..., Any]) -> Callable[..., Any]:
+    """An admin token only (everything, unscoped). For endpoints that do not check unit
+    scopes yet: a read-only token is refused (403) rather than shown other units."""
+    from kiemke.collector.accounts import auth
+    from kiemke.collector.accounts.roles import API_TOKENS
+
+    return auth.require(API_TOKENS)(view)

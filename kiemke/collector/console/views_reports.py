@@ -115,7 +115,7 @@ def reports_page(unit_id: int | None = None) -> Any:
         )
 
         return _download(render_report(report, fmt), fmt,
-                         f"bao-cao-{unit.code or unit.id}-{period_text}")
+                         f"bao-cao-{unit.id}-{period.text}")
     return render_template("reports.html", unit=unit, choices=choices, period=period_text,
                            report=report, errors=errors, available=REPORTS_AVAILABLE,
                            formats=list(DOWNLOADS)), 400 if errors else 200
@@ -158,7 +158,7 @@ def ranking_page(unit_id: int | None = None) -> Any:
         )
 
         return _download(render_ranking(ranking, fmt), fmt,
-                         f"xep-hang-{unit.code or unit.id}-{period_text}")
+                         f"xep-hang-{unit.id}-{period.text}")
     return render_template("ranking.html", unit=unit, choices=choices, period=period_text,
                            ranking=ranking, errors=errors, available=REPORTS_AVAILABLE,
                            formats=list(DOWNLOADS), title=_("Ranking")), 400 if errors else 200
