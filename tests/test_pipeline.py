@@ -72,7 +72,10 @@ def test_the_app_runs_the_declared_steps_in_order(app):
 def test_pipeline_refuses_misordered_or_repeated_steps(app):
     engine = app.extensions["kiemke"].engine
     with pytest.raises(ValueError, match="outside the transaction must come first"):
-        Pipeline(engine, [StoreStep(), ValidateStep(app.extensions["kiemke"].validate)])
+        config = app.extensions["kiemke"].config
+        Pipeline(engine, [StoreStep(), ValidateStep(app.extensions["kiemke"].validate,
+                                                    config.max_clock_skew,
+                                                    config.max_report_age)])
     with pytest.raises(ValueError, match="repeat"):
         Pipeline(engine, [StoreStep(), StoreStep()])
 
@@ -90,7 +93,7 @@ def test_adding_a_step_is_one_object_in_the_list(app):
 def test_validate_rejects_before_anything_is_written(app):
     ext = app.extensions["kiemke"]
     agent, report = enrolled(app)
-    step = ValidateStep(ext.validate)
+    step = ValidateStep(ext.validate, ext.config.max_clock_skew, ext.config.max_report_age)
     bad = {**report, "kind": "weekly"}
     with pytest.raises(Rejected) as info:
         step.run(Ingest(agent=agent, report=bad, now=recent()))
