@@ -39,9 +39,10 @@ def clamscan_version(clamscan: str) -> str:
 
 
 def write_db(directory: Path, name: str, built: datetime, version: int) -> None:
-    # A real database is header + signed tar.gz; clamscan --version and the agent read
-    # only the 512-byte header.
-    (directory / name).write_bytes(make_cvd_header(built, version) + b"\0" * 64)
+    # A real database is header + signed tar.gz; clamscan --version reads the header, the
+    # agent the header and the MD5 of the body (libclamav's check).
+    body = b"\0" * 64
+    (directory / name).write_bytes(make_cvd_header(built, version, body=body) + body)
 
 
 def ctx(max_age: float = 7.0) -> Context:

@@ -67,8 +67,14 @@ def test_mdatp_flow_passive_is_not_enabled(tmp_path: Path) -> None:
                                         "mdatp-health-101.23062.0010.json"})
     section = antivirus_linux.collect(ctx(), table_with(defender=mdatp))
     d = next(p for p in section["products"] if p["vendor"] == "Microsoft")
-    assert (d["state"], d["enabled"], d["up_to_date"]) == ("passive", False, True)
+    # mdatp says "upToDate", but the capture's definitions (2023-08-09) are years older
+    # than this collection: the age wins and the disagreement is an error entry.
+    assert (d["state"], d["enabled"], d["up_to_date"]) == ("passive", False, False)
     assert d["licence_expiry"] == "2024-04-10"
+    assert d["licensed"] is False  # the product's licence expired on 2024-04-10
+    messages = [e["message"] for e in section["errors"] if e.get("product") == d["name"]]
+    assert any("reports its signatures up to date" in m for m in messages)
+    assert any("expired on 2024-04-10" in m for m in messages)
 
 
 def test_failing_vendor_cli_is_reported_not_dropped(tmp_path: Path) -> None:
