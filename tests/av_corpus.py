@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from kiemke.agent.collectors import antivirus_linux, antivirus_windows
+from kiemke.agent.collectors.antivirus import as_section
 from kiemke.agent.collectors.base import CollectorError, Context
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.av_vendors import builtin_table
@@ -111,13 +112,13 @@ def run_case(root: Path, mp: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[s
     table = builtin_table()
     if case["platform"] == "windows":
         _CaseWindows(root, case.get("cim_errors", {})).install(mp)
-        section = antivirus_windows.collect(ctx, table)
+        section = as_section(antivirus_windows.read(ctx, table))
     else:
         _install_linux(case, root, mp)
         db = root / "db"
-        section = antivirus_linux.collect(ctx, table,
+        section = as_section(antivirus_linux.read(ctx, table,
                                           clamav_db_dir=str(db) if db.is_dir() else
-                                          str(root / "no-clamav-db"))
+                                          str(root / "no-clamav-db")))
     report = {"collected_at": case["collected_at"], "antivirus": section}
     facts = facts_from_report(report, now=now, asset=None, config=load_config(RULES))
     return section, {k: facts.get(k) for k in RULE_FACTS}

@@ -18,8 +18,8 @@ from typing import Any
 
 import psutil
 
-from kiemke.agent.collectors.antivirus import max_signature_age
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.antivirus import max_signature_age, vendor_table
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers import (
     bitdefender,
     clamav,
@@ -380,8 +380,10 @@ def generic_product(product: Product, names: frozenset[str],
     return None
 
 
-def collect(ctx: Context, table: VendorTable, clamav_db_dir: str | None = None
-            ) -> dict[str, Any]:
+def read(ctx: Context, table: VendorTable | None = None, clamav_db_dir: str | None = None
+         ) -> PlatformReading:
+    """Every known product found here. `table` and `clamav_db_dir` are for tests."""
+    table = table or vendor_table(ctx)
     names = process_names(ctx.now)
     products: list[dict[str, Any]] = []
     errors: list[dict] = []
@@ -405,7 +407,4 @@ def collect(ctx: Context, table: VendorTable, clamav_db_dir: str | None = None
     for record in products:
         for kind, message in reconcile(record, ctx.now, max_signature_age(ctx)):
             errors.append(_error(kind, message, record["name"]))
-    result: dict[str, Any] = {"products": products[:32]}
-    if errors:
-        result["errors"] = errors[:32]
-    return result
+    return PlatformReading(facts={"products": products}, errors=errors)

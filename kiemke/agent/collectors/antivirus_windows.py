@@ -11,8 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.antivirus import max_signature_age
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.antivirus import max_signature_age, vendor_table
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers import bitdefender, eset
 from kiemke.agent.parsers.av_common import (
     fill_signature_age,
@@ -210,7 +210,9 @@ LICENCE_READERS = {"kaspersky": _kaspersky, "eset": _eset, "bitdefender": _bitde
                    "symantec": _symantec, "mcafee": _mcafee}
 
 
-def collect(ctx: Context, table: VendorTable) -> dict[str, Any]:
+def read(ctx: Context, table: VendorTable | None = None) -> PlatformReading:
+    """Every known product found here. `table` is for tests."""
+    table = table or vendor_table(ctx)
     products: list[tuple[Product | None, dict[str, Any]]] = []
     errors: list[dict] = []
     security_center = True
@@ -290,7 +292,4 @@ def collect(ctx: Context, table: VendorTable) -> dict[str, Any]:
                              "Windows edition (Windows Server) and no known antivirus service "
                              "or process was found. If an antivirus is installed, add it to "
                              "[antivirus] extra_products in the agent configuration."))
-    result: dict[str, Any] = {"products": [r for _, r in products][:32]}
-    if errors:
-        result["errors"] = errors[:32]
-    return result
+    return PlatformReading(facts={"products": [r for _, r in products]}, errors=errors)

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+# The one documented parser error (kiemke/agent/parsers/errors.py): vendor output that
+# does not contain what the parser needs. Any other exception out of an antivirus parser
+# is a bug; tests/test_av_parsers_properties.py checks that.
+from kiemke.agent.parsers.errors import ParseError as ParseError
+
 # Exactly the keys of report-v1.json antivirus.products[].
 PRODUCT_KEYS = ("name", "vendor", "version", "enabled", "state", "up_to_date",
                 "signatures_version", "signatures_date", "signatures_age_days", "licensed",
@@ -134,10 +139,6 @@ def key_values(text: str, sep: str = ":") -> dict[str, str]:
     return out
 
 
-class ParseError(ValueError):
-    """The one error every antivirus parser raises: vendor output that does not contain
-    what the parser needs (or is not that tool's output at all). Any other exception out
-    of a parser is a bug; tests/test_av_parsers_properties.py checks that."""
 
 
 # The rule every product record passes through before it is reported: the vendor's own
