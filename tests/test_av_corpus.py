@@ -39,3 +39,32 @@ def test_corpus_has_no_dangerous_errors(monkeypatch: pytest.MonkeyPatch) -> None
     assert len(CASES) >= 40
     assert {k: sorted(v) for k, v in total.dangerous.items() if v} == {}
     assert total.right == total.facts, "\n".join(total.wrong)
+
+
+# The products agencies run (issue 14, class 7): each must be detectable on Windows by
+# Security Center name and by service or process, and on Linux where the vendor ships a
+# Linux agent (Bkav and CMC: Windows only, no public Linux agent found).
+WINDOWS_AND_LINUX = ("cortex", "crowdstrike", "sentinelone", "sophos", "trendmicro",
+                     "symantec", "mcafee", "eset", "kaspersky", "bitdefender", "defender")
+WINDOWS_ONLY = ("bkav", "cmc")
+
+
+def test_vendor_table_covers_the_products_agencies_run() -> None:
+    from kiemke.agent.parsers.av_vendors import builtin_table
+
+    table = {p.id: p for p in builtin_table().antivirus}
+    for pid in WINDOWS_AND_LINUX + WINDOWS_ONLY:
+        product = table[pid]
+        assert product.match, f"{pid}: no Security Center name pattern"
+        assert product.win_services or product.win_processes, f"{pid}: no Windows service/process"
+    for pid in WINDOWS_AND_LINUX:
+        product = table[pid]
+        assert product.linux_binaries or product.linux_processes or product.linux_units, \
+            f"{pid}: no Linux detection"
+    covered = {json.loads((c / "case.json").read_text("utf-8"))["platform"] + ":" + pid
+               for c in CASES for pid in table
+               if any(table[pid].matches_name(p["name"]) or p["name"] == table[pid].name
+                      for p in json.loads((c / "expected.json").read_text("utf-8"))["products"])}
+    for pid in WINDOWS_AND_LINUX:
+        assert f"windows:{pid}" in covered or pid in ("kaspersky", "bitdefender"), pid
+    assert {f"windows:{p}" for p in WINDOWS_ONLY} <= covered

@@ -160,7 +160,8 @@ def reconcile(record: dict[str, Any], now: datetime, max_age_days: float
     """
     problems: list[tuple[str, str]] = []
     name = record.get("name") or "antivirus"
-    signed = parse_datetime(record["signatures_date"]) if record.get("signatures_date") else None
+    sig_text, expiry_text = record.get("signatures_date"), record.get("licence_expiry")
+    signed = parse_datetime(sig_text) if isinstance(sig_text, str) else None
     if signed is not None:
         record["signatures_age_days"] = age_days(signed, now)
         stale = record["signatures_age_days"] > max_age_days
@@ -172,7 +173,7 @@ def reconcile(record: dict[str, Any], now: datetime, max_age_days: float
                              "to date; check that the product can reach its update server"))
         if stale or vendor is None:
             record["up_to_date"] = not stale
-    expiry = parse_date(record["licence_expiry"]) if record.get("licence_expiry") else None
+    expiry = parse_date(expiry_text) if isinstance(expiry_text, str) else None
     if record.get("state") == "expired":
         record["licensed"] = False
     if expiry is not None:
