@@ -150,7 +150,8 @@ def test_security_center_raises_only_parse_error(rows: list[dict[str, Any]], sta
 
 
 RECORD_VALUES = st.one_of(st.none(), st.booleans(), st.text(max_size=30),
-                          st.sampled_from(["2026-11-19T01:00:00Z", "2024-04-10", "31832 (20250909)"]))
+                          st.sampled_from(["2026-11-19T01:00:00Z", "2024-04-10",
+                                           "31832 (20250909)"]))
 
 
 @SETTINGS
