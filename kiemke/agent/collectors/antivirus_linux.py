@@ -142,12 +142,12 @@ def _cvd_body_md5(path: str) -> str:
     return digest
 
 
-def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], list[dict]]:
+def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], list[dict[str, str]]]:
     """Headers of daily/main/bytecode; a .cld and a .cvd of one name: the newer wins.
     A .cvd whose body fails libclamav's MD5 check is left out (ClamAV would refuse to
     load it), with a "failed" error."""
     found: dict[str, clamav.CvdHeader] = {}
-    errors: list[dict] = []
+    errors: list[dict[str, str]] = []
     for base in ("daily", "main", "bytecode"):
         for ext in ("cld", "cvd"):
             path = os.path.join(db_dir, f"{base}.{ext}")
@@ -182,8 +182,8 @@ def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], lis
 
 
 def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = None,
-                   clamscan: str | None = None) -> tuple[dict[str, Any], list[dict]]:
-    errors: list[dict] = []
+                   clamscan: str | None = None) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    errors: list[dict[str, str]] = []
     db_dir = db_dir or clamav_database_dir()
     clamscan = clamscan or shutil.which("clamscan")
     version = None
@@ -348,7 +348,7 @@ def _unread(product: Product, running: bool | None) -> dict[str, Any]:
 
 
 def vendor_product(product: Product, binary: str, ctx: Context,
-                   names: frozenset[str]) -> tuple[dict[str, Any], list[dict]]:
+                   names: frozenset[str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     running = _running(product, names)
     handler = VENDOR_CLIS[product.id]
     try:
@@ -386,7 +386,7 @@ def read(ctx: Context, table: VendorTable | None = None, clamav_db_dir: str | No
     table = table or vendor_table(ctx)
     names = process_names(ctx.now)
     products: list[dict[str, Any]] = []
-    errors: list[dict] = []
+    errors: list[dict[str, str]] = []
     for product in table.antivirus:
         binary = _first_existing(product.linux_binaries)
         files = any(_path_exists(f) for f in product.linux_files)
