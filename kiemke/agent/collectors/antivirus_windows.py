@@ -257,7 +257,8 @@ def read(ctx: Context, table: VendorTable | None = None) -> PlatformReading:
                                     enabled=None if running else False, state=state,
                                     licensed=_licensed_by_kind(product, state))
             products.append((product, record))
-            if product.id == "defender" and running:
+            if product.id == "defender":
+                # Its status class decides, running or not ("Not running", passive, on).
                 _merge_defender(record, ctx, errors)
             continue
         if not product.win_processes:
