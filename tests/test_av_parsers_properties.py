@@ -33,10 +33,12 @@ from kiemke.agent.parsers import (
 )
 from kiemke.agent.parsers.errors import ParseError
 
-CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "antivirus"
+FIXTURES = Path(__file__).parent / "fixtures"
+CAPTURE_DIRS = (FIXTURES / "corpus" / "antivirus", FIXTURES / "linux" / "antivirus",
+                FIXTURES / "macos" / "antivirus")
 NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
-CAPTURES = sorted({p.read_text("utf-8", "replace") for p in CORPUS.rglob("*.txt")}
-                  | {p.read_text("utf-8", "replace") for p in CORPUS.rglob("*.json")})
+CAPTURES = sorted({p.read_text("utf-8", "replace") for d in CAPTURE_DIRS
+                   for p in d.rglob("*") if p.suffix in (".txt", ".json")})
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
