@@ -334,3 +334,28 @@ def test_cytool_outputs_of_another_build() -> None:
         "root             Running\t\t/Library/Application Support/PaloAltoNetworks/Traps/bin/pmd",
         "root             Stopped\t\t/Library/Application Support/PaloAltoNetworks/Traps/bin/pmd"))
     assert (stopped.state, stopped.enabled) == ("off", False)
+
+
+def test_mdatp_active_mode_then_replayed_after_expiry() -> None:
+    """Real active-mode health: on and current when collected; replayed after the
+    product expiry date the evidence says not licensed and not current."""
+    from datetime import datetime, timezone
+
+    from kiemke.agent.parsers import av_common, mdatp
+
+    status = mdatp.parse_mdatp_health(
+        (MACOS_AV / "mdatp-health-101.98.30.json").read_text("utf-8"))
+    assert (status.state, status.enabled, status.up_to_date, status.licensed) == (
+        "on", True, True, True)
+    for collected, current, licensed in (
+            (datetime(2023, 5, 3, 8, 27, tzinfo=timezone.utc), True, True),
+            (datetime(2023, 10, 1, tzinfo=timezone.utc), False, False)):
+        record = av_common.product_record(
+            "Microsoft Defender for Endpoint", "cli", state=status.state,
+            up_to_date=status.up_to_date, licensed=status.licensed,
+            licence_expiry=status.licence_expiry.isoformat() if status.licence_expiry else None)
+        av_common.fill_signature_age(record, status.signatures_at, collected, 7.0)
+        problems = av_common.reconcile(record, collected, 7.0)
+        assert (record["up_to_date"], record["licensed"]) == (current, licensed)
+        assert record["licence_expiry"] == "2023-09-06"
+        assert len(problems) == (0 if current else 2)
