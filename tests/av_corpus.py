@@ -104,6 +104,12 @@ def _install_linux(case: dict[str, Any], root: Path, mp: pytest.MonkeyPatch) -> 
 
 def run_case(root: Path, mp: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, Any]]:
     """-> (antivirus section, rule-relevant facts) for one case."""
+    section, facts = run_case_facts(root, mp)
+    return section, {k: facts.get(k) for k in RULE_FACTS}
+
+
+def run_case_facts(root: Path, mp: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, Any]]:
+    """-> (antivirus section, every fact the collector derives from it)."""
     case = json.loads((root / "case.json").read_text("utf-8"))
     now = _time(case["collected_at"])
     config = AgentConfig(max_signature_age_days=case.get("max_signature_age_days", 7.0))
@@ -120,8 +126,7 @@ def run_case(root: Path, mp: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[s
                                           clamav_db_dir=str(db) if db.is_dir() else
                                           str(root / "no-clamav-db")))
     report = {"collected_at": case["collected_at"], "antivirus": section}
-    facts = facts_from_report(report, now=now, asset=None, config=load_config(RULES))
-    return section, {k: facts.get(k) for k in RULE_FACTS}
+    return section, facts_from_report(report, now=now, asset=None, config=load_config(RULES))
 
 
 @dataclass

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.av_corpus import Score, case_dirs, run_case, score
+from kiemke.compliance.evaluate import evaluate_machine
+from kiemke.compliance.rules import default_rules_dir, load_rules
+from tests.av_corpus import CORPUS, Score, case_dirs, run_case, run_case_facts, score
 
 CASES = case_dirs()
 
@@ -68,3 +70,31 @@ def test_vendor_table_covers_the_products_agencies_run() -> None:
     for pid in WINDOWS_AND_LINUX:
         assert f"windows:{pid}" in covered or pid in ("kaspersky", "bitdefender"), pid
     assert {f"windows:{p}" for p in WINDOWS_ONLY} <= covered
+
+
+# What the plan's rule (rules/antivirus.yml av-approved-active) concludes on a networked
+# machine: a service seen running without a status is unknown, never pass (class 9);
+# an old capture replayed is fail (class 8).
+RULE_RESULTS = {
+    "win11-defender-healthy": "pass",
+    "win11-defender-replayed-973-days": "fail",
+    "win-server-defender-status-timeout": "unknown",
+    "win-server-defender-status-absent": "unknown",
+    "win-server-defender-passive": "fail",
+    "win10-defender-off-bkav-service": "unknown",
+    "win10-kaspersky-on-defender-off": "pass",
+    "win10-kaspersky-licence-expired": "fail",
+    "linux-mdatp-101.23062-replayed-2-years": "fail",
+    "linux-clamav-1.0-fresh": "pass",
+    "linux-clamav-1.0-daily-signature-check-fails": "fail",
+    "win10-security-center-timeout": "unknown",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RULE_RESULTS))
+def test_plan_rule_result(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ruleset = load_rules([default_rules_dir()])
+    _, facts = run_case_facts(CORPUS / name, monkeypatch)
+    facts["network.networked"] = True
+    result, _reason = evaluate_machine(ruleset, facts, lang="en")["av-approved-active"]
+    assert result == RULE_RESULTS[name]
