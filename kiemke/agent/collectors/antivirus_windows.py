@@ -155,6 +155,12 @@ def _bitdefender(record: dict[str, Any], product: Product, ctx: Context) -> None
             record["licensed"] = expiry >= ctx.now.date()
 
 
+def _state_open(record: dict[str, Any]) -> bool:
+    """A registry status may set the state only where nothing better said it: not over
+    Security Center, and never "on" over services that are all stopped."""
+    return record["detected_by"] != "securitycenter2" and record["state"] == "unknown"
+
+
 def _registry_first(keys: tuple[str, ...]) -> dict[str, Any]:
     for key in keys:
         values = powershell.registry_values(key)
@@ -176,7 +182,7 @@ def _symantec(record: dict[str, Any], product: Product, ctx: Context) -> None:
         record["version"] = record["version"] or str(info["PRODUCTVERSION"])
     opstate = _registry_first(tuple(r + "\\public-opstate" for r in roots))
     running = opstate.get("ASRunningStatus")
-    if isinstance(running, int) and record["detected_by"] != "securitycenter2":
+    if isinstance(running, int) and _state_open(record):
         record["state"] = "on" if running == 1 else "off"
     defs = parse_datetime(str(opstate["LatestVirusDefsDate"])) \
         if opstate.get("LatestVirusDefsDate") else None
@@ -196,7 +202,7 @@ def _mcafee(record: dict[str, Any], product: Product, ctx: Context) -> None:
         record["version"] = record["version"] or str(av["ProductVersion"])
     shield = powershell.registry_values(f"{HKLM}\\McAfee\\AVSolution\\MCSHIELDGLOBAL\\GLOBAL")
     oas = shield.get("enableoas")
-    if isinstance(oas, int) and record["detected_by"] != "securitycenter2":
+    if isinstance(oas, int) and _state_open(record):
         record["state"] = "on" if oas == 1 else "off"
     ds = powershell.registry_values(f"{HKLM}\\McAfee\\AVSolution\\DS\\DS")
     if ds.get("dwContentMajorVersion") is not None:
@@ -206,8 +212,9 @@ def _mcafee(record: dict[str, Any], product: Product, ctx: Context) -> None:
     fill_signature_age(record, created, ctx.now, max_signature_age(ctx))
 
 
-LICENCE_READERS = {"kaspersky": _kaspersky, "eset": _eset, "bitdefender": _bitdefender,
-                   "symantec": _symantec, "mcafee": _mcafee}
+# Licence, signature and (where Security Center is silent) status facts per vendor.
+VENDOR_READERS = {"kaspersky": _kaspersky, "eset": _eset, "bitdefender": _bitdefender,
+                  "symantec": _symantec, "mcafee": _mcafee}
 
 
 def read(ctx: Context, table: VendorTable | None = None) -> PlatformReading:
@@ -276,14 +283,14 @@ def read(ctx: Context, table: VendorTable | None = None) -> PlatformReading:
                 licensed=_licensed_by_kind(product, "unknown"))))
 
     for product, record in products:
-        reader = LICENCE_READERS.get(product.id) if product else None
+        reader = VENDOR_READERS.get(product.id) if product else None
         if reader is None or product is None:
             continue
         try:
             reader(record, product, ctx)
         except CollectorError as exc:
-            errors.append(_error(exc.kind, f"{record['name']}: licence details could not be "
-                                 f"read from the registry: {exc.message}", record["name"]))
+            errors.append(_error(exc.kind, f"{record['name']}: licence and signature details "
+                                 f"could not be read from the registry: {exc.message}", record["name"]))
 
     for _, record in products:
         for kind, message in reconcile(record, ctx.now, max_signature_age(ctx)):
