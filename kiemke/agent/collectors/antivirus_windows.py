@@ -289,8 +289,9 @@ def read(ctx: Context, table: VendorTable | None = None) -> PlatformReading:
         try:
             reader(record, product, ctx)
         except CollectorError as exc:
-            errors.append(_error(exc.kind, f"{record['name']}: licence and signature details "
-                                 f"could not be read from the registry: {exc.message}", record["name"]))
+            errors.append(_error(exc.kind, f"{record['name']}: licence and signature "
+                                 f"details could not be read from the registry: "
+                                 f"{exc.message}", record["name"]))
 
     for _, record in products:
         for kind, message in reconcile(record, ctx.now, max_signature_age(ctx)):
