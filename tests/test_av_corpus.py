@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kiemke.compliance.evaluate import evaluate_machine
-from kiemke.compliance.rules import default_rules_dir, load_rules
+from kiemke.compliance.rule_loader import default_rules_dir, load_rules
 from tests.av_corpus import CORPUS, Score, case_dirs, run_case, run_case_facts, score
 
 CASES = case_dirs()
