@@ -68,7 +68,7 @@ def test_vendor_table_covers_the_products_agencies_run() -> None:
                if any(table[pid].matches_name(p["name"]) or p["name"] == table[pid].name
                       for p in json.loads((c / "expected.json").read_text("utf-8"))["products"])}
     for pid in WINDOWS_AND_LINUX:
-        assert f"windows:{pid}" in covered or pid in ("kaspersky", "bitdefender"), pid
+        assert f"windows:{pid}" in covered, pid
     assert {f"windows:{p}" for p in WINDOWS_ONLY} <= covered
 
 
