@@ -14,6 +14,7 @@ import pytest
 from conftest import missing_component
 
 from kiemke.agent.collectors import antivirus_linux
+from kiemke.agent.collectors.antivirus import as_section
 from kiemke.agent.collectors.base import Context
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.av_vendors import builtin_table
@@ -39,9 +40,10 @@ def clamscan_version(clamscan: str) -> str:
 
 
 def write_db(directory: Path, name: str, built: datetime, version: int) -> None:
-    # A real database is header + signed tar.gz; clamscan --version and the agent read
-    # only the 512-byte header.
-    (directory / name).write_bytes(make_cvd_header(built, version) + b"\0" * 64)
+    # A real database is header + signed tar.gz; clamscan --version reads the header, the
+    # agent the header and the MD5 of the body (libclamav's check).
+    body = b"\0" * 64
+    (directory / name).write_bytes(make_cvd_header(built, version, body=body) + body)
 
 
 def ctx(max_age: float = 7.0) -> Context:
@@ -57,7 +59,7 @@ def test_fresh_database_is_up_to_date(tmp_path: Path, clamscan_version: str) -> 
     built = NOW - timedelta(hours=20)
     write_db(tmp_path, "daily.cvd", built, 27450)
     write_db(tmp_path, "main.cvd", NOW - timedelta(days=400), 62)
-    section = antivirus_linux.collect(ctx(), builtin_table(), clamav_db_dir=str(tmp_path))
+    section = as_section(antivirus_linux.read(ctx(), builtin_table(), clamav_db_dir=str(tmp_path)))
     product = clamav_only(section)
     assert product["version"] == clamscan_version
     assert product["detected_by"] == "cli"
@@ -72,13 +74,13 @@ def test_fresh_database_is_up_to_date(tmp_path: Path, clamscan_version: str) -> 
 def test_cld_newer_than_cvd_wins_and_old_database_is_stale(tmp_path: Path) -> None:
     write_db(tmp_path, "daily.cvd", NOW - timedelta(days=40), 27000)
     write_db(tmp_path, "daily.cld", NOW - timedelta(days=9), 27300)
-    product = clamav_only(antivirus_linux.collect(ctx(), builtin_table(),
-                                                  clamav_db_dir=str(tmp_path)))
+    product = clamav_only(as_section(antivirus_linux.read(ctx(), builtin_table(),
+                                                  clamav_db_dir=str(tmp_path))))
     assert product["signatures_version"] == "27300"
     assert product["signatures_age_days"] == pytest.approx(9.0, abs=0.05)
     assert product["up_to_date"] is False
-    lenient = clamav_only(antivirus_linux.collect(ctx(max_age=10), builtin_table(),
-                                                  clamav_db_dir=str(tmp_path)))
+    lenient = clamav_only(as_section(antivirus_linux.read(ctx(max_age=10), builtin_table(),
+                                                  clamav_db_dir=str(tmp_path))))
     assert lenient["up_to_date"] is True
 
 
@@ -91,7 +93,7 @@ def test_clamscan_reads_the_generated_header(clamscan: str, tmp_path: Path) -> N
 
 def test_missing_database_is_not_up_to_date_and_says_so(tmp_path: Path,
                                                         clamscan_version: str) -> None:
-    section = antivirus_linux.collect(ctx(), builtin_table(), clamav_db_dir=str(tmp_path))
+    section = as_section(antivirus_linux.read(ctx(), builtin_table(), clamav_db_dir=str(tmp_path)))
     product = clamav_only(section)
     assert product["version"] == clamscan_version
     assert product["up_to_date"] is False
@@ -105,7 +107,7 @@ def test_missing_database_is_not_up_to_date_and_says_so(tmp_path: Path,
 
 def test_damaged_database_is_reported(tmp_path: Path, clamscan: str) -> None:
     (tmp_path / "daily.cvd").write_bytes(b"<html>captive portal</html>".ljust(600, b" "))
-    section = antivirus_linux.collect(ctx(), builtin_table(), clamav_db_dir=str(tmp_path))
+    section = as_section(antivirus_linux.read(ctx(), builtin_table(), clamav_db_dir=str(tmp_path)))
     assert clamav_only(section)["up_to_date"] is False
     assert any("damaged" in e["message"] for e in section["errors"])
 
@@ -114,8 +116,8 @@ def test_daemon_state_follows_the_process_scan(tmp_path: Path, clamscan: str) ->
     write_db(tmp_path, "daily.cvd", NOW - timedelta(hours=2), 27452)
     c = ctx()
     names = antivirus_linux.process_names(c.now)
-    product = clamav_only(antivirus_linux.collect(c, builtin_table(),
-                                                  clamav_db_dir=str(tmp_path)))
+    product = clamav_only(as_section(antivirus_linux.read(c, builtin_table(),
+                                                  clamav_db_dir=str(tmp_path))))
     running = "clamd" in names
     assert product["enabled"] is running
     assert product["state"] == ("on" if running else "off")

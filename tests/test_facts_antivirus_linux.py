@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kiemke.agent.collectors import antivirus_linux
+from kiemke.agent.collectors.antivirus import as_section
 from kiemke.agent.collectors.base import Context
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.av_vendors import VendorTable, builtin_table
@@ -51,7 +52,7 @@ def test_eset_flow_with_real_captures(tmp_path: Path) -> None:
         "--version": "eea-12.0.13.0-upd-version.txt",
         "--list-modules": "eea-12.0.13.0-upd-list-modules.txt"})
     replay(tmp_path / "eea" / "sbin" / "lic", {"--status": "eea-12.0.13.0-lic-status.txt"})
-    section = antivirus_linux.collect(ctx(), table_with(eset=upd))
+    section = as_section(antivirus_linux.read(ctx(), table_with(eset=upd)))
     eset = next(p for p in section["products"] if p["vendor"] == "ESET")
     assert eset["version"] == "12.0.13.0"
     assert eset["signatures_version"] == "31832 (20250909)"
@@ -65,15 +66,21 @@ def test_eset_flow_with_real_captures(tmp_path: Path) -> None:
 def test_mdatp_flow_passive_is_not_enabled(tmp_path: Path) -> None:
     mdatp = replay(tmp_path / "mdatp", {"health --output json":
                                         "mdatp-health-101.23062.0010.json"})
-    section = antivirus_linux.collect(ctx(), table_with(defender=mdatp))
+    section = as_section(antivirus_linux.read(ctx(), table_with(defender=mdatp)))
     d = next(p for p in section["products"] if p["vendor"] == "Microsoft")
-    assert (d["state"], d["enabled"], d["up_to_date"]) == ("passive", False, True)
+    # mdatp says "upToDate", but the capture's definitions (2023-08-09) are years older
+    # than this collection: the age wins and the disagreement is an error entry.
+    assert (d["state"], d["enabled"], d["up_to_date"]) == ("passive", False, False)
     assert d["licence_expiry"] == "2024-04-10"
+    assert d["licensed"] is False  # the product's licence expired on 2024-04-10
+    messages = [e["message"] for e in section["errors"] if e.get("product") == d["name"]]
+    assert any("reports its signatures up to date" in m for m in messages)
+    assert any("expired on 2024-04-10" in m for m in messages)
 
 
 def test_failing_vendor_cli_is_reported_not_dropped(tmp_path: Path) -> None:
     broken = replay(tmp_path / "bduitool", {})  # answers every call with exit 2
-    section = antivirus_linux.collect(ctx(), table_with(bitdefender=broken))
+    section = as_section(antivirus_linux.read(ctx(), table_with(bitdefender=broken)))
     bd = next(p for p in section["products"] if p["vendor"] == "Bitdefender")
     assert (bd["state"], bd["detected_by"]) == ("unknown", "file")
     error = next(e for e in section["errors"] if "bduitool" in e["message"])
@@ -84,7 +91,7 @@ def test_garbage_vendor_output_is_reported(tmp_path: Path) -> None:
     sentinelctl = replay(tmp_path / "sentinelctl", {"version": "eea-12.0.13.0-lic-status.txt",
                                                     "control status":
                                                     "eea-12.0.13.0-lic-status.txt"})
-    section = antivirus_linux.collect(ctx(), table_with(sentinelone=sentinelctl))
+    section = as_section(antivirus_linux.read(ctx(), table_with(sentinelone=sentinelctl)))
     s1 = next(p for p in section["products"] if p["vendor"] == "SentinelOne")
     assert s1["state"] == "unknown"
     assert any("unexpected output" in e["message"] for e in section["errors"])
@@ -99,5 +106,5 @@ def test_absent_vendor_binaries_are_not_run(monkeypatch: pytest.MonkeyPatch) -> 
         return real_run(argv, *args, **kwargs)
 
     monkeypatch.setattr(antivirus_linux, "run", spy)
-    antivirus_linux.collect(ctx(), table_with())
+    as_section(antivirus_linux.read(ctx(), table_with()))
     assert all(Path(argv[0]).name == "clamscan" for argv in ran)

@@ -300,3 +300,62 @@ def test_product_record_has_exactly_the_schema_keys() -> None:
         product_record("x", "cli", colour="red")
     with pytest.raises(ValueError):
         product_record("x", "cli", state="sleeping")
+
+
+MACOS_AV = Path(__file__).parent / "fixtures" / "macos" / "antivirus"
+
+
+def test_sentinelctl_status_tree_of_newer_builds() -> None:
+    """Another build's output (the 23.x/24.x status tree) parses instead of raising."""
+    from kiemke.agent.parsers import sentinelone
+
+    status = sentinelone.parse_sentinelctl(
+        (MACOS_AV / "sentinelone-epp-24.1.2.7444-status.txt").read_text("utf-8"))
+    assert (status.version, status.state, status.enabled) == ("23.4.1.7125", "on", True)
+    version = sentinelone.parse_sentinelctl(
+        (MACOS_AV / "sentinelone-epp-24.1.2.7444-version.txt").read_text("utf-8"))
+    assert (version.version, version.state) == ("24.1.2.7444", "unknown")
+    disabled = sentinelone.parse_sentinelctl(
+        "Agent\n   Version:     23.4.1.7125\n   Agent Operational State:   enabled\n"
+        "   Protection:                        disabled\n")
+    assert (disabled.state, disabled.enabled) == ("off", False)  # protection wins
+
+
+def test_cytool_outputs_of_another_build() -> None:
+    from kiemke.agent.parsers import cortex
+
+    info = (MACOS_AV / "cortex-xdr-8.2.1.47908-info.txt").read_text("utf-8")
+    runtime = (MACOS_AV / "cortex-xdr-8.2.1.47908-runtime-query.txt").read_text("utf-8")
+    rows = cortex.parse_runtime_query(runtime)
+    assert rows["pmd"] == "running" and rows["kproc-ctrl"] == "loaded"
+    status = cortex.cortex_status(info, None, runtime)
+    assert (status.version, status.state, status.enabled) == ("8.2.1.47908", "on", True)
+    stopped = cortex.cortex_status(info, None, runtime.replace(
+        "root             Running\t\t/Library/Application Support/PaloAltoNetworks/Traps/bin/pmd",
+        "root             Stopped\t\t/Library/Application Support/PaloAltoNetworks/Traps/bin/pmd"))
+    assert (stopped.state, stopped.enabled) == ("off", False)
+
+
+def test_mdatp_active_mode_then_replayed_after_expiry() -> None:
+    """Real active-mode health: on and current when collected; replayed after the
+    product expiry date the evidence says not licensed and not current."""
+    from datetime import datetime, timezone
+
+    from kiemke.agent.parsers import av_common, mdatp
+
+    status = mdatp.parse_mdatp_health(
+        (MACOS_AV / "mdatp-health-101.98.30.json").read_text("utf-8"))
+    assert (status.state, status.enabled, status.up_to_date, status.licensed) == (
+        "on", True, True, True)
+    for collected, current, licensed in (
+            (datetime(2023, 5, 3, 8, 27, tzinfo=timezone.utc), True, True),
+            (datetime(2023, 10, 1, tzinfo=timezone.utc), False, False)):
+        record = av_common.product_record(
+            "Microsoft Defender for Endpoint", "cli", state=status.state,
+            up_to_date=status.up_to_date, licensed=status.licensed,
+            licence_expiry=status.licence_expiry.isoformat() if status.licence_expiry else None)
+        av_common.fill_signature_age(record, status.signatures_at, collected, 7.0)
+        problems = av_common.reconcile(record, collected, 7.0)
+        assert (record["up_to_date"], record["licensed"]) == (current, licensed)
+        assert record["licence_expiry"] == "2023-09-06"
+        assert len(problems) == (0 if current else 2)

@@ -172,7 +172,8 @@ def test_server_without_security_center_uses_services(monkeypatch: pytest.Monkey
     assert defender["signatures_age_days"] == pytest.approx(9.96, abs=0.05)
     assert defender["up_to_date"] is False  # older than max_signature_age_days (7)
     kes = products["Kaspersky Endpoint Security"]
-    assert (kes["detected_by"], kes["state"], kes["enabled"]) == ("process", "on", True)
+    # Seen only as a running process: present, protection state unknown (not "on").
+    assert (kes["detected_by"], kes["state"], kes["enabled"]) == ("process", "unknown", None)
     assert "errors" not in section
 
 
@@ -190,8 +191,9 @@ def test_bkav_detected_by_service_name(monkeypatch: pytest.MonkeyPatch, ctx: Con
                        services="securitycenter/services-bkav.json", processes=["explorer"])
     section = run(monkeypatch, ctx, fake)
     bkav = by_name(section)["Bkav Pro"]
+    # A running service is not an active product: state unknown without a status source.
     assert (bkav["vendor"], bkav["detected_by"], bkav["state"], bkav["enabled"]) == (
-        "Bkav", "service", "on", True)
+        "Bkav", "service", "unknown", None)
     assert bkav["licensed"] is None  # commercial, no licence source: unknown, not "yes"
     services_asked = next(c[1] for c in fake.calls if c[0] == "services")
     assert "BkavService" in services_asked and "WinDefend" not in services_asked
@@ -204,7 +206,7 @@ def test_config_product_by_process_with_vietnamese_name(monkeypatch: pytest.Monk
                        processes=["ldav", "explorer"])
     section = run(monkeypatch, ctx, fake)
     product = by_name(section)["Diệt virus Liên đoàn Lao động tỉnh Bắc Giang"]
-    assert (product["detected_by"], product["state"]) == ("process", "on")
+    assert (product["detected_by"], product["state"]) == ("process", "unknown")
 
 
 def test_bad_config_entry_names_the_setting(monkeypatch: pytest.MonkeyPatch,

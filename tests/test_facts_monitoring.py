@@ -14,10 +14,8 @@ import jsonschema
 import pytest
 
 from kiemke.agent.collectors.base import CollectorError, Context
-from kiemke.agent.collectors.security_monitoring import (
-    SecurityMonitoringCollector,
-    collect_linux,
-)
+from kiemke.agent.collectors.security_monitoring import SecurityMonitoringCollector
+from kiemke.agent.collectors.security_monitoring_linux import agents_found
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.av_vendors import builtin_table, parse_extra
 from kiemke.agent.windows import powershell
@@ -59,11 +57,11 @@ def test_linux_installed_but_stopped_agent(tmp_path: Path) -> None:
     name = "Giám sát an toàn thông tin tỉnh Bắc Giang"
     agents = (parse_extra(f"{name}:gsattt-agent,{marker}", "[security_monitoring] agents", 0),
               *builtin_table().monitoring)
-    section = collect_linux(agents, frozenset({"bash", "python3"}))
+    section = {"agents": agents_found(agents, frozenset({"bash", "python3"}))}
     validate(section)
     assert section["agents"][0] == {"name": name, "vendor": None, "running": False,
                                     "detected_by": "file"}
-    running = collect_linux(agents, frozenset({"gsattt-agent"}))
+    running = {"agents": agents_found(agents, frozenset({"gsattt-agent"}))}
     assert running["agents"][0]["running"] is True
 
 

@@ -14,24 +14,36 @@ from kiemke.agent.collectors.base import (
     Collector,
     CollectorError,
     Context,
-    platform_module,
+    PlatformReading,
+    read_platform,
     register,
 )
 from kiemke.agent.parsers.av_vendors import VendorConfigError, VendorTable, table_with_extras
 
+MAX_PRODUCTS = 32
+
 
 def vendor_table(ctx: Context) -> VendorTable:
+    """The built-in vendor table plus the site's [antivirus] extra_products and
+    [security_monitoring] agents."""
     try:
-        return table_with_extras(getattr(ctx.config, "antivirus_extra", ()) or (),
-                                 getattr(ctx.config, "monitoring_agents", ()) or ())
+        return table_with_extras(ctx.config.antivirus_extra, ctx.config.monitoring_agents)
     except VendorConfigError as exc:
-        source = getattr(ctx.config, "source", None)
+        source = ctx.config.source
         where = f"{source}: " if source else "agent configuration: "
         raise CollectorError("failed", where + str(exc)) from exc
 
 
 def max_signature_age(ctx: Context) -> float:
-    return float(getattr(ctx.config, "max_signature_age_days", 7.0) or 7.0)
+    return float(ctx.config.max_signature_age_days or 7.0)
+
+
+def as_section(reading: PlatformReading) -> dict[str, Any]:
+    """The report section from a platform half's reading (bounded lists)."""
+    section: dict[str, Any] = {"products": list(reading.facts["products"])[:MAX_PRODUCTS]}
+    if reading.errors:
+        section["errors"] = reading.errors[:32]
+    return section
 
 
 @register
@@ -41,5 +53,4 @@ class AntivirusCollector(Collector):
     default_timeout = 15.0
 
     def collect(self, ctx: Context) -> dict[str, Any]:
-        table = vendor_table(ctx)
-        return platform_module("antivirus", ctx.platform, "antivirus facts").collect(ctx, table)
+        return as_section(read_platform("antivirus", ctx, "antivirus facts"))

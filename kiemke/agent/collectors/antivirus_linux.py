@@ -18,14 +18,28 @@ from typing import Any
 
 import psutil
 
-from kiemke.agent.collectors.antivirus import max_signature_age
-from kiemke.agent.collectors.base import CollectorError, Context
-from kiemke.agent.parsers import bitdefender, clamav, drweb, eset, kesl, mdatp, sentinelone
+from kiemke.agent.collectors.antivirus import max_signature_age, vendor_table
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
+from kiemke.agent.parsers import (
+    bitdefender,
+    clamav,
+    cortex,
+    crowdstrike,
+    drweb,
+    eset,
+    kesl,
+    mdatp,
+    sentinelone,
+    sophos,
+    symantec,
+    trend,
+)
 from kiemke.agent.parsers.av_common import (
     ParseError,
     VendorStatus,
     fill_signature_age,
     product_record,
+    reconcile,
 )
 from kiemke.agent.parsers.av_vendors import Product, VendorTable
 from kiemke.agent.runner import run
@@ -67,6 +81,10 @@ def unit_active(unit: str) -> bool | None:
     return proc.stdout.decode("utf-8", "replace").strip() == "active"
 
 
+def _path_exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
 def _first_existing(paths: tuple[str, ...]) -> str | None:
     for path in paths:
         if os.path.isfile(path) and os.access(path, os.X_OK):
@@ -102,10 +120,34 @@ def clamav_database_dir() -> str:
     return CLAMAV_DEFAULT_DB
 
 
-def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], list[dict]]:
-    """Headers of daily/main/bytecode; a .cld and a .cvd of one name: the newer wins."""
+_md5_lock = threading.Lock()
+_md5_cache: dict[tuple[str, int, int], str] = {}
+
+
+def _cvd_body_md5(path: str) -> str:
+    """MD5 of a .cvd after its header, cached per (path, size, mtime): the file changes
+    about once a day, so the 60 MB read happens once per update, not per collection."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    with _md5_lock:
+        if key in _md5_cache:
+            return _md5_cache[key]
+    with open(path, "rb") as fh:
+        fh.seek(clamav.HEADER_SIZE)
+        digest = clamav.body_md5(iter(lambda: fh.read(1 << 20), b""))
+    with _md5_lock:
+        for old in [k for k in _md5_cache if k[0] == path]:
+            del _md5_cache[old]
+        _md5_cache[key] = digest
+    return digest
+
+
+def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], list[dict[str, str]]]:
+    """Headers of daily/main/bytecode; a .cld and a .cvd of one name: the newer wins.
+    A .cvd whose body fails libclamav's MD5 check is left out (ClamAV would refuse to
+    load it), with a "failed" error."""
     found: dict[str, clamav.CvdHeader] = {}
-    errors: list[dict] = []
+    errors: list[dict[str, str]] = []
     for base in ("daily", "main", "bytecode"):
         for ext in ("cld", "cvd"):
             path = os.path.join(db_dir, f"{base}.{ext}")
@@ -124,14 +166,24 @@ def read_clamav_databases(db_dir: str) -> tuple[dict[str, clamav.CvdHeader], lis
                 errors.append(_error("failed", f"{path} is damaged ({exc}); run freshclam "
                                      "to download the database again", "ClamAV"))
                 continue
+            if ext == "cvd":
+                try:
+                    problem = clamav.check_cvd_body(header, _cvd_body_md5(path))
+                except OSError as exc:
+                    problem = f"cannot be read to check it ({exc.strerror})"
+                if problem:
+                    errors.append(_error("failed", f"{path} fails ClamAV's signature check: "
+                                         f"{problem}. ClamAV will not load it: run freshclam "
+                                         "to download the database again", "ClamAV"))
+                    continue
             if base not in found or header.version > found[base].version:
                 found[base] = header
     return found, errors
 
 
 def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = None,
-                   clamscan: str | None = None) -> tuple[dict[str, Any], list[dict]]:
-    errors: list[dict] = []
+                   clamscan: str | None = None) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    errors: list[dict[str, str]] = []
     db_dir = db_dir or clamav_database_dir()
     clamscan = clamscan or shutil.which("clamscan")
     version = None
@@ -141,7 +193,7 @@ def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = Non
             version = clamav.parse_clamscan_version(out).engine
         except CollectorError as exc:
             errors.append(exc.entry(COLLECTOR, "ClamAV"))
-        except ValueError as exc:
+        except ParseError as exc:
             errors.append(_error("failed", f"{clamscan} --version: {exc}", "ClamAV"))
     running = "clamd" in names
     record = product_record(
@@ -152,9 +204,15 @@ def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = Non
     newest = headers.get("daily") or headers.get("main")
     if newest is None:
         record["up_to_date"] = False
-        errors.append(_error("not_found", f"ClamAV has no signature database in {db_dir} "
-                             "(no daily.cvd/daily.cld): run freshclam, or check that the "
-                             "clamav-freshclam service can reach its mirror", "ClamAV"))
+        if not db_errors:
+            errors.append(_error("not_found", f"ClamAV has no signature database in {db_dir} "
+                                 "(no daily.cvd/daily.cld): run freshclam, or check that the "
+                                 "clamav-freshclam service can reach its mirror", "ClamAV"))
+    elif "daily" not in headers and any("daily." in e["message"] for e in db_errors):
+        # main.cvd alone is months old by design; a damaged daily means not current.
+        record["signatures_version"] = str(newest.version)
+        fill_signature_age(record, newest.built_at, ctx.now, max_signature_age(ctx))
+        record["up_to_date"] = False
     else:
         record["signatures_version"] = str(newest.version)
         fill_signature_age(record, newest.built_at, ctx.now, max_signature_age(ctx))
@@ -168,54 +226,78 @@ def clamav_product(ctx: Context, names: frozenset[str], db_dir: str | None = Non
 
 def _status_record(product: Product, status: VendorStatus, ctx: Context,
                    running: bool | None) -> dict[str, Any]:
-    enabled = status.enabled if status.enabled is not None else running
-    state = status.state or ({True: "on", False: "off"}.get(enabled, "unknown")  # type: ignore[arg-type]
-                             if enabled is not None else "unknown")
+    """The record from what the vendor CLI said. The state comes from the vendor's status
+    only: a running daemon does not show that protection is on (class 9), but a stopped
+    one shows it is not."""
+    if status.state and status.state != "unknown":
+        state = status.state
+    elif status.enabled is not None:
+        state = "on" if status.enabled else "off"
+    else:
+        state = "off" if running is False else "unknown"
     record = product_record(
         status.name or product.name, "cli", vendor=product.vendor, version=status.version,
-        enabled=enabled, state=state, up_to_date=status.up_to_date,
+        enabled={"on": True, "unknown": None}.get(state, False), state=state,
+        up_to_date=status.up_to_date,
         signatures_version=status.signatures_version, licensed=status.licensed,
         licence_expiry=status.licence_expiry.isoformat() if status.licence_expiry else None)
+    if product.licence in ("free",) and record["licensed"] is None:
+        record["licensed"] = True
     fill_signature_age(record, status.signatures_at, ctx.now, max_signature_age(ctx))
     return record
 
 
-def _mdatp(binary: str, ctx: Context) -> VendorStatus:
+def _optional(argv: list[str]) -> str | None:
+    """Output of a command whose failure only loses detail (the product stays listed)."""
+    try:
+        return run(argv, timeout=CLI_TIMEOUT)
+    except CollectorError:
+        return None
+
+
+Handler = Callable[[str, Context, bool | None], VendorStatus]
+
+
+def _mdatp(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
     return mdatp.parse_mdatp_health(run([binary, "health", "--output", "json"],
                                         timeout=CLI_TIMEOUT))
 
 
-def _kesl(binary: str, ctx: Context) -> VendorStatus:
+def _kesl(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
     out = run([binary, "--app-info"], timeout=CLI_TIMEOUT, env={"LANG": "C.UTF-8"})
     return kesl.parse_app_info(out, ctx.now)
 
 
-def _eset(binary: str, ctx: Context) -> VendorStatus:
+def _eset(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
     status = VendorStatus(name="ESET Endpoint Antivirus for Linux")
     status.version = eset.parse_upd_version(run([binary, "--version"], timeout=CLI_TIMEOUT))
     modules = eset.parse_list_modules(run([binary, "--list-modules"], timeout=CLI_TIMEOUT))
     if modules:
         status.signatures_version, status.signatures_at = modules
-    lic = Path(binary).parent.parent / "sbin" / "lic"
-    if lic.is_file():
+    lic = str(Path(binary).parent.parent / "sbin" / "lic")
+    if _path_exists(lic):
         status.licensed, status.licence_expiry = eset.parse_lic_status(
-            run([str(lic), "--status"], timeout=CLI_TIMEOUT))
+            run([lic, "--status"], timeout=CLI_TIMEOUT))
     return status
 
 
-def _bitdefender(binary: str, ctx: Context) -> VendorStatus:
+def _bitdefender(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
     return bitdefender.parse_get_ps(run([binary, "get", "ps"], timeout=CLI_TIMEOUT))
 
 
-def _sentinelone(binary: str, ctx: Context) -> VendorStatus:
+def _sentinelone(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
     status = sentinelone.parse_sentinelctl(run([binary, "version"], timeout=CLI_TIMEOUT))
-    state = sentinelone.parse_sentinelctl(run([binary, "control", "status"],
-                                              timeout=CLI_TIMEOUT))
-    status.enabled, status.state = state.enabled, state.state
+    control = _optional([binary, "control", "status"])
+    if control is not None:
+        try:
+            state = sentinelone.parse_sentinelctl(control)
+        except ParseError:
+            state = VendorStatus()
+        status.enabled, status.state = state.enabled, state.state
     return status
 
 
-def _drweb(binary: str, ctx: Context) -> VendorStatus:
+def _drweb(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
     status = VendorStatus(name="Dr.Web for Linux")
     status.version = drweb.parse_version(run([binary, "--version"], timeout=CLI_TIMEOUT))
     status.signatures_version, status.signatures_at = drweb.parse_baseinfo(
@@ -225,52 +307,89 @@ def _drweb(binary: str, ctx: Context) -> VendorStatus:
     return status
 
 
-VENDOR_CLIS: dict[str, Callable[[str, Context], VendorStatus]] = {
+def _cortex(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
+    return cortex.cortex_status(run([binary, "info"], timeout=CLI_TIMEOUT),
+                                _optional([binary, "info", "query"]),
+                                _optional([binary, "runtime", "query"]))
+
+
+def _crowdstrike(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
+    out = run([binary, "-g", "--version", "--rfm-state"], timeout=CLI_TIMEOUT)
+    return crowdstrike.falcon_status(out, running)
+
+
+def _sophos(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
+    return sophos.sophos_status(_optional([binary]),
+                                run([binary, "--version"], timeout=CLI_TIMEOUT))
+
+
+def _symantec(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
+    return symantec.sep_status(_optional([binary, "info", "-a"]),
+                               _optional([binary, "info", "-d"]),
+                               run([binary, "info", "-p"], timeout=CLI_TIMEOUT))
+
+
+def _trend(binary: str, ctx: Context, running: bool | None) -> VendorStatus:
+    return trend.dsa_status(run([binary, "-c", "GetComponentInfo"], timeout=CLI_TIMEOUT))
+
+
+VENDOR_CLIS: dict[str, Handler] = {
     "defender": _mdatp, "kaspersky": _kesl, "eset": _eset, "bitdefender": _bitdefender,
-    "sentinelone": _sentinelone, "drweb": _drweb,
+    "sentinelone": _sentinelone, "drweb": _drweb, "cortex": _cortex,
+    "crowdstrike": _crowdstrike, "sophos": _sophos, "symantec": _symantec,
+    "trendmicro": _trend,
 }
 
 
+def _unread(product: Product, running: bool | None) -> dict[str, Any]:
+    """Installed but its status could not be read: listed, every state fact unknown."""
+    return product_record(product.name, "file", vendor=product.vendor, enabled=None,
+                          state="unknown")
+
+
 def vendor_product(product: Product, binary: str, ctx: Context,
-                   names: frozenset[str]) -> tuple[dict[str, Any], list[dict]]:
+                   names: frozenset[str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     running = _running(product, names)
     handler = VENDOR_CLIS[product.id]
     try:
-        status = handler(binary, ctx)
+        status = handler(binary, ctx, running)
     except CollectorError as exc:
         # Installed but unreadable: report it with unknown facts, never drop it.
-        record = product_record(product.name, "file", vendor=product.vendor,
-                                enabled=running, state="unknown")
-        return record, [exc.entry(COLLECTOR, product.name)]
-    except (ParseError, ValueError) as exc:
-        record = product_record(product.name, "file", vendor=product.vendor,
-                                enabled=running, state="unknown")
-        return record, [_error("failed", f"{binary}: unexpected output ({exc}); "
-                               "the product's version may be newer than this agent knows",
-                               product.name)]
+        return _unread(product, running), [exc.entry(COLLECTOR, product.name)]
+    except ParseError as exc:
+        return _unread(product, running), [_error(
+            "failed", f"{binary}: unexpected output ({exc}); the product's version may be "
+            "newer than this agent knows", product.name)]
     return _status_record(product, status, ctx, running), []
 
 
 def generic_product(product: Product, names: frozenset[str],
                     installed: bool) -> dict[str, Any] | None:
+    """A product known only by its processes, units or files: its presence is a fact,
+    its protection state is not (a running service is not an active product)."""
     running = _running(product, names)
+    licensed = True if product.licence == "free" else None
     if running:
-        return product_record(product.name, "process", vendor=product.vendor, enabled=True,
-                              state="on", licensed=True if product.licence == "free" else None)
+        return product_record(product.name, "process", vendor=product.vendor, enabled=None,
+                              state="unknown", licensed=licensed)
     if installed:
-        return product_record(product.name, "file", vendor=product.vendor, enabled=False,
-                              state="off")
+        state = "off" if running is False else "unknown"
+        return product_record(product.name, "file", vendor=product.vendor,
+                              enabled=False if state == "off" else None, state=state,
+                              licensed=licensed)
     return None
 
 
-def collect(ctx: Context, table: VendorTable, clamav_db_dir: str | None = None
-            ) -> dict[str, Any]:
+def read(ctx: Context, table: VendorTable | None = None, clamav_db_dir: str | None = None
+         ) -> PlatformReading:
+    """Every known product found here. `table` and `clamav_db_dir` are for tests."""
+    table = table or vendor_table(ctx)
     names = process_names(ctx.now)
     products: list[dict[str, Any]] = []
-    errors: list[dict] = []
+    errors: list[dict[str, str]] = []
     for product in table.antivirus:
         binary = _first_existing(product.linux_binaries)
-        files = any(os.path.exists(f) for f in product.linux_files)
+        files = any(_path_exists(f) for f in product.linux_files)
         if product.id == "clamav":
             if binary or "clamd" in names:
                 record, errs = clamav_product(ctx, names, db_dir=clamav_db_dir)
@@ -285,7 +404,7 @@ def collect(ctx: Context, table: VendorTable, clamav_db_dir: str | None = None
         record_or_none = generic_product(product, names, installed=bool(binary or files))
         if record_or_none:
             products.append(record_or_none)
-    result: dict[str, Any] = {"products": products[:32]}
-    if errors:
-        result["errors"] = errors[:32]
-    return result
+    for record in products:
+        for kind, message in reconcile(record, ctx.now, max_signature_age(ctx)):
+            errors.append(_error(kind, message, record["name"]))
+    return PlatformReading(facts={"products": products}, errors=errors)

@@ -11,10 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from kiemke.agent.collectors.antivirus import max_signature_age
-from kiemke.agent.collectors.base import CollectorError, Context
+from kiemke.agent.collectors.antivirus import max_signature_age, vendor_table
+from kiemke.agent.collectors.base import CollectorError, Context, PlatformReading
 from kiemke.agent.parsers import bitdefender, eset
-from kiemke.agent.parsers.av_common import fill_signature_age, from_epoch, product_record
+from kiemke.agent.parsers.av_common import (
+    fill_signature_age,
+    from_epoch,
+    parse_datetime,
+    product_record,
+    reconcile,
+)
 from kiemke.agent.parsers.av_vendors import Product, VendorTable, all_names
 from kiemke.agent.parsers.defender import MP_PROPERTIES, parse_mp_computer_status
 from kiemke.agent.parsers.securitycenter import SecurityCenterProduct, parse_antivirus_products
@@ -76,11 +82,10 @@ def _merge_defender(record: dict[str, Any], ctx: Context, errors: list[dict]) ->
     record["signatures_version"] = status.signatures_version
     signed_at = status.signatures_at
     if signed_at is None and status.signature_age_days is not None:
+        # Only the age, as of the status query: measured back from this collection.
         signed_at = ctx.now - timedelta(days=status.signature_age_days)
+    # The age decides freshness (reconcile), not Security Center's bit alone.
     fill_signature_age(record, signed_at, ctx.now, max_signature_age(ctx))
-    if record["signatures_age_days"] is not None and record["product_state"] is None:
-        # No Security Center verdict (Server): decide freshness from the age alone.
-        record["up_to_date"] = record["signatures_age_days"] <= max_signature_age(ctx)
 
 
 # --- licence facts from the vendors' registry keys -----------------------------------
@@ -150,10 +155,71 @@ def _bitdefender(record: dict[str, Any], product: Product, ctx: Context) -> None
             record["licensed"] = expiry >= ctx.now.date()
 
 
-LICENCE_READERS = {"kaspersky": _kaspersky, "eset": _eset, "bitdefender": _bitdefender}
+def _state_open(record: dict[str, Any]) -> bool:
+    """A registry status may set the state only where nothing better said it: not over
+    Security Center, and never "on" over services that are all stopped."""
+    return record["detected_by"] != "securitycenter2" and record["state"] == "unknown"
 
 
-def collect(ctx: Context, table: VendorTable) -> dict[str, Any]:
+def _registry_first(keys: tuple[str, ...]) -> dict[str, Any]:
+    for key in keys:
+        values = powershell.registry_values(key)
+        if values:
+            return values
+    return {}
+
+
+SEP = "Symantec\\Symantec Endpoint Protection\\CurrentVersion"
+
+
+def _symantec(record: dict[str, Any], product: Product, ctx: Context) -> None:
+    """HKLM/SOFTWARE/[WOW6432Node/]Symantec/Symantec Endpoint Protection/CurrentVersion
+    (PRODUCTVERSION) and .../public-opstate (ASRunningStatus 1 = Auto-Protect running,
+    LatestVirusDefsDate), the values Microsoft's Defender for Cloud assessment reads."""
+    roots = (f"{HKLM}\\{SEP}", f"{HKLM}\\WOW6432Node\\{SEP}")
+    info = _registry_first(roots)
+    if info.get("PRODUCTVERSION"):
+        record["version"] = record["version"] or str(info["PRODUCTVERSION"])
+    opstate = _registry_first(tuple(r + "\\public-opstate" for r in roots))
+    running = opstate.get("ASRunningStatus")
+    if isinstance(running, int) and _state_open(record):
+        record["state"] = "on" if running == 1 else "off"
+    defs = parse_datetime(str(opstate["LatestVirusDefsDate"])) \
+        if opstate.get("LatestVirusDefsDate") else None
+    if defs is not None:
+        record["signatures_version"] = record["signatures_version"] or str(
+            opstate.get("LatestVirusDefsRevision") or "") or None
+        fill_signature_age(record, defs, ctx.now, max_signature_age(ctx))
+
+
+def _mcafee(record: dict[str, Any], product: Product, ctx: Context) -> None:
+    """McAfee/Trellix ENS: HKLM/SOFTWARE/McAfee/Endpoint/AV (ProductVersion),
+    .../AVSolution/MCSHIELDGLOBAL/GLOBAL (enableoas 1 = on-access scan on),
+    .../AVSolution/DS/DS (dwContentMajorVersion, szContentCreationDate), as Microsoft's
+    Defender for Cloud assessment documents them."""
+    av = powershell.registry_values(f"{HKLM}\\McAfee\\Endpoint\\AV")
+    if av.get("ProductVersion"):
+        record["version"] = record["version"] or str(av["ProductVersion"])
+    shield = powershell.registry_values(f"{HKLM}\\McAfee\\AVSolution\\MCSHIELDGLOBAL\\GLOBAL")
+    oas = shield.get("enableoas")
+    if isinstance(oas, int) and _state_open(record):
+        record["state"] = "on" if oas == 1 else "off"
+    ds = powershell.registry_values(f"{HKLM}\\McAfee\\AVSolution\\DS\\DS")
+    if ds.get("dwContentMajorVersion") is not None:
+        record["signatures_version"] = str(ds["dwContentMajorVersion"])
+    created = parse_datetime(str(ds["szContentCreationDate"])) \
+        if ds.get("szContentCreationDate") else None
+    fill_signature_age(record, created, ctx.now, max_signature_age(ctx))
+
+
+# Licence, signature and (where Security Center is silent) status facts per vendor.
+VENDOR_READERS = {"kaspersky": _kaspersky, "eset": _eset, "bitdefender": _bitdefender,
+                  "symantec": _symantec, "mcafee": _mcafee}
+
+
+def read(ctx: Context, table: VendorTable | None = None) -> PlatformReading:
+    """Every known product found here. `table` is for tests."""
+    table = table or vendor_table(ctx)
     products: list[tuple[Product | None, dict[str, Any]]] = []
     errors: list[dict] = []
     security_center = True
@@ -189,13 +255,17 @@ def collect(ctx: Context, table: VendorTable) -> dict[str, Any]:
     for product in rest:
         rows_for = [by_service[s.lower()] for s in product.win_services if s.lower() in by_service]
         if rows_for:
+            # A running service is not an active product (Defender's service runs in
+            # passive and EDR-block mode too): without a status the state is unknown.
+            # Every service of the product stopped does show it is not protecting.
             running = any(str(r.get("Status", "")).lower() == "running" for r in rows_for)
-            state = "on" if running else "off"
+            state = "unknown" if running else "off"
             record = product_record(product.name, "service", vendor=product.vendor,
-                                    enabled=running, state=state,
+                                    enabled=None if running else False, state=state,
                                     licensed=_licensed_by_kind(product, state))
             products.append((product, record))
-            if product.id == "defender" and running:
+            if product.id == "defender":
+                # Its status class decides, running or not ("Not running", passive, on).
                 _merge_defender(record, ctx, errors)
             continue
         if not product.win_processes:
@@ -209,25 +279,26 @@ def collect(ctx: Context, table: VendorTable) -> dict[str, Any]:
                 process_set = set()
         if any(p in process_set for p in product.win_processes):
             products.append((product, product_record(
-                product.name, "process", vendor=product.vendor, enabled=True, state="on",
-                licensed=_licensed_by_kind(product, "on"))))
+                product.name, "process", vendor=product.vendor, enabled=None, state="unknown",
+                licensed=_licensed_by_kind(product, "unknown"))))
 
     for product, record in products:
-        reader = LICENCE_READERS.get(product.id) if product else None
+        reader = VENDOR_READERS.get(product.id) if product else None
         if reader is None or product is None:
             continue
         try:
             reader(record, product, ctx)
         except CollectorError as exc:
-            errors.append(_error(exc.kind, f"{record['name']}: licence details could not be "
-                                 f"read from the registry: {exc.message}", record["name"]))
+            errors.append(_error(exc.kind, f"{record['name']}: licence and signature "
+                                 f"details could not be read from the registry: "
+                                 f"{exc.message}", record["name"]))
 
+    for _, record in products:
+        for kind, message in reconcile(record, ctx.now, max_signature_age(ctx)):
+            errors.append(_error(kind, message, record["name"]))
     if not products and not security_center:
         errors.append(_error("unsupported", "Windows Security Center is not available on this "
                              "Windows edition (Windows Server) and no known antivirus service "
                              "or process was found. If an antivirus is installed, add it to "
                              "[antivirus] extra_products in the agent configuration."))
-    result: dict[str, Any] = {"products": [r for _, r in products][:32]}
-    if errors:
-        result["errors"] = errors[:32]
-    return result
+    return PlatformReading(facts={"products": [r for _, r in products]}, errors=errors)

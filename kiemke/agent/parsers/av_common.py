@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+# The one documented parser error (kiemke/agent/parsers/errors.py): vendor output that
+# does not contain what the parser needs. Any other exception out of an antivirus parser
+# is a bug; tests/test_av_parsers_properties.py checks that.
+from kiemke.agent.parsers.errors import ParseError as ParseError
+
 # Exactly the keys of report-v1.json antivirus.products[].
 PRODUCT_KEYS = ("name", "vendor", "version", "enabled", "state", "up_to_date",
                 "signatures_version", "signatures_date", "signatures_age_days", "licensed",
@@ -107,6 +112,7 @@ def parse_datetime(text: str | None) -> datetime | None:
             timezone.utc)
     for fmt in ("%Y%m%d%H%M%S", "%Y%m%d", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y", "%Y-%b-%d",
                 "%a %b %d %H:%M:%S %Y", "%d %b %Y %H-%M %z", "%d %b %Y %H:%M %z",
+                "%d %B %Y", "%B %d, %Y", "%m/%d/%Y", "%Y/%m/%d",
                 "%a, %d %b %Y %H:%M:%S GMT"):
         try:
             dt = datetime.strptime(text, fmt)
@@ -133,8 +139,61 @@ def key_values(text: str, sep: str = ":") -> dict[str, str]:
     return out
 
 
-class ParseError(ValueError):
-    """Vendor tool output that does not contain what the parser needs."""
+
+
+# The rule every product record passes through before it is reported: the vendor's own
+# flags never beat the evidence (issue 14, classes 8 and 9).
+
+
+def reconcile(record: dict[str, Any], now: datetime, max_age_days: float
+              ) -> list[tuple[str, str]]:
+    """Make one products[] record consistent with its evidence; return the
+    disagreements found as (kind, message) for the section's errors.
+
+    - signatures older than max_age_days are not up to date, whatever the vendor says;
+      the age is counted from `now`, the report's collection time, so an old capture
+      replayed later is judged at replay time;
+    - a licence whose expiry date has passed is not licensed; an expired state is not
+      licensed;
+    - `enabled` is true only with a state "on" read from a status source; a product
+      seen only as a running service or process has state "unknown", enabled unknown.
+    """
+    problems: list[tuple[str, str]] = []
+    name = record.get("name") or "antivirus"
+    sig_text, expiry_text = record.get("signatures_date"), record.get("licence_expiry")
+    signed = parse_datetime(sig_text) if isinstance(sig_text, str) else None
+    if signed is not None:
+        record["signatures_age_days"] = age_days(signed, now)
+        stale = record["signatures_age_days"] > max_age_days
+        vendor = record.get("up_to_date")
+        if stale and vendor is True:
+            problems.append(("failed", f"{name} reports its signatures up to date, but they "
+                             f"are {record['signatures_age_days']:g} days old (more than the "
+                             f"configured maximum of {max_age_days:g}): counted as not up "
+                             "to date; check that the product can reach its update server"))
+        if stale or vendor is None:
+            record["up_to_date"] = not stale
+    expiry = parse_date(expiry_text) if isinstance(expiry_text, str) else None
+    if record.get("state") == "expired":
+        record["licensed"] = False
+    if expiry is not None:
+        lapsed = expiry < now.astimezone(timezone.utc).date()
+        if lapsed and record.get("licensed") is True:
+            problems.append(("failed", f"{name} reports a valid licence, but it expired on "
+                             f"{expiry.isoformat()}: counted as not licensed; renew the "
+                             "licence"))
+        if lapsed or record.get("licensed") is None:
+            record["licensed"] = not lapsed
+    state = record.get("state") or "unknown"
+    if state == "on":
+        record["enabled"] = True
+    elif state in ("off", "snoozed", "expired", "passive"):
+        record["enabled"] = False
+    else:
+        record["state"] = "unknown"
+        if record.get("enabled") is True:
+            record["enabled"] = None  # no status read: running is not "protecting"
+    return problems
 
 
 @dataclass

@@ -10,17 +10,19 @@ and is what we trust. .cld files (after incremental cdiff updates) keep the same
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kiemke.agent.parsers.av_common import from_epoch, parse_datetime
+from kiemke.agent.parsers.av_common import ParseError, from_epoch, parse_datetime
 
 HEADER_SIZE = 512
 MAGIC = b"ClamAV-VDB:"
 
 
-class CvdError(ValueError):
+class CvdError(ParseError):
     """The file is not a ClamAV database (or is damaged)."""
 
 
@@ -31,6 +33,7 @@ class CvdHeader:
     signatures: int
     functionality_level: int
     builder: str
+    md5: str = ""  # hex MD5 of everything after the header (.cvd only; .cld: stale)
 
 
 def parse_cvd_header(data: bytes) -> CvdHeader:
@@ -53,16 +56,20 @@ def parse_cvd_header(data: bytes) -> CvdHeader:
     if built is None:
         raise CvdError(f"build time {fields[1]!r} is unreadable")
     return CvdHeader(built_at=built, version=version, signatures=sigs,
-                     functionality_level=flevel, builder=fields[7])
+                     functionality_level=flevel, builder=fields[7],
+                     md5=fields[5].strip().lower())
 
 
 def make_cvd_header(built_at: datetime, version: int, signatures: int = 1000,
-                    functionality_level: int = 90, builder: str = "kiemke") -> bytes:
-    """A valid 512-byte header (the inverse of parse_cvd_header)."""
+                    functionality_level: int = 90, builder: str = "kiemke",
+                    body: bytes = b"") -> bytes:
+    """A valid 512-byte header (the inverse of parse_cvd_header) for a database whose
+    body (what follows the header) is `body`."""
     if built_at.tzinfo is None:
         built_at = built_at.replace(tzinfo=timezone.utc)
     stamp = built_at.astimezone(timezone.utc).strftime("%d %b %Y %H-%M %z")
-    text = (f"ClamAV-VDB:{stamp}:{version}:{signatures}:{functionality_level}:X:X:"
+    text = (f"ClamAV-VDB:{stamp}:{version}:{signatures}:{functionality_level}:"
+            f"{body_md5([body])}:X:"
             f"{builder}:{int(built_at.timestamp())}")
     return text.encode("ascii").ljust(HEADER_SIZE, b" ")
 
@@ -87,7 +94,7 @@ def parse_clamscan_version(text: str) -> ClamscanVersion:
             return ClamscanVersion(engine=m.group("engine"),
                                    database_version=int(db) if db else None,
                                    database_date=(m.group("date") or "").strip() or None)
-    raise ValueError(f"not clamscan --version output: {text.strip()[:80]!r}")
+    raise ParseError(f"not clamscan --version output: {text.strip()[:80]!r}")
 
 
 def database_directory(conf_text: str) -> str | None:
@@ -98,3 +105,23 @@ def database_directory(conf_text: str) -> str | None:
         if len(parts) == 2 and parts[0] == "DatabaseDirectory":
             found = parts[1].strip().strip('"')
     return found
+
+
+def body_md5(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_cvd_body(header: CvdHeader, md5_of_body: str) -> str | None:
+    """The check libclamav's cli_cvdverify makes before loading a .cvd: the MD5 of the
+    body must be the header's. None when it matches, else why not. (A .cld, rewritten by
+    incremental updates, keeps the old header MD5 and is not checked this way; the
+    digital signature over the MD5 is not verified here.)"""
+    if not re.fullmatch(r"[0-9a-f]{32}", header.md5):
+        return f"the header has no MD5 ({header.md5[:40]!r})"
+    if md5_of_body.lower() != header.md5:
+        return (f"the database body does not match its header (MD5 {md5_of_body} instead "
+                f"of {header.md5}): the file is damaged or incomplete")
+    return None

@@ -35,6 +35,12 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
+def _version(value: Any) -> str | None:
+    """"0.0.0.0" is what Defender prints when it has never loaded that component."""
+    text = str(value).strip() if value is not None else ""
+    return text if text and text.strip("0.") else None
+
+
 def parse_mp_computer_status(row: dict[str, Any]) -> DefenderStatus:
     service = _bool(row.get("AMServiceEnabled"))
     antivirus = _bool(row.get("AntivirusEnabled"))
@@ -63,9 +69,9 @@ def parse_mp_computer_status(row: dict[str, Any]) -> DefenderStatus:
         age_int = None
     if age_int is not None and (age_int < 0 or age_int >= 65535):
         age_int = None  # 65535: never updated
-    version = row.get("AntivirusSignatureVersion")
+    version = _version(row.get("AntivirusSignatureVersion"))
     return DefenderStatus(
-        version=str(row["AMProductVersion"]) if row.get("AMProductVersion") else None,
+        version=_version(row.get("AMProductVersion")),
         running_mode=mode, state=state, enabled=enabled,
-        signatures_version=str(version) if version else None,
+        signatures_version=version,
         signatures_at=signatures_at, signature_age_days=age_int)

@@ -41,7 +41,8 @@ def parse_lic_status(text: str) -> tuple[bool | None, date | None]:
 
 def parse_license_lf(data: bytes) -> date | None:
     """EXPIRATION_DATE of ACTIVE_PRODUCT in license.lf (signed XML, usually UTF-16)."""
-    text = data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
-        data.decode("utf-8", "replace")
+    # "replace": a file cut short can leave an odd number of UTF-16 bytes.
+    text = data.decode("utf-16", "replace") if data[:2] in (b"\xff\xfe", b"\xfe\xff") \
+        else data.decode("utf-8", "replace")
     m = re.search(r"<ACTIVE_PRODUCT\b[^>]*\bEXPIRATION_DATE=\"([^\"]+)\"", text)
     return parse_date(m.group(1)) if m else None

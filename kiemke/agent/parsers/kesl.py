@@ -28,8 +28,12 @@ def parse_app_info(text: str, now: datetime | None = None) -> VendorStatus:
         licensed = expiry >= today
     elif "no key" in lic_info or "not installed" in lic_info or "expired" in lic_info:
         licensed = False
+    # "File Threat Protection: Started | Stopped | Not running": the on-access component.
+    ftp = (info.get("file threat protection") or "").lower()
+    state = "on" if ftp == "started" else ("off" if ftp in ("stopped", "not running") else None)
     return VendorStatus(
         name=info.get("name") or "Kaspersky Endpoint Security for Linux",
-        version=version.split()[0],
+        version=version.split()[0], state=state,
+        enabled={"on": True, "off": False}.get(state or ""),
         signatures_at=parse_datetime(info.get("last release date of databases")),
         licensed=licensed, licence_expiry=expiry)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kiemke.agent.parsers.av_common import ParseError
+
 _SCANNER = {0: "off", 1: "on", 2: "snoozed", 3: "expired"}
 
 
@@ -33,7 +35,7 @@ class ProductState:
 
 def decode_product_state(value: int) -> ProductState:
     if value < 0 or value > 0xFFFFFF:
-        raise ValueError(f"productState {value} is outside 0..0xFFFFFF")
+        raise ParseError(f"productState {value} is outside 0..0xFFFFFF")
     return ProductState(
         value=value,
         provider=(value >> 16) & 0xFF,
