@@ -260,6 +260,7 @@ def collector_server(db_url: str, tmp_path: Path) -> Iterator[CollectorServer]:
 # Every probe of the agent, in this process and in every process a test starts, is held to
 # loopback and the namespaces a test creates; a refused probe fails its test (probe_guard.py).
 from probe_guard import probe_guard  # noqa: E402, F401 - autouse fixture
+
 # --------------------------------------------------------------------------- installed wheel
 
 # tests/test_packaging_wheel.py runs some end-to-end tests again with the interpreter of a

@@ -49,8 +49,8 @@ from kiemke.collector.enrollment import (
     revoke_enrollment_token,
 )
 from kiemke.collector.evaluation.cli import add_compliance_commands
-from kiemke.collector.setup_cmd import add_setup_command
 from kiemke.collector.server import serve
+from kiemke.collector.setup_cmd import add_setup_command
 from kiemke.collector.timeutil import iso_z
 from kiemke.collector.units import UnitError, add_unit, all_units, find_unit
 from kiemke.compliance.cli import add_rules_commands

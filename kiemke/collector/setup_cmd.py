@@ -36,7 +36,7 @@ from kiemke.collector.config import CollectorConfig, ConfigError
 SERVICE_USER = "kiemke"
 NGINX_TEMPLATE = Path("/usr/share/kiemke-collector/nginx/kiemke-collector.conf")
 SITE_NAME = "kiemke-collector.conf"
-PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
