@@ -48,11 +48,13 @@ def test_configure_writes_given_settings_and_keeps_the_rest(tmp_path):
     out = agent(conf, "configure", "--server=https://kiemke.bacgiang.gov.vn",
                 f"--unit={UNIT}", "--interval=1800", "--internet-probes=tcp://127.0.0.1:9",
                 "--dns-names=localhost", "--gateway-check=off", "--proxy=", "--ca-bundle=",
+                "--allow-insecure-http=true",
                 f"--token={token}")
     assert out.returncode == 0, out.stderr
     text = conf.read_text("utf-8")
     assert "server = https://kiemke.bacgiang.gov.vn" in text and f"unit = {UNIT}" in text
     assert "timeout = 7" in text and "internet_probes = tcp://127.0.0.1:9" in text
+    assert "allow_insecure_http = true" in text  # the MSI's ALLOW_HTTP (lab networks)
     assert "proxy" not in text and "ca_bundle" not in text  # empty: left alone
     assert token not in text and token not in out.stdout + out.stderr
     saved = tmp_path / "state" / "enroll-token"
