@@ -26,4 +26,9 @@ command -v openssl    >/dev/null || need+=(openssl)
 command -v adduser    >/dev/null || need+=(adduser)
 [ -x /usr/bin/chromium ]     || need+=(chromium)         # the console tests' real browser
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)  # selenium drives it
+# Slow-client tests (a real nginx with a self-signed certificate) and the fault suite (a
+# private PostgreSQL started with initdb, real agents in their own mount namespace).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v unshare    >/dev/null || need+=(util-linux)
+command -v runuser    >/dev/null || need+=(util-linux)
 exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}
