@@ -3,8 +3,9 @@
 The install test needs root and a Debian 12 system (CI): it installs both packages with
 `apt-get install ./…deb`, checks the systemd units with `systemd-analyze verify`, runs
 `kiemke-collector setup` non-interactively, starts the packaged collector and a private
-nginx (own prefix, own ports, the installed site file with only its ports rewritten: the
-machine's own nginx is not touched), reaches /healthz over TLS, enrols and sends with the
+nginx (own prefix, port and logs; the installed site file with only those and the upstream
+rewritten: the machine's own nginx is not touched), reaches /healthz over TLS, enrols and
+sends with the
 packaged agent through nginx, reinstalls (the upgrade path: `db upgrade`, data kept), and
 purges both packages. ≈ 2 min on a quiet 2-core machine, most of it the build.
 """
@@ -133,17 +134,15 @@ def _purge() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _private_nginx(tmp: Path, site: str, https: int, http: int, upstream: int
-                   ) -> subprocess.Popen:
-    """nginx with its own prefix and ports, serving the installed site file."""
-    for line in ("listen [::]:80;", "listen [::]:443 ssl http2;", "listen 80;",
-                 "listen 443 ssl http2;", "server 127.0.0.1:8080;"):
+def _private_nginx(tmp: Path, site: str, https: int, upstream: int) -> subprocess.Popen:
+    """nginx with its own prefix, port and logs, serving the installed site file."""
+    for line in ("listen 443 ssl http2;", "server 127.0.0.1:8080;",
+                 "/var/log/nginx/kiemke-collector.access.log",
+                 "/var/log/nginx/kiemke-collector.error.log"):
         assert line in site, f"the site file changed: no {line!r}; update this test"
-    for line in ("listen [::]:80;", "listen [::]:443 ssl http2;"):
-        site = site.replace(line, "")
-    site = (site.replace("listen 80;", f"listen 127.0.0.1:{http};")
-            .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https} ssl http2;")
-            .replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{upstream};"))
+    site = (site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https} ssl http2;")
+            .replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{upstream};")
+            .replace("/var/log/nginx/", f"{tmp}/"))
     (tmp / "site.conf").write_text(site, "utf-8")
     conf = tmp / "nginx.conf"
     conf.write_text(f"""worker_processes 1;
@@ -243,7 +242,7 @@ def test_install_setup_tls_enrol_upgrade_purge(debs, tmp_path):
         assert again.returncode == 0 and "already there" in again.stderr, again.stderr
         assert again.stdout.strip() == ""  # no second admin user
 
-        port, https, http = free_port(), free_port(), free_port()
+        port, https = free_port(), free_port()
         log = tmp_path / "collector.log"
         with open(log, "wb") as fh:  # the wrapper drops to the kiemke user by itself
             collector = subprocess.Popen(["kiemke-collector", "serve", "--bind",
@@ -252,15 +251,11 @@ def test_install_setup_tls_enrol_upgrade_purge(debs, tmp_path):
                                          start_new_session=True)
         ngx_dir = tmp_path / "nginx"
         ngx_dir.mkdir()
-        nginx = _private_nginx(ngx_dir, site, https, http, port)
+        nginx = _private_nginx(ngx_dir, site, https, port)
         ca = "/etc/kiemke/tls/collector.crt"
         health = _wait_https(f"https://127.0.0.1:{https}/healthz", ca, nginx,
                              ngx_dir / "error.log")
         assert health.status_code == 200
-        redirect = requests.get(f"http://127.0.0.1:{http}/healthz", allow_redirects=False,
-                                timeout=10)
-        assert redirect.status_code == 301
-        assert redirect.headers["Location"].startswith("https://127.0.0.1")
 
         # The packaged agent enrols and reports through nginx over TLS.
         token = subprocess.run(["kiemke-collector", "tokens", "create", "--unit", UNIT],
