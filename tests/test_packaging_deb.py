@@ -5,9 +5,8 @@ The install test needs root and a Debian 12 system (CI): it installs both packag
 `kiemke-collector setup` non-interactively, starts the packaged collector and a private
 nginx (own prefix, port and logs; the installed site file with only those and the upstream
 rewritten: the machine's own nginx is not touched), reaches /healthz over TLS, enrols and
-sends with the
-packaged agent through nginx, reinstalls (the upgrade path: `db upgrade`, data kept), and
-purges both packages. ≈ 2 min on a quiet 2-core machine, most of it the build.
+sends with the packaged agent through nginx, reinstalls (the upgrade path: `db upgrade`,
+data kept), and purges both packages. ≈ 2 min on a quiet 2-core machine, most of it the build.
 """
 
 from __future__ import annotations
