@@ -200,6 +200,7 @@ def test_every_page_shows_the_api_numbers(site: Site) -> None:
     failing = site.api(f"/api/v1/compliance/rules/os-supported/failing?unit={uid}").json()
     page = site.driver.page_source
     assert failing["total"] > 0
+    assert site.driver.find_element(By.ID, "h-list").text.endswith(f": {failing['total']}")
     for item in failing["items"]:
         assert item["hostname"] in page and item["reason"] in page
     # the machine page: every result with its reason, not_applicable included

@@ -117,9 +117,10 @@ def trends(conn: Connection, unit_ids: list[int], since: dt.date
 
 def listed(conn: Connection, rule: Rule, result: str, subtree: list[int] | None,
            now: dt.datetime, cutoff: dt.datetime, include_stale: bool, limit: int,
-           offset: int) -> tuple[list[dict[str, Any]], int]:
+           offset: int, total: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Machines (offices, for a unit rule) with `result`, oldest first: the query of
-    GET /api/v1/compliance/rules/<id>/failing."""
+    GET /api/v1/compliance/rules/<id>/failing. `total`: the count when the caller has it
+    already (the figures hold it), saving a count over every matching row."""
     query: Any
     if rule.kind == "unit":
         table = unit_rule_results
@@ -139,7 +140,8 @@ def listed(conn: Connection, rule: Rule, result: str, subtree: list[int] | None,
         order = (table.c.since, table.c.machine_id)
     if subtree is not None:
         query = query.where(table.c.unit_id.in_(subtree))
-    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    if total is None:
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     items = []
     for r in conn.execute(query.order_by(*order).limit(limit).offset(offset)):
         item = {"unit_id": r.unit_id, "unit_path": r.path, "reason": r.reason,

@@ -182,10 +182,11 @@ def _rule_view(unit_id: int | None, rule_id: str) -> Any:
     with ev.engine.connect() as conn:
         units_, view = _unit_in_scope(conn, unit_id)
         figures = data.figures_for(conn, ev.ruleset, now, ev.config.stale_after, units_)
+        fig = data.figure(figures, view.sum_ids, rule)
+        # The figures count active machines per result in the subtree: the list's total.
         items, total = data.listed(conn, rule, result, view.subtree, now, cutoff, False, PAGE,
-                                   offset)
+                                   offset, total=fig["counts"].get(result, 0))
         trend = data.trends(conn, view.sum_ids, _today_local() - dt.timedelta(days=365))
-    fig = data.figure(figures, view.sum_ids, rule)
     points = trend.get(rule.id, [])
     chart = charts.trend_chart(points, rule.target, _trend_label(pick(rule.title), points),
                                "%d/%m/%y" if web_lang() == "vi" else "%Y-%m")
