@@ -7,6 +7,7 @@ from kiemke.collector.db import (
     account_tables,  # noqa: F401
     asset_tables,  # noqa: F401
     compliance_tables,  # noqa: F401
+    history_tables,  # noqa: F401
 )
 from kiemke.collector.db.engine import make_engine, normalize_url, write_transaction
 from kiemke.collector.db.tables import metadata

@@ -75,6 +75,8 @@ compliance_daily = Table(
     Column("stale", Integer, nullable=False),
     Column("ratio", Float, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The rule's target that day (migration 0008); NULL on rows written before it.
+    Column("target", Float, nullable=True),
     # One unit's trend (the console's charts) without scanning every unit of each day.
     Index("ix_compliance_daily_unit_id_day", "unit_id", "day"),
 )
