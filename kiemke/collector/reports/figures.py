@@ -1,0 +1,429 @@
+"""Period report figures from the history (no rendering here: see render.py).
+
+Everything is read from closed days only (history_days, compliance_daily,
+history_units, history_rulesets, history_intervals, history_presence and the waivers'
+own dates), with the unit tree, names and rules as they were at the end of the period,
+so a closed period gives the same figures whenever it is generated. docs/reports.md
+defines each figure.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select
+
+from kiemke.collector.db.compliance_tables import compliance_daily, waivers
+from kiemke.collector.db.history_tables import (
+    history_days,
+    history_intervals,
+    history_presence,
+    history_rulesets,
+    history_units,
+)
+from kiemke.collector.reports.history import in_force_at as _at
+from kiemke.collector.reports.periods import Period, day_end, day_start
+from kiemke.collector.timeutil import iso_z
+from kiemke.collector.units import UnitError, find_unit
+from kiemke.compliance import RESULTS, gap
+
+EPS = 1e-9
+
+
+class ReportError(ValueError):
+    """A report that cannot be built; `field` names the parameter to fix."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    id: str
+    kind: str
+    title: str
+    severity: str
+    target: float
+    source: str
+
+
+@dataclass
+class RuleFigure:
+    rule_id: str
+    title: str
+    severity: str
+    target: float
+    end_value: float | None  # ratio on the last day
+    mean: float | None  # mean of the daily ratios
+    worst: float | None  # lowest daily ratio
+    worst_day: date | None
+    previous_mean: float | None
+    change: float | None  # mean - previous mean (a fraction: 0.05 = 5 points)
+    gap: int | None  # machines (offices) still to bring into compliance at period end
+    meets_target: bool | None
+    counts: dict[str, int]  # at period end: pass, fail, unknown, not_applicable, exempt, stale
+    days: int  # days with a ratio
+
+
+@dataclass
+class UnitFigures:
+    unit_id: int
+    name: str
+    path: str
+    rules: list[RuleFigure]
+    coverage: Coverage
+
+
+@dataclass
+class Coverage:
+    machines: int
+    active: int
+    stale: int
+    end_value: float | None  # active / machines at period end
+    mean: float | None
+
+
+@dataclass
+class FailingMachine:
+    machine_id: str
+    hostname: str
+    unit_path: str
+    rule_id: str
+    rule_title: str
+    reason: str | None
+    since: datetime
+    days_in_period: int
+
+
+@dataclass
+class WaiverRow:
+    id: int
+    machine_id: str
+    hostname: str
+    unit_path: str
+    rule_id: str
+    reason: str
+    author: str
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None  # revoked or expired within the period
+
+
+@dataclass
+class UnitAtEnd:
+    id: int
+    name: str
+    path: str
+    level: int
+    parent_name: str | None
+
+
+@dataclass
+class PeriodReport:
+    unit: UnitAtEnd
+    period: Period
+    lang: str
+    timezone: str
+    first_day: date
+    last_day: date  # the last closed day used
+    complete: bool  # False: the period has not ended, figures to last_day
+    days_reported: int
+    ruleset: str  # fingerprint in force on last_day
+    ruleset_since: date
+    rulesets_in_period: list[str]
+    rules: list[RuleFigure]
+    children: list[UnitFigures]
+    coverage: Coverage
+    depreciated_in_service: int
+    replace_next_year: int
+    next_year: int
+    failing: list[FailingMachine]
+    waivers: list[WaiverRow]
+    generated_at: datetime
+    place: str = ""
+    previous_period: str = ""
+    sources: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return to_json(asdict(self))
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Period):
+        return {"kind": value.kind, "text": value.text, "first": value.first.isoformat(),
+                "last": value.last.isoformat()}
+    return value
+
+
+# ------------------------------------------------------------------ reading history
+
+def resolve_unit(conn: Connection, ref: str | int, field: str) -> int:
+    try:
+        return find_unit(conn, ref).id
+    except UnitError as exc:
+        raise ReportError(f"{field}: {exc}", field) from None
+
+
+def closed_days(conn: Connection, first: date, last: date) -> list[tuple[date, str]]:
+    return [(d, fp) for d, fp in conn.execute(
+        select(history_days.c.day, history_days.c.fingerprint)
+        .where(history_days.c.day.between(first, last)).order_by(history_days.c.day))]
+
+
+def no_days_error(conn: Connection, period: Period) -> ReportError:
+    first = conn.execute(select(func.min(history_days.c.day))).scalar()
+    since = (f"the history starts on {first.isoformat()}" if first else
+             "no day has been closed yet (the daily job closes each day after local midnight)")
+    return ReportError(f"period {period.text}: no closed day in it; {since}", "period")
+
+
+def rule_defs(conn: Connection, fingerprint: str, lang: str) -> list[RuleDef]:
+    rules = conn.execute(select(history_rulesets.c.rules)
+                         .where(history_rulesets.c.fingerprint == fingerprint)).scalar() or []
+    return [RuleDef(r["id"], r["kind"], r["title"].get(lang) or r["title"].get("vi", r["id"]),
+                    r["severity"], float(r["target"]),
+                    r["source"].get("document") or r["source"].get("plan", ""))
+            for r in rules]
+
+
+def tree_at(conn: Connection, day: date) -> dict[int, Any]:
+    return {r.unit_id: r for r in conn.execute(
+        select(history_units).where(history_units.c.day == day))}
+
+
+def subtree(tree: Mapping[int, Any], root: int) -> set[int]:
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for uid, row in tree.items():
+        children[row.parent_id].append(uid)
+    out, stack = set(), [root]
+    while stack:
+        uid = stack.pop()
+        if uid in out:
+            continue
+        out.add(uid)
+        stack.extend(children.get(uid, []))
+    return out
+
+
+Daily = dict[tuple[int, str], dict[date, Any]]
+
+
+def daily_rows(conn: Connection, unit_ids: Iterable[int], first: date, last: date) -> Daily:
+    out: Daily = defaultdict(dict)
+    ids = sorted(set(unit_ids))
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(select(compliance_daily).where(
+                compliance_daily.c.unit_id.in_(ids[start:start + 500]),
+                compliance_daily.c.day.between(first, last))):
+            out[(row.unit_id, row.rule_id)][row.day] = row
+    return out
+
+
+def unit_days(conn: Connection, unit_ids: Iterable[int], first: date, last: date
+              ) -> dict[int, dict[date, Any]]:
+    out: dict[int, dict[date, Any]] = defaultdict(dict)
+    ids = sorted(set(unit_ids))
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(select(history_units).where(
+                history_units.c.unit_id.in_(ids[start:start + 500]),
+                history_units.c.day.between(first, last))):
+            out[row.unit_id][row.day] = row
+    return out
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def rule_figure(rule: RuleDef, rows: Mapping[date, Any], days: Sequence[date],
+                previous: Mapping[date, Any]) -> RuleFigure:
+    ratios = [(d, rows[d].ratio) for d in days if d in rows and rows[d].ratio is not None]
+    end = rows.get(days[-1])
+    counts = {r: 0 for r in (*RESULTS, "stale")}
+    if end is not None:
+        counts = {r: getattr(end, r) for r in (*RESULTS, "stale")}
+    target = end.target if end is not None and end.target is not None else rule.target
+    the_mean = mean([v for _, v in ratios])
+    prev_values = [r.ratio for r in previous.values() if r.ratio is not None]
+    prev_mean = mean(prev_values)
+    worst_day, worst = (min(ratios, key=lambda dv: (dv[1], dv[0])) if ratios else (None, None))
+    end_value = None if end is None else end.ratio
+    denominator = counts["pass"] + counts["fail"] + counts["unknown"]
+    return RuleFigure(
+        rule_id=rule.id, title=rule.title, severity=rule.severity, target=target,
+        end_value=end_value, mean=the_mean, worst=worst, worst_day=worst_day,
+        previous_mean=prev_mean,
+        change=None if the_mean is None or prev_mean is None else round(the_mean - prev_mean, 6),
+        gap=gap(counts, target) if denominator else None,
+        meets_target=None if end_value is None else end_value + EPS >= target,
+        counts=counts, days=len(ratios))
+
+
+def coverage_of(rows: Mapping[date, Any], days: Sequence[date]) -> Coverage:
+    end = rows.get(days[-1])
+    daily = [rows[d].active / rows[d].machines for d in days if d in rows and rows[d].machines]
+    if end is None:
+        return Coverage(0, 0, 0, None, mean(daily))
+    return Coverage(end.machines, end.active, end.stale,
+                    round(end.active / end.machines, 6) if end.machines else None, mean(daily))
+
+
+def failing_machines(conn: Connection, rules: Sequence[RuleDef], units_: set[int],
+                     tree: Mapping[int, Any], days: Sequence[date], timezone: str
+                     ) -> list[FailingMachine]:
+    """Machines failing a critical machine rule at period end (stale ones excluded, as
+    in the ratios), since when (contiguous fail intervals joined) and the days of the
+    period on which they were failing at the end of the day."""
+    critical = {r.id: r for r in rules if r.severity == "critical" and r.kind == "machine"}
+    if not critical:
+        return []
+    end = day_end(days[-1], timezone)
+    present = {m: (u, h, s) for m, u, h, s in conn.execute(
+        select(history_presence.c.machine_id, history_presence.c.unit_id,
+               history_presence.c.hostname, history_presence.c.status)
+        .where(_at(history_presence, end)))}
+    now_failing = [(s, r, u, why) for s, r, u, why in conn.execute(
+        select(history_intervals.c.subject, history_intervals.c.rule_id,
+               history_intervals.c.unit_id, history_intervals.c.reason)
+        .where(_at(history_intervals, end), history_intervals.c.result == "fail",
+               history_intervals.c.rule_id.in_(sorted(critical))))
+        if u in units_ and present.get(s, (0, "", "stale"))[2] == "active"]
+    if not now_failing:
+        return []
+    subjects = sorted({s for s, *_ in now_failing})
+    spans: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for start in range(0, len(subjects), 1000):
+        for s, r, st, en in conn.execute(
+                select(history_intervals.c.subject, history_intervals.c.rule_id,
+                       history_intervals.c.start_at, history_intervals.c.end_at)
+                .where(history_intervals.c.subject.in_(subjects[start:start + 1000]),
+                       history_intervals.c.rule_id.in_(sorted(critical)),
+                       history_intervals.c.result == "fail",
+                       history_intervals.c.start_at < end)):
+            spans[(s, r)].append((st, en))
+    ends = [day_end(d, timezone) for d in days]
+    out = []
+    for subject, rule_id, unit_id, reason in now_failing:
+        mine = sorted(spans[(subject, rule_id)])
+        # Since: walk back over fail intervals that touch (a move splits an interval).
+        since = mine[-1][0]
+        for st, en in reversed(mine[:-1]):
+            if en is not None and en >= since:
+                since = min(since, st)
+        failing_days = sum(1 for e in ends if any(st < e and (en is None or en >= e)
+                                                  for st, en in mine))
+        unit = tree.get(unit_id)
+        out.append(FailingMachine(subject, present[subject][1],
+                                  unit.path if unit is not None else str(unit_id), rule_id,
+                                  critical[rule_id].title, reason, since, failing_days))
+    out.sort(key=lambda f: (f.unit_path, f.hostname, f.rule_id))
+    return out
+
+
+def waivers_in_period(conn: Connection, units_: set[int], tree: Mapping[int, Any],
+                      days: Sequence[date], timezone: str) -> list[WaiverRow]:
+    """Waivers in force at some time of the period, by their own dates (a later revocation
+    does not change a closed period)."""
+    start, end = day_start(days[0], timezone), day_end(days[-1], timezone)
+    rows = list(conn.execute(select(waivers).where(
+        waivers.c.created_at < end, waivers.c.expires_at > start,
+        or_(waivers.c.revoked_at.is_(None), waivers.c.revoked_at > start))
+        .order_by(waivers.c.id)))
+    if not rows:
+        return []
+    ids = sorted({r.machine_id for r in rows})
+    where: dict[str, tuple[int, str]] = {}
+    for m, u, h in conn.execute(select(history_presence.c.machine_id, history_presence.c.unit_id,
+                                       history_presence.c.hostname)
+                                .where(history_presence.c.machine_id.in_(ids),
+                                       history_presence.c.start_at < end)
+                                .order_by(history_presence.c.start_at)):
+        where[m] = (u, h)  # the last row before the period end
+    out = []
+    for w in rows:
+        unit_id, hostname = where.get(w.machine_id, (None, w.machine_id))
+        if unit_id not in units_:
+            continue
+        ended = min(w.expires_at, w.revoked_at or w.expires_at)
+        out.append(WaiverRow(w.id, w.machine_id, hostname, tree[unit_id].path, w.rule_id,
+                             w.reason, w.author, w.created_at, w.expires_at,
+                             ended if ended <= end else None))
+    return out
+
+
+# ------------------------------------------------------------------ the report
+
+def build_period_report(conn: Connection, unit: str | int, period: Period, lang: str = "vi",
+                        *, timezone: str, now: datetime, place: str = "") -> PeriodReport:
+    """The report of `unit` (id, code or path) and its subtree for `period`."""
+    if lang not in ("vi", "en"):
+        raise ReportError(f"lang {lang!r}: use vi or en", "lang")
+    unit_id = resolve_unit(conn, unit, "unit")
+    closed = closed_days(conn, period.first, period.last)
+    if not closed:
+        raise no_days_error(conn, period)
+    days = [d for d, _ in closed]
+    last = days[-1]
+    tree = tree_at(conn, last)
+    if unit_id not in tree:
+        raise ReportError(f"unit {unit!r} did not exist on {last.isoformat()}, the last day "
+                          f"of period {period.text} in the history", "unit")
+    fingerprint = closed[-1][1]
+    rules = rule_defs(conn, fingerprint, lang)
+    me = tree[unit_id]
+    children = sorted((u for u in tree.values() if u.parent_id == unit_id),
+                      key=lambda u: u.name)
+    ids = [unit_id, *(c.unit_id for c in children)]
+    prev = period.previous()
+    rows = daily_rows(conn, ids, period.first, last)
+    prev_rows = daily_rows(conn, ids, prev.first, prev.last)
+    u_days = unit_days(conn, ids, period.first, last)
+
+    def figures_of(uid: int) -> list[RuleFigure]:
+        return [rule_figure(r, rows.get((uid, r.id), {}), days, prev_rows.get((uid, r.id), {}))
+                for r in rules]
+
+    child_figures = [UnitFigures(c.unit_id, c.name, c.path, figures_of(c.unit_id),
+                                 coverage_of(u_days.get(c.unit_id, {}), days))
+                     for c in children]
+    members = subtree(tree, unit_id)
+    end_row = u_days.get(unit_id, {}).get(last)
+    parent = tree.get(me.parent_id) if me.parent_id is not None else None
+    ruleset_since = conn.execute(select(func.min(history_days.c.day)).where(
+        history_days.c.fingerprint == fingerprint)).scalar()
+    return PeriodReport(
+        unit=UnitAtEnd(unit_id, me.name, me.path, me.level,
+                       parent.name if parent is not None else None),
+        period=period, lang=lang, timezone=timezone, first_day=days[0], last_day=last,
+        complete=last >= period.last, days_reported=len(days), ruleset=fingerprint,
+        ruleset_since=ruleset_since or last,
+        rulesets_in_period=sorted({fp for _, fp in closed}), rules=figures_of(unit_id),
+        children=child_figures, coverage=coverage_of(u_days.get(unit_id, {}), days),
+        depreciated_in_service=end_row.depreciated_in_service if end_row else 0,
+        replace_next_year=end_row.replace_next_year if end_row else 0,
+        next_year=last.year + 1,
+        failing=failing_machines(conn, rules, members, tree, days, timezone),
+        waivers=waivers_in_period(conn, members, tree, days, timezone),
+        generated_at=now, place=place, previous_period=prev.text,
+        sources=sorted({r.source for r in rules if r.source}))
+
+
+def last_closed_day(conn: Connection) -> date | None:
+    return conn.execute(select(func.max(history_days.c.day))).scalar()
+
+
+def period_days(period: Period) -> list[date]:
+    return [period.first + timedelta(days=i) for i in range(period.days)]

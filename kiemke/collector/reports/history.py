@@ -1,0 +1,495 @@
+"""The daily history job: state intervals synced from the live tables, then each local
+day that ended is closed from those intervals (per unit x rule counts in
+compliance_daily, the unit tree and its machine counts in history_units, the rule set
+in history_days / history_rulesets).
+
+Closing a day always replays the intervals at the instant the day ended, whether the
+job runs just after midnight or days later (catch-up after downtime): one code path, so
+no gap and no double count. Each day is closed once, in one transaction, and the job
+holds a lock across collector instances (an advisory lock on PostgreSQL, a lock row on
+SQLite). Running it again does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, text, update
+
+from kiemke.collector.db.asset_tables import machine_depreciation
+from kiemke.collector.db.compliance_tables import compliance_daily, rule_results, unit_rule_results
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.history_tables import (
+    history_days,
+    history_intervals,
+    history_lock,
+    history_presence,
+    history_rulesets,
+    history_units,
+)
+from kiemke.collector.db.tables import machines, reports, units
+from kiemke.collector.reports.periods import day_end, local_day
+from kiemke.collector.timeutil import utcnow
+from kiemke.compliance import RESULTS, RuleSet, ratio
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "daily"
+PG_LOCK_KEY = 0x6B69656D6B6509  # "kiemke" + issue 9: any constant shared by all instances
+LOCK_TIMEOUT = timedelta(minutes=30)  # a lock row older than this is taken over
+# Results evaluated this long before the last sync are looked at again: a transaction
+# that began before the sync may commit after it.
+SYNC_MARGIN = timedelta(minutes=10)
+BATCH = 2000
+UNIT_PREFIX = "unit:"
+
+
+# ------------------------------------------------------------------ rule sets
+
+def ruleset_definitions(ruleset: RuleSet) -> list[dict[str, Any]]:
+    """What a report needs of each rule, kept per rule-set fingerprint."""
+    return [{"id": r.id, "kind": r.kind, "title": dict(r.title), "severity": r.severity,
+             "target": r.target,
+             "source": {"plan": r.source.plan, "document": r.source.document,
+                        "seed": r.source.seed}}
+            for r in ruleset.rules]
+
+
+def register_ruleset(conn: Connection, ruleset: RuleSet, day: date, now: datetime) -> None:
+    known = conn.execute(select(history_rulesets.c.fingerprint).where(
+        history_rulesets.c.fingerprint == ruleset.fingerprint)).first()
+    if known is None:
+        conn.execute(history_rulesets.insert().values(
+            fingerprint=ruleset.fingerprint, rules=ruleset_definitions(ruleset),
+            first_day=day, created_at=now))
+
+
+# ------------------------------------------------------------------ interval sync
+
+def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def sync_intervals(conn: Connection, now: datetime, stale_after: timedelta,
+                   last_sync: datetime | None) -> dict[str, int]:
+    """Bring the open intervals in line with the live tables; return what changed."""
+    presence_changed, moved = sync_presence(conn, now, stale_after)
+    if last_sync is None:
+        candidates = list(conn.execute(select(rule_results.c.machine_id).distinct()).scalars())
+    else:
+        since = last_sync - SYNC_MARGIN
+        recent = conn.execute(select(rule_results.c.machine_id).distinct().where(
+            rule_results.c.evaluated_at >= since)).scalars()
+        candidates = sorted(set(recent) | moved)
+    opened = closed = 0
+    for chunk in _chunks(sorted(candidates)):
+        o, c = _sync_machine_rules(conn, chunk, now)
+        opened, closed = opened + o, closed + c
+    # Results gone (a machine deleted, a rule removed): their open intervals end now.
+    gone = conn.execute(update(history_intervals).where(
+        history_intervals.c.end_at.is_(None),
+        ~history_intervals.c.subject.startswith(UNIT_PREFIX),
+        ~select(rule_results.c.machine_id).where(
+            rule_results.c.machine_id == history_intervals.c.subject,
+            rule_results.c.rule_id == history_intervals.c.rule_id).exists()
+    ).values(end_at=now)).rowcount
+    o, c = _sync_unit_rules(conn, now)
+    return {"presence_changed": presence_changed, "opened": opened + o,
+            "closed": closed + c + gone, "candidates": len(candidates)}
+
+
+def _diff(current: Mapping[tuple[str, str], tuple[int, str, str | None, datetime]],
+          open_: Mapping[tuple[str, str], tuple[datetime, int, str]], now: datetime
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(inserts, closes) turning the open intervals into the current state."""
+    inserts: list[dict[str, Any]] = []
+    closes: list[dict[str, Any]] = []
+    for key, (unit_id, result, reason, since) in current.items():
+        prev = open_.get(key)
+        if prev is not None and prev[1] == unit_id and prev[2] == result:
+            continue
+        start = since
+        if prev is not None:
+            # The result changed at `since`; a move alone keeps `since`: it happened by now.
+            start = since if since > prev[0] else now
+            if start <= prev[0]:
+                continue  # the same instant twice: nothing to split
+            closes.append({"s": key[0], "r": key[1], "st": prev[0], "e": start})
+        inserts.append({"subject": key[0], "rule_id": key[1], "start_at": start,
+                        "end_at": None, "unit_id": unit_id, "result": result,
+                        "reason": reason})
+    return inserts, closes
+
+
+_CLOSE = (update(history_intervals).where(
+    history_intervals.c.subject == bindparam("s"), history_intervals.c.rule_id == bindparam("r"),
+    history_intervals.c.start_at == bindparam("st")).values(end_at=bindparam("e")))
+
+
+def _write(conn: Connection, inserts: list[dict[str, Any]], closes: list[dict[str, Any]]
+           ) -> tuple[int, int]:
+    if closes:
+        conn.execute(_CLOSE, closes)
+    if inserts:
+        conn.execute(history_intervals.insert(), inserts)
+    return len(inserts), len(closes)
+
+
+def _open_intervals(conn: Connection, cond: Any
+                    ) -> dict[tuple[str, str], tuple[datetime, int, str]]:
+    rows = conn.execute(select(history_intervals.c.subject, history_intervals.c.rule_id,
+                               history_intervals.c.start_at, history_intervals.c.unit_id,
+                               history_intervals.c.result)
+                        .where(history_intervals.c.end_at.is_(None), cond))
+    return {(s, r): (st, u, res) for s, r, st, u, res in rows}
+
+
+def _sync_machine_rules(conn: Connection, machine_ids: Sequence[str], now: datetime
+                        ) -> tuple[int, int]:
+    current = {(m, r): (u, res, why, since) for m, r, u, res, why, since in conn.execute(
+        select(rule_results.c.machine_id, rule_results.c.rule_id, rule_results.c.unit_id,
+               rule_results.c.result, rule_results.c.reason, rule_results.c.since)
+        .where(rule_results.c.machine_id.in_(machine_ids)))}
+    open_ = _open_intervals(conn, history_intervals.c.subject.in_(machine_ids))
+    return _write(conn, *_diff(current, open_, now))
+
+
+def _sync_unit_rules(conn: Connection, now: datetime) -> tuple[int, int]:
+    current = {(f"{UNIT_PREFIX}{u}", r): (u, res, why, since) for u, r, res, why, since in
+               conn.execute(select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
+                                   unit_rule_results.c.result, unit_rule_results.c.reason,
+                                   unit_rule_results.c.since))}
+    open_ = _open_intervals(conn, history_intervals.c.subject.startswith(UNIT_PREFIX))
+    inserts, closes = _diff(current, open_, now)
+    for key, prev in open_.items():
+        if key not in current:  # the unit was deleted or the rule removed
+            closes.append({"s": key[0], "r": key[1], "st": prev[0], "e": now})
+    return _write(conn, inserts, closes)
+
+
+def sync_presence(conn: Connection, now: datetime, stale_after: timedelta
+                  ) -> tuple[int, set[str]]:
+    """history_presence follows machines: unit, hostname, active or stale. Returns the
+    rows written and the machines that changed unit (their rule intervals split too)."""
+    cutoff = now - stale_after
+    open_ = {m: (st, u, h, s) for m, st, u, h, s in conn.execute(
+        select(history_presence.c.machine_id, history_presence.c.start_at,
+               history_presence.c.unit_id, history_presence.c.hostname,
+               history_presence.c.status).where(history_presence.c.end_at.is_(None)))}
+    inserts: list[dict[str, Any]] = []
+    closes: list[dict[str, Any]] = []
+    moved: set[str] = set()
+    seen: set[str] = set()
+    for mid, unit_id, hostname, first_seen, last_seen in conn.execute(
+            select(machines.c.machine_id, machines.c.unit_id, machines.c.hostname,
+                   machines.c.first_seen, machines.c.last_seen)):
+        seen.add(mid)
+        status = "stale" if last_seen < cutoff else "active"
+        prev = open_.get(mid)
+        row = {"machine_id": mid, "end_at": None, "unit_id": unit_id, "hostname": hostname,
+               "status": status, "last_seen": last_seen}
+        if prev is None:
+            if status == "stale" and last_seen + stale_after > first_seen:
+                inserts.append({**row, "start_at": first_seen, "status": "active",
+                                "end_at": last_seen + stale_after})
+                inserts.append({**row, "start_at": last_seen + stale_after})
+            else:
+                inserts.append({**row, "start_at": first_seen})
+            continue
+        start, p_unit, p_host, p_status = prev
+        if (p_unit, p_host, p_status) == (unit_id, hostname, status):
+            continue
+        if p_unit != unit_id:
+            moved.add(mid)
+        boundary = now
+        if p_status == "active" and status == "stale":
+            boundary = last_seen + stale_after
+        elif p_status == "stale" and status == "active":
+            # Back at its first report after the stale interval began.
+            first_back = conn.execute(select(func.min(reports.c.received_at)).where(
+                reports.c.machine_id == mid,
+                reports.c.received_at > start - stale_after)).scalar()
+            boundary = first_back or last_seen
+        if boundary <= start:
+            boundary = now if now > start else start + timedelta(microseconds=1)
+        closes.append({"m": mid, "st": start, "e": boundary})
+        inserts.append({**row, "start_at": boundary})
+    for mid, (start, *_rest) in open_.items():
+        if mid not in seen:
+            closes.append({"m": mid, "st": start, "e": max(now, start)})
+    if closes:
+        conn.execute(update(history_presence).where(
+            history_presence.c.machine_id == bindparam("m"),
+            history_presence.c.start_at == bindparam("st")).values(end_at=bindparam("e")),
+            closes)
+    if inserts:
+        conn.execute(history_presence.insert(), inserts)
+    return len(closes) + len(inserts), moved
+
+
+# ------------------------------------------------------------------ closing a day
+
+def in_force_at(table: Any, instant: datetime) -> Any:
+    """Rows of an interval table in force just before `instant` (the day's end)."""
+    return and_(table.c.start_at < instant,
+                or_(table.c.end_at.is_(None), table.c.end_at >= instant))
+
+
+def _tree(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(units.c.id, units.c.parent_id, units.c.name, units.c.code,
+                                    units.c.path, units.c.level).order_by(units.c.path)))
+
+
+def ancestors(parents: Mapping[int, int | None], unit_id: int) -> list[int]:
+    chain, seen = [], set()
+    current: int | None = unit_id
+    while current is not None and current not in seen and current in parents:
+        chain.append(current)
+        seen.add(current)
+        current = parents[current]
+    return chain
+
+
+def rollup(parents: Mapping[int, int | None], direct: Mapping[tuple[int, Any], int]
+           ) -> dict[tuple[int, Any], int]:
+    chains: dict[int, list[int]] = {}
+    total: dict[tuple[int, Any], int] = defaultdict(int)
+    for (unit_id, key), n in direct.items():
+        chain = chains.get(unit_id)
+        if chain is None:
+            chain = chains[unit_id] = ancestors(parents, unit_id)
+        for ancestor in chain:
+            total[(ancestor, key)] += n
+    return total
+
+
+def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapping[str, Any]],
+                tree: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(compliance_daily rows, history_units rows) for one day, from the intervals."""
+    end = day_end(day, timezone)
+    parents = {u.id: u.parent_id for u in tree}
+    # Machines present at the day's end (a few bytes each; 100,000 fit easily).
+    present = {m: (u, st) for m, u, st in conn.execute(
+        select(history_presence.c.machine_id, history_presence.c.unit_id,
+               history_presence.c.status).where(in_force_at(history_presence, end)))}
+    machine_cond = and_(in_force_at(history_intervals, end),
+                        ~history_intervals.c.subject.startswith(UNIT_PREFIX))
+    direct: dict[tuple[int, Any], int] = {}
+    for unit_id, rule_id, result, n in conn.execute(
+            select(history_intervals.c.unit_id, history_intervals.c.rule_id,
+                   history_intervals.c.result, func.count())
+            .where(machine_cond)
+            .group_by(history_intervals.c.unit_id, history_intervals.c.rule_id,
+                      history_intervals.c.result)):
+        direct[(unit_id, (rule_id, result))] = n
+    # Stale machines are few: their results are taken out of the counts, counted apart.
+    stale_ids = sorted(m for m, (_u, st) in present.items() if st == "stale")
+    stale_direct: dict[tuple[int, Any], int] = defaultdict(int)
+    for chunk in _chunks(stale_ids):
+        for unit_id, rule_id, result in conn.execute(
+                select(history_intervals.c.unit_id, history_intervals.c.rule_id,
+                       history_intervals.c.result)
+                .where(machine_cond, history_intervals.c.subject.in_(chunk))):
+            direct[(unit_id, (rule_id, result))] -= 1
+            stale_direct[(unit_id, rule_id)] += 1
+    unit_direct: dict[tuple[int, Any], int] = defaultdict(int)
+    for unit_id, rule_id, result in conn.execute(
+            select(history_intervals.c.unit_id, history_intervals.c.rule_id,
+                   history_intervals.c.result)
+            .where(in_force_at(history_intervals, end),
+                   history_intervals.c.subject.startswith(UNIT_PREFIX))):
+        unit_direct[(unit_id, (rule_id, result))] += 1
+    machine_counts: dict[tuple[int, Any], int] = defaultdict(int)
+    for unit_id, status in present.values():
+        machine_counts[(unit_id, status)] += 1
+    # Depreciation of the machines present that day, from the register's dates.
+    next_first, next_last = date(day.year + 1, 1, 1), date(day.year + 1, 12, 31)
+    for mid, done in conn.execute(
+            select(machine_depreciation.c.machine_id, machine_depreciation.c.fully_depreciated_on)
+            .where(machine_depreciation.c.fully_depreciated_on <= next_last)):
+        where = present.get(mid)
+        if where is None:
+            continue
+        if done <= day and where[1] == "active":
+            machine_counts[(where[0], "depreciated")] += 1
+        if next_first <= done:
+            machine_counts[(where[0], "next_year")] += 1
+    rolled = rollup(parents, direct)
+    stale = rollup(parents, stale_direct)
+    unit_rolled = rollup(parents, unit_direct)
+    counts_rolled = rollup(parents, machine_counts)
+    daily: list[dict[str, Any]] = []
+    for unit in tree:
+        for rule in rules:
+            rid = rule["id"]
+            source = unit_rolled if rule["kind"] == "unit" else rolled
+            counts = {r: source.get((unit.id, (rid, r)), 0) for r in RESULTS}
+            n_stale = 0 if rule["kind"] == "unit" else stale.get((unit.id, rid), 0)
+            if not any(counts.values()) and not n_stale:
+                continue  # nothing to count: no row (a report reads "no data")
+            value = ratio(counts)
+            daily.append({"day": day, "unit_id": unit.id, "rule_id": rid, **counts,
+                          "stale": n_stale, "ratio": None if value is None else round(value, 6),
+                          "target": rule["target"]})
+    unit_rows = []
+    for unit in tree:
+        active = counts_rolled.get((unit.id, "active"), 0)
+        n_stale = counts_rolled.get((unit.id, "stale"), 0)
+        unit_rows.append({"day": day, "unit_id": unit.id, "parent_id": unit.parent_id,
+                          "name": unit.name, "code": unit.code, "path": unit.path,
+                          "level": unit.level, "machines": active + n_stale, "active": active,
+                          "stale": n_stale,
+                          "depreciated_in_service": counts_rolled.get((unit.id, "depreciated"), 0),
+                          "replace_next_year": counts_rolled.get((unit.id, "next_year"), 0)})
+    return daily, unit_rows
+
+
+def close_day(conn: Connection, day: date, ruleset: RuleSet, timezone: str, now: datetime,
+              source: str) -> bool:
+    """Write one day's history; False when it was closed already (idempotent)."""
+    if conn.execute(select(history_days.c.day).where(history_days.c.day == day)).first():
+        return False
+    register_ruleset(conn, ruleset, day, now)
+    daily, unit_rows = day_figures(conn, day, timezone, ruleset_definitions(ruleset),
+                                   _tree(conn))
+    # Replaces the provisional rows the maintenance pass wrote during the day.
+    conn.execute(delete(compliance_daily).where(compliance_daily.c.day == day))
+    conn.execute(delete(history_units).where(history_units.c.day == day))
+    if daily:
+        conn.execute(compliance_daily.insert(), [{**r, "updated_at": now} for r in daily])
+    if unit_rows:
+        conn.execute(history_units.insert(), unit_rows)
+    conn.execute(history_days.insert().values(day=day, fingerprint=ruleset.fingerprint,
+                                              timezone=timezone, source=source, closed_at=now))
+    return True
+
+
+# ------------------------------------------------------------------ the job
+
+def holder_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+@contextmanager
+def job_lock(engine: Engine, now: datetime) -> Iterator[bool]:
+    """True when this caller holds the daily-job lock (across instances)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                    {"k": PG_LOCK_KEY}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
+                    conn.commit()
+        return
+    holder = holder_id()
+    with write_transaction(engine) as conn:
+        if conn.execute(select(history_lock.c.name)
+                        .where(history_lock.c.name == LOCK_NAME)).first() is None:
+            conn.execute(history_lock.insert().values(name=LOCK_NAME))
+        got = conn.execute(update(history_lock).where(
+            history_lock.c.name == LOCK_NAME,
+            or_(history_lock.c.holder.is_(None), history_lock.c.acquired_at < now - LOCK_TIMEOUT)
+        ).values(holder=holder, acquired_at=now)).rowcount == 1
+    try:
+        yield got
+    finally:
+        if got:
+            with write_transaction(engine) as conn:
+                conn.execute(update(history_lock).where(
+                    history_lock.c.name == LOCK_NAME, history_lock.c.holder == holder)
+                    .values(holder=None, acquired_at=None))
+
+
+def days_to_close(conn: Connection, now: datetime, timezone: str) -> list[date]:
+    """Local days that ended and are not closed: from the day after the last closed one
+    (or the day of the first sync on a new installation) to yesterday."""
+    yesterday = local_day(now, timezone) - timedelta(days=1)
+    last = conn.execute(select(func.max(history_days.c.day))).scalar()
+    if last is None:
+        first_sync = conn.execute(select(history_lock.c.synced_at)
+                                  .where(history_lock.c.name == LOCK_NAME)).scalar()
+        start = local_day(first_sync or now, timezone)
+    else:
+        start = last + timedelta(days=1)
+    return [start + timedelta(days=i) for i in range((yesterday - start).days + 1)]
+
+
+def run_daily_job(engine: Engine, ruleset: RuleSet, *, timezone: str,
+                  stale_after: timedelta, now: datetime | None = None) -> dict[str, Any]:
+    """Sync the intervals and close every local day that ended; see the module doc."""
+    now = now or utcnow()
+    with job_lock(engine, now) as got:
+        if not got:
+            return {"skipped": "another collector instance is running the daily job"}
+        with write_transaction(engine) as conn:
+            if conn.execute(select(history_lock.c.name)
+                            .where(history_lock.c.name == LOCK_NAME)).first() is None:
+                conn.execute(history_lock.insert().values(name=LOCK_NAME))
+            last_sync = conn.execute(select(history_lock.c.synced_at)
+                                     .where(history_lock.c.name == LOCK_NAME)).scalar()
+            stats: dict[str, Any] = sync_intervals(conn, now, stale_after, last_sync)
+            conn.execute(update(history_lock).where(history_lock.c.name == LOCK_NAME)
+                         .values(synced_at=now))
+        with engine.connect() as conn:
+            days = days_to_close(conn, now, timezone)
+        yesterday = local_day(now, timezone) - timedelta(days=1)
+        closed = []
+        for day in days:
+            with write_transaction(engine) as conn:
+                if close_day(conn, day, ruleset, timezone, now,
+                             "live" if day == yesterday else "catch-up"):
+                    closed.append(day.isoformat())
+        stats["closed_days"] = closed
+        if len(closed) > 1:
+            log.info("history: caught up %d days (%s .. %s) from the intervals",
+                     len(closed), closed[0], closed[-1])
+        return stats
+
+
+def next_run(now: datetime, timezone: str) -> datetime:
+    """The next local midnight (plus a minute, so the day has surely ended everywhere)."""
+    return day_end(local_day(now, timezone), timezone) + timedelta(minutes=1)
+
+
+class DailyJobThread(threading.Thread):
+    """Runs the job at start-up (catch-up) and after each local midnight."""
+
+    def __init__(self, run: Any, timezone: str, on_done: Iterable[Any] = ()) -> None:
+        super().__init__(name="kiemke-history", daemon=True)
+        self._run = weakref.WeakMethod(run) if hasattr(run, "__self__") else (lambda: run)
+        self.timezone = timezone
+        self.on_done = list(on_done)
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        wait = 5.0  # let the app finish starting
+        while not self.stop_event.wait(wait):
+            job = self._run()
+            if job is None:
+                return
+            try:
+                stats = job()
+                for hook in self.on_done:
+                    hook(stats)
+                wait = max(1.0, (next_run(utcnow(), self.timezone) - utcnow()).total_seconds())
+            except Exception as exc:  # noqa: BLE001 - keep the thread; retry soon
+                log.warning("history job failed (retrying in 5 minutes): %s", exc)
+                wait = 300.0
+            del job
+
+    def stop(self) -> None:
+        self.stop_event.set()
