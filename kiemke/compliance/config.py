@@ -17,7 +17,9 @@ from .yamlsource import LineDict, LineList, SourceError, load_yaml
 
 APPROVED_FILE = "approved.yml"
 DEPRECIATION_FILE = "depreciation.yml"
-CONFIG_FILES = (APPROVED_FILE, DEPRECIATION_FILE)
+# Not rules either: how the collector ranks units (kiemke/collector/reports/ranking.py).
+RANKING_FILE = "ranking.yml"
+CONFIG_FILES = (APPROVED_FILE, DEPRECIATION_FILE, RANKING_FILE)
 LICENCE_KINDS = ("reported", "bundled", "free")
 START_CONVENTIONS = ("purchase_month", "next_month")
 

@@ -77,6 +77,8 @@ class UnitFigures:
     path: str
     rules: list[RuleFigure]
     coverage: Coverage
+    depreciated_in_service: int
+    replace_next_year: int
 
 
 @dataclass
@@ -396,11 +398,16 @@ def build_period_report(conn: Connection, unit: str | int, period: Period, lang:
         return [rule_figure(r, rows.get((uid, r.id), {}), days, prev_rows.get((uid, r.id), {}))
                 for r in rules]
 
+    def at_end(uid: int, name: str) -> int:
+        row = u_days.get(uid, {}).get(last)
+        return int(getattr(row, name)) if row is not None else 0
+
     child_figures = [UnitFigures(c.unit_id, c.name, c.path, figures_of(c.unit_id),
-                                 coverage_of(u_days.get(c.unit_id, {}), days))
+                                 coverage_of(u_days.get(c.unit_id, {}), days),
+                                 at_end(c.unit_id, "depreciated_in_service"),
+                                 at_end(c.unit_id, "replace_next_year"))
                      for c in children]
     members = subtree(tree, unit_id)
-    end_row = u_days.get(unit_id, {}).get(last)
     parent = tree.get(me.parent_id) if me.parent_id is not None else None
     ruleset_since = conn.execute(select(func.min(history_days.c.day)).where(
         history_days.c.fingerprint == fingerprint)).scalar()
@@ -412,8 +419,8 @@ def build_period_report(conn: Connection, unit: str | int, period: Period, lang:
         ruleset_since=ruleset_since or last,
         rulesets_in_period=sorted({fp for _, fp in closed}), rules=figures_of(unit_id),
         children=child_figures, coverage=coverage_of(u_days.get(unit_id, {}), days),
-        depreciated_in_service=end_row.depreciated_in_service if end_row else 0,
-        replace_next_year=end_row.replace_next_year if end_row else 0,
+        depreciated_in_service=at_end(unit_id, "depreciated_in_service"),
+        replace_next_year=at_end(unit_id, "replace_next_year"),
         next_year=last.year + 1,
         failing=failing_machines(conn, rules, members, tree, days, timezone),
         waivers=waivers_in_period(conn, members, tree, days, timezone),

@@ -3,13 +3,14 @@ benchmarks. Every unit it creates carries "(mô phỏng)" in its name and its co
 with "SIM-", so nobody mistakes it for real machines.
 
 Each district's first "office" is the district unit itself (its own machines); the
-others are units below it: a three-level tree. The daily facts are known exactly (`Simulation.result(m, rule, day)`, `stale(m, day)`,
-`office_of(m, day)`): each machine x machine rule changes state on random days (about
-once a month), the new state drawn with a pass probability that drifts over the window
-per district (one improves, one slips, one stays flat); machines go silent for spells of
-days (stale), a few move between offices, a few rules are waived for a while, and
-depreciation dates come from purchase years 2016-2025. Changes happen at 10:00 local
-time, so the state at the end of day d is the state drawn for day d.
+others are units below it: a three-level tree. The daily facts are known exactly
+(`Simulation.result(m, rule, day)`, `stale(m, day)`, `office_of(m, day)`): each
+machine x machine rule changes state on random days (about once a month), the new
+state drawn with a pass probability that drifts over the window per district (one
+improves, one slips, one stays flat); machines go silent for spells of days (stale),
+a few move between offices, a few rules are waived for a while, and depreciation
+dates come from purchase years 2016-2025. Changes happen at 10:00 local time, so the
+state at the end of day d is the state drawn for day d.
 
 `load(engine, ruleset)` writes the units, the machines with their current results, the
 state intervals and waivers, then closes every simulated day with the daily job's own
