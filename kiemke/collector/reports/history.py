@@ -18,7 +18,7 @@ import socket
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -466,30 +466,29 @@ def next_run(now: datetime, timezone: str) -> datetime:
 
 
 class DailyJobThread(threading.Thread):
-    """Runs the job at start-up (catch-up) and after each local midnight."""
+    """Runs `owner.run_job()` at start-up (catch-up) and after each local midnight.
 
-    def __init__(self, run: Any, timezone: str, on_done: Iterable[Any] = ()) -> None:
+    Holds its owner weakly (as the maintenance thread does): a discarded app ends it."""
+
+    def __init__(self, owner: Any, timezone: str) -> None:
         super().__init__(name="kiemke-history", daemon=True)
-        self._run = weakref.WeakMethod(run) if hasattr(run, "__self__") else (lambda: run)
+        self._ref = weakref.ref(owner)
         self.timezone = timezone
-        self.on_done = list(on_done)
         self.stop_event = threading.Event()
 
     def run(self) -> None:
         wait = 5.0  # let the app finish starting
         while not self.stop_event.wait(wait):
-            job = self._run()
-            if job is None:
+            owner = self._ref()
+            if owner is None:
                 return
             try:
-                stats = job()
-                for hook in self.on_done:
-                    hook(stats)
+                owner.run_job()
                 wait = max(1.0, (next_run(utcnow(), self.timezone) - utcnow()).total_seconds())
             except Exception as exc:  # noqa: BLE001 - keep the thread; retry soon
                 log.warning("history job failed (retrying in 5 minutes): %s", exc)
                 wait = 300.0
-            del job
+            del owner
 
     def stop(self) -> None:
         self.stop_event.set()
