@@ -20,7 +20,7 @@ from kiemke.collector.reports.service import (
 )
 from kiemke.collector.timeutil import utcnow
 
-bp = Blueprint("reports", __name__)
+bp = Blueprint("period_reports", __name__)
 KNOWN = {"period-reports": {"unit", "period", "format", "lang"},
          "rankings": {"parent", "period", "format", "lang"}}
 

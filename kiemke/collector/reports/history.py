@@ -414,17 +414,13 @@ def job_lock(engine: Engine, now: datetime) -> Iterator[bool]:
                     .values(holder=None, acquired_at=None))
 
 
-def days_to_close(conn: Connection, now: datetime, timezone: str) -> list[date]:
+def days_to_close(conn: Connection, now: datetime, timezone: str,
+                  first_sync: datetime | None) -> list[date]:
     """Local days that ended and are not closed: from the day after the last closed one
     (or the day of the first sync on a new installation) to yesterday."""
     yesterday = local_day(now, timezone) - timedelta(days=1)
     last = conn.execute(select(func.max(history_days.c.day))).scalar()
-    if last is None:
-        first_sync = conn.execute(select(history_lock.c.synced_at)
-                                  .where(history_lock.c.name == LOCK_NAME)).scalar()
-        start = local_day(first_sync or now, timezone)
-    else:
-        start = last + timedelta(days=1)
+    start = local_day(first_sync or now, timezone) if last is None else last + timedelta(days=1)
     return [start + timedelta(days=i) for i in range((yesterday - start).days + 1)]
 
 
@@ -445,7 +441,7 @@ def run_daily_job(engine: Engine, ruleset: RuleSet, *, timezone: str,
             conn.execute(update(history_lock).where(history_lock.c.name == LOCK_NAME)
                          .values(synced_at=now))
         with engine.connect() as conn:
-            days = days_to_close(conn, now, timezone)
+            days = days_to_close(conn, now, timezone, last_sync)
         yesterday = local_day(now, timezone) - timedelta(days=1)
         closed = []
         for day in days:
