@@ -31,4 +31,9 @@ command -v adduser    >/dev/null || need+=(adduser)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v unshare    >/dev/null || need+=(util-linux)
 command -v runuser    >/dev/null || need+=(util-linux)
+# Period reports (issue 9): pdftotext/pdftoppm read the PDFs back; WeasyPrint lays them
+# out with pango and embeds DejaVu.
+command -v pdftotext  >/dev/null || need+=(poppler-utils)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] || need+=(fonts-dejavu-core)
+ldconfig -p | grep -q libpango-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 exec bash "$(dirname "$0")/apt-install-missing.sh" tests ${need[@]+"${need[@]}"}

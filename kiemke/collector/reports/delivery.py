@@ -105,7 +105,10 @@ def send_mail(settings: ReportSettings, period: Period, outputs: list[Output]) -
         f"- {o.filename}" for o in outputs) + "\n")
     for out in outputs:
         maintype, _, subtype = out.content_type.split(";")[0].partition("/")
-        msg.add_attachment(out.body, maintype=maintype, subtype=subtype, filename=out.filename)
+        # Text files keep their charset, so mail clients show the Vietnamese right.
+        params = {"charset": "utf-8"} if maintype == "text" else {}
+        msg.add_attachment(out.body, maintype=maintype, subtype=subtype, filename=out.filename,
+                           params=params)
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                       timeout=settings.smtp_timeout) as smtp:
         if settings.smtp_starttls:
