@@ -295,3 +295,22 @@ def test_units_with_too_few_reporting_machines_are_not_ranked(world):
                                 timezone=TZ, now=NOW, config=strict)
     assert all(r.rank is None and "fewer than 1000" in r.note for r in ranking.rows)
     assert all(r.score is not None for r in ranking.rows)  # shown, but not ranked
+
+
+def test_one_night_and_a_catch_up_compute_the_same_day(world):
+    """The job closes one day with a GROUP BY in the database and a run of days (catch-up,
+    the simulation) in one pass over the intervals: both give the same rows."""
+    from kiemke.collector.reports.history import (
+        _tree,
+        day_figures,
+        figures_for_days,
+        ruleset_definitions,
+    )
+
+    rules = ruleset_definitions(world["ruleset"])
+    days = [date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1)]
+    with world["engine"].connect() as conn:
+        tree = _tree(conn)
+        swept = figures_for_days(conn, days, TZ, rules, tree)
+        for day in days:
+            assert day_figures(conn, day, TZ, rules, tree) == swept[day], day

@@ -12,6 +12,7 @@ SQLite). Running it again does nothing.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import socket
@@ -277,7 +278,6 @@ def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapp
                 tree: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(compliance_daily rows, history_units rows) for one day, from the intervals."""
     end = day_end(day, timezone)
-    parents = {u.id: u.parent_id for u in tree}
     # Machines present at the day's end (a few bytes each; 100,000 fit easily).
     present = {m: (u, st) for m, u, st in conn.execute(
         select(history_presence.c.machine_id, history_presence.c.unit_id,
@@ -324,6 +324,17 @@ def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapp
             machine_counts[(where[0], "depreciated")] += 1
         if next_first <= done:
             machine_counts[(where[0], "next_year")] += 1
+    return assemble(day, rules, tree, direct, stale_direct, unit_direct, machine_counts)
+
+
+Counts = Mapping[tuple[int, Any], int]
+
+
+def assemble(day: date, rules: Sequence[Mapping[str, Any]], tree: Sequence[Any],
+             direct: Counts, stale_direct: Counts, unit_direct: Counts, machine_counts: Counts
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Direct (per unit) counts of one day -> the rolled-up rows to store."""
+    parents = {u.id: u.parent_id for u in tree}
     rolled = rollup(parents, direct)
     stale = rollup(parents, stale_direct)
     unit_rolled = rollup(parents, unit_direct)
@@ -354,6 +365,140 @@ def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapp
     return daily, unit_rows
 
 
+class _Spans:
+    """Counts per key over a run of days, added as ranges (difference arrays): adding an
+    interval costs O(1) whatever its length; `at(i)` gives the counts of day i."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.diff: dict[Any, list[int]] = {}
+
+    def add(self, key: Any, days: range, n: int = 1) -> None:
+        if days.start >= days.stop:
+            return
+        row = self.diff.get(key)
+        if row is None:
+            row = self.diff[key] = [0] * (self.n + 1)
+        row[days.start] += n
+        row[days.stop] -= n
+
+    def days(self) -> list[dict[Any, int]]:
+        out: list[dict[Any, int]] = [{} for _ in range(self.n)]
+        for key, row in self.diff.items():
+            running = 0
+            for i in range(self.n):
+                running += row[i]
+                if running:
+                    out[i][key] = running
+        return out
+
+
+def figures_for_days(conn: Connection, days: Sequence[date], timezone: str,
+                     rules: Sequence[Mapping[str, Any]], tree: Sequence[Any]
+                     ) -> dict[date, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """day_figures for a run of consecutive days in one pass over the intervals (catch-up
+    and the simulation): each interval counts on the days whose end it covers, by the
+    same rule as in_force_at (start < end of day <= end)."""
+    ends = [day_end(d, timezone) for d in days]
+    if not ends:
+        return {}
+    first, last = ends[0], ends[-1]
+    n = len(days)
+
+    def covered(start: datetime, end: datetime | None) -> range:
+        return range(bisect.bisect_right(ends, start),
+                     n if end is None else bisect.bisect_right(ends, end))
+
+    def overlaps(table: Any) -> Any:
+        return and_(table.c.start_at < last,
+                    or_(table.c.end_at.is_(None), table.c.end_at >= first))
+
+    done_on = dict(conn.execute(
+        select(machine_depreciation.c.machine_id, machine_depreciation.c.fully_depreciated_on)
+        .where(machine_depreciation.c.fully_depreciated_on.is_not(None))).all())
+    machine_counts = _Spans(n)
+    stale_days: dict[str, list[tuple[range, int]]] = defaultdict(list)  # machine -> spans
+    for mid, unit_id, status, start, end in conn.execute(
+            select(history_presence.c.machine_id, history_presence.c.unit_id,
+                   history_presence.c.status, history_presence.c.start_at,
+                   history_presence.c.end_at).where(overlaps(history_presence))):
+        span = covered(start, end)
+        machine_counts.add((unit_id, status), span)
+        if status == "stale":
+            stale_days[mid].append((span, unit_id))
+        done = done_on.get(mid)
+        if done is not None:
+            if status == "active":  # fully depreciated from the day `done` on
+                k = bisect.bisect_left(days, done)
+                machine_counts.add((unit_id, "depreciated"), range(max(span.start, k), span.stop))
+            # Replacement next year: the days of the year before `done`'s year.
+            lo = bisect.bisect_left(days, date(done.year - 1, 1, 1))
+            hi = bisect.bisect_left(days, date(done.year, 1, 1))
+            machine_counts.add((unit_id, "next_year"),
+                               range(max(span.start, lo), min(span.stop, hi)))
+    direct, unit_direct = _Spans(n), _Spans(n)
+    stale_fix: list[dict[tuple[int, Any], int]] = [defaultdict(int) for _ in days]
+    stale_direct: list[dict[tuple[int, Any], int]] = [defaultdict(int) for _ in days]
+    for subject, unit_id, rule_id, result, start, end in conn.execute(
+            select(history_intervals.c.subject, history_intervals.c.unit_id,
+                   history_intervals.c.rule_id, history_intervals.c.result,
+                   history_intervals.c.start_at, history_intervals.c.end_at)
+            .where(overlaps(history_intervals))):
+        span = covered(start, end)
+        if subject.startswith(UNIT_PREFIX):
+            unit_direct.add((unit_id, (rule_id, result)), span)
+            continue
+        direct.add((unit_id, (rule_id, result)), span)
+        for stale_span, _unit in stale_days.get(subject, ()):
+            # Stale machines leave the counts and are counted apart (as day_figures does).
+            for i in range(max(span.start, stale_span.start), min(span.stop, stale_span.stop)):
+                stale_fix[i][(unit_id, (rule_id, result))] -= 1
+                stale_direct[i][(unit_id, rule_id)] += 1
+    per_day, unit_per_day, counts_per_day = direct.days(), unit_direct.days(), \
+        machine_counts.days()
+    out = {}
+    for i, day in enumerate(days):
+        today = per_day[i]
+        for key, delta in stale_fix[i].items():
+            today[key] = today.get(key, 0) + delta
+        out[day] = assemble(day, rules, tree, today, stale_direct[i], unit_per_day[i],
+                            counts_per_day[i])
+    return out
+
+
+def store_days(conn: Connection, figures: Mapping[date, tuple[list[dict[str, Any]],
+                                                            list[dict[str, Any]]]],
+               fingerprint: str, timezone: str, now: datetime, source: str) -> None:
+    """Write closed days (their figures replace the provisional rows of the maintenance
+    pass) and mark them closed."""
+    days = sorted(figures)
+    conn.execute(delete(compliance_daily).where(compliance_daily.c.day.in_(days)))
+    conn.execute(delete(history_units).where(history_units.c.day.in_(days)))
+    daily = [{**r, "updated_at": now} for d in days for r in figures[d][0]]
+    unit_rows = [r for d in days for r in figures[d][1]]
+    for start in range(0, len(daily), 5000):
+        conn.execute(compliance_daily.insert(), daily[start:start + 5000])
+    for start in range(0, len(unit_rows), 5000):
+        conn.execute(history_units.insert(), unit_rows[start:start + 5000])
+    conn.execute(history_days.insert(), [
+        {"day": d, "fingerprint": fingerprint, "timezone": timezone, "source": source,
+         "closed_at": now} for d in days])
+
+
+def close_days(conn: Connection, days: Sequence[date], ruleset: RuleSet, timezone: str,
+               now: datetime, source: str) -> list[date]:
+    """Close several days in one pass (the caller's transaction); skip closed ones."""
+    closed = set(conn.execute(select(history_days.c.day).where(
+        history_days.c.day.in_(list(days)))).scalars())
+    todo = [d for d in days if d not in closed]
+    if not todo:
+        return []
+    register_ruleset(conn, ruleset, todo[0], now)
+    figures = figures_for_days(conn, todo, timezone, ruleset_definitions(ruleset), _tree(conn))
+    store_days(conn, figures, ruleset.fingerprint, timezone, now, source)
+    return todo
+
+
 def close_day(conn: Connection, day: date, ruleset: RuleSet, timezone: str, now: datetime,
               source: str) -> bool:
     """Write one day's history; False when it was closed already (idempotent)."""
@@ -362,15 +507,7 @@ def close_day(conn: Connection, day: date, ruleset: RuleSet, timezone: str, now:
     register_ruleset(conn, ruleset, day, now)
     daily, unit_rows = day_figures(conn, day, timezone, ruleset_definitions(ruleset),
                                    _tree(conn))
-    # Replaces the provisional rows the maintenance pass wrote during the day.
-    conn.execute(delete(compliance_daily).where(compliance_daily.c.day == day))
-    conn.execute(delete(history_units).where(history_units.c.day == day))
-    if daily:
-        conn.execute(compliance_daily.insert(), [{**r, "updated_at": now} for r in daily])
-    if unit_rows:
-        conn.execute(history_units.insert(), unit_rows)
-    conn.execute(history_days.insert().values(day=day, fingerprint=ruleset.fingerprint,
-                                              timezone=timezone, source=source, closed_at=now))
+    store_days(conn, {day: (daily, unit_rows)}, ruleset.fingerprint, timezone, now, source)
     return True
 
 

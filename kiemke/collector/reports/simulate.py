@@ -14,8 +14,8 @@ state at the end of day d is the state drawn for day d.
 
 `load(engine, ruleset)` writes the units, the machines with their current results, the
 state intervals and waivers, then closes every simulated day with the daily job's own
-code (history.close_day): the figures of a report are what the collector computes, and a
-test can compute them again by hand from the known facts.
+code (history.close_days, as in a catch-up): the figures of a report are what the
+collector computes, and a test can compute them again by hand from the known facts.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from kiemke.collector.db.compliance_tables import (
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.history_tables import history_intervals, history_presence
 from kiemke.collector.db.tables import machines, units
-from kiemke.collector.reports.history import UNIT_PREFIX, close_day
+from kiemke.collector.reports.history import UNIT_PREFIX, close_days
 from kiemke.compliance import RuleSet, evaluate_unit, unit_facts
 
 LABEL = "(mô phỏng)"
@@ -279,9 +279,12 @@ def load(engine: Engine, ruleset: RuleSet, sim: Simulation, *, now: datetime | N
         _count(conn, current)
     closed = 0
     if close:
-        for k in range(sim.days):
+        # One pass over the intervals for all days: the catch-up code path of the job.
+        days = [sim.day(k) for k in range(sim.days)]
+        for start in range(0, len(days), 100):
             with write_transaction(engine) as conn:
-                closed += close_day(conn, sim.day(k), ruleset, sim.tz, now, "simulated")
+                closed += len(close_days(conn, days[start:start + 100], ruleset, sim.tz, now,
+                                         "simulated"))
     return {"root_id": root.id, "root": root.path, "offices": office_ids,
             "machines": len(sim.machines), "intervals": len(intervals), "closed_days": closed}
 
