@@ -1,5 +1,10 @@
 """`make demo`: a collector on embedded SQLite, this machine enrolled, one real report.
 
+Beside the real machine it loads a clearly labelled SIMULATED fleet (a few hundred
+machines over three districts, thirteen months of daily history with drift:
+kiemke/collector/reports/simulate.py) and prints the commands for this month's report
+and this year's ranking.
+
 Everything lives in ./demo-data, which is RESET on every run (deleted and created
 again), so each demo starts from a clean database and a fresh enrolment. Network probes
 of the demo agent target only the local collector (loopback). Ctrl-C stops the
@@ -17,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +63,7 @@ class Demo:
         self.url = ""
         self.admin = ""
         self.password = ""
+        self.simulated: dict[str, Any] = {}
 
     def collector(self, *args: str, stdin: str | None = None) -> str:
         out = subprocess.run([sys.executable, "-m", "kiemke.collector", *args],
@@ -151,6 +158,10 @@ check_collector = true
         self.password = secrets.token_urlsafe(9)
         self.collector("users", "add", "demo", "--role", "admin", "--display-name",
                        "Quản trị demo", "--password-stdin", stdin=self.password + "\n")
+        print("loading a SIMULATED fleet with 13 months of daily history (about a minute) ...",
+              flush=True)
+        self.simulated = json.loads(self.collector("history", "simulate", "--days", "396")
+                                    .splitlines()[-1])
         self.start_collector()
         try:
             self.write_agent_config()
@@ -175,11 +186,12 @@ check_collector = true
             self.stop_collector()
 
     def summary(self, machine_id: str) -> None:
-        machines = self.get("/api/v1/machines") or {"items": []}
         machine = self.get(f"/api/v1/machines/{machine_id}") or {}
         report = machine.get("report") or {}
         print("\n=== kiemke demo ===")
-        print(f"machines reporting: {len(machines['items'])}")
+        print(f"machines reporting: {1 if machine else 0} (this machine), plus "
+              f"{self.simulated.get('machines', 0)} SIMULATED under "
+              f"{self.simulated.get('root')!r}")
         print(f"unit:               {(machine.get('unit') or {}).get('path')}")
         for line in describe_report(report):
             print(line)
@@ -193,6 +205,30 @@ check_collector = true
         print(f"  admin token              {self.admin}")
         print(f"  this machine (send the admin token as 'Authorization: Bearer <token>', "
               f"e.g. curl -H or wget --header):\n    {self.url}/api/v1/machines/{machine_id}")
+        self.report_commands()
+
+    def report_commands(self) -> None:
+        """The commands for this month's report and this year's ranking (simulated fleet)."""
+        from kiemke.collector.reports.periods import local_day, month
+        from kiemke.collector.timeutil import utcnow
+
+        today = local_day(utcnow(), "Asia/Ho_Chi_Minh")
+        this_month = month(today.year, today.month).text
+        previous = month(*((today.year, today.month - 1) if today.month > 1
+                           else (today.year - 1, 12))).text
+        root = self.simulated.get("root", ROOT_UNIT)
+        exe = Path(sys.executable).parent / "kiemke-collector"
+        cli = str(exe) if exe.exists() else f"{sys.executable} -m kiemke.collector"
+        env = f"KIEMKE_DATABASE_URL={self.env['KIEMKE_DATABASE_URL']}"
+        print("\nPeriod reports and ranking (SIMULATED fleet; days close at local midnight):")
+        print(f"  this month, to date:  {env} {cli} report --unit '{root}' "
+              f"--period {this_month} --format pdf -o bao-cao-{this_month}.pdf")
+        print(f"  last month, complete: {env} {cli} report --unit '{root}' "
+              f"--period {previous} --format xlsx -o bao-cao-{previous}.xlsx")
+        print(f"  this year's ranking:  {env} {cli} ranking --parent '{root}' "
+              f"--period {today.year} --format pdf -o xep-hang-{today.year}.pdf")
+        print(f"  over HTTP (admin token): {self.url}/api/v1/rankings?parent="
+              f"{urllib.parse.quote(root)}&period={today.year}&format=json")
 
     def compliance(self, machine_id: str, machine: dict[str, Any]) -> None:
         """This machine's result per rule, and its office's ratio against each target."""

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import requests
+from openpyxl import load_workbook
 
 from kiemke.compliance import default_rules_dir, load_rules
 
@@ -53,6 +54,17 @@ def test_demo_reports_this_machine_and_stops_on_hangup(tmp_path: Path) -> None:
         # Every default rule is listed with a result (machine rules) or a ratio.
         for rule in load_rules([default_rules_dir()]).rules:
             assert re.search(rf"^  {re.escape(rule.id)} +\S", out, re.M), rule.id
+        # The SIMULATED fleet beside it, and the printed report command works as printed.
+        assert re.search(r"plus \d{3} SIMULATED under 'Liên đoàn Lao động tỉnh Bắc Giang "
+                         r"\(mô phỏng\)'", out), out
+        for label in ("this month, to date:", "this year's ranking:"):
+            assert label in out
+        command = re.search(r"last month, complete: (.*)$", out, re.M).group(1)
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        workbook = load_workbook(next(tmp_path.glob("bao-cao-*.xlsx")))
+        assert workbook["2-rules"].max_row >= 3 + 5
         url = re.search(r"Prometheus metrics +(http://127\.0\.0\.1:\d+)/metrics", out).group(1)
         assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
         metrics = requests.get(f"{url}/metrics", timeout=10).text

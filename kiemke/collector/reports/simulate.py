@@ -31,13 +31,14 @@ from datetime import timezone as dt_timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from kiemke.collector.changes import COMPLIANCE, bump
 from kiemke.collector.db.asset_tables import machine_depreciation
 from kiemke.collector.db.compliance_tables import (
     rule_counts,
     rule_results,
+    ruleset_state,
     unit_rule_results,
     waivers,
 )
@@ -277,6 +278,13 @@ def load(engine: Engine, ruleset: RuleSet, sim: Simulation, *, now: datetime | N
             conn.execute(insert(machine_depreciation), dep)
         _unit_rules(conn, ruleset, sim, offices, machine_rows, start_at, now)
         _count(conn, current)
+        # A fresh database: the results above are those of this rule set, so the first
+        # start of the collector need not re-evaluate (it would read the fleet's partial
+        # facts). A database that has applied rules keeps its state.
+        conn.execute(update(ruleset_state).where(ruleset_state.c.id == 1,
+                                                 ruleset_state.c.fingerprint.is_(None))
+                     .values(fingerprint=ruleset.fingerprint,
+                             config_fingerprint=ruleset.config.fingerprint, applied_at=now))
     closed = 0
     if close:
         # One pass over the intervals for all days: the catch-up code path of the job.
