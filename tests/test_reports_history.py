@@ -24,10 +24,10 @@ from compliance_helpers import (
 )
 from sqlalchemy import func, select
 
-from kiemke.collector.compliance.admin import add_waiver, move_machine, revoke_waiver
 from kiemke.collector.db.compliance_tables import compliance_daily
 from kiemke.collector.db.engine import make_engine, write_transaction
 from kiemke.collector.db.history_tables import history_days
+from kiemke.collector.evaluation.admin import add_waiver, move_machine, revoke_waiver
 from kiemke.collector.reports.figures import build_period_report
 from kiemke.collector.reports.history import run_daily_job
 from kiemke.collector.reports.periods import local_day, parse_period

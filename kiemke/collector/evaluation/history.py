@@ -1,6 +1,8 @@
 """compliance_daily: one row per local day x unit x rule, so any month, quarter or year
 can be reported again exactly as it was. The maintenance pass rewrites today's rows
-(only those whose figures changed); past days are never touched."""
+(only those whose figures changed); past days are never touched here. These rows are
+provisional: the daily history job (kiemke/collector/reports/history.py) replaces each
+day's rows when the day ends, and reports read closed days only."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.evaluation.figures import compute
 from kiemke.compliance import RESULTS, RuleSet, ratio
 
-_FIELDS = (*RESULTS, "stale", "ratio")
+_FIELDS = (*RESULTS, "stale", "ratio", "target")
 
 
 def local_day(now: datetime, timezone: str) -> date:
@@ -37,7 +39,8 @@ def snapshot_day(engine: Engine, ruleset: RuleSet, config: CollectorConfig, now:
                 wanted[(unit.id, rule.id)] = {
                     **{r: counts.get(r, 0) for r in RESULTS},
                     "stale": figures.stale.get((unit.id, rule.id), 0),
-                    "ratio": None if value is None else round(value, 6)}
+                    "ratio": None if value is None else round(value, 6),
+                    "target": rule.target}
         have = {(r.unit_id, r.rule_id): {f: getattr(r, f) for f in _FIELDS}
                 for r in conn.execute(select(compliance_daily)
                                       .where(compliance_daily.c.day == day))}

@@ -44,7 +44,7 @@ def _write_output(target: str, body: bytes) -> None:
 
 
 def _produce(args: argparse.Namespace, what: str) -> int:
-    from kiemke.collector.cli import _engine
+    from kiemke.collector.cli_common import open_engine as _engine
     from kiemke.collector.reports.ranking import load_ranking_config
     from kiemke.collector.reports.service import ParameterError, ranking_output, report_output
     from kiemke.collector.reports.settings import ReportSettings
@@ -80,13 +80,13 @@ def cmd_ranking(args: argparse.Namespace) -> int:
 
 
 def _ruleset(config: Any) -> Any:
-    from kiemke.collector.compliance import load_ruleset
+    from kiemke.collector.evaluation import load_ruleset
 
     return load_ruleset(config)
 
 
 def cmd_history_run(args: argparse.Namespace) -> int:
-    from kiemke.collector.cli import _engine
+    from kiemke.collector.cli_common import open_engine as _engine
     from kiemke.collector.reports.history import run_daily_job
 
     config = _config(args)
@@ -98,7 +98,7 @@ def cmd_history_run(args: argparse.Namespace) -> int:
 
 
 def cmd_history_simulate(args: argparse.Namespace) -> int:
-    from kiemke.collector.cli import _engine
+    from kiemke.collector.cli_common import open_engine as _engine
     from kiemke.collector.reports import simulate
     from kiemke.collector.reports.periods import local_day
 
@@ -118,7 +118,7 @@ def cmd_history_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
-    from kiemke.collector.cli import _engine
+    from kiemke.collector.cli_common import open_engine as _engine
     from kiemke.collector.reports.delivery import deliver
     from kiemke.collector.reports.ranking import load_ranking_config
     from kiemke.collector.reports.service import ParameterError, period_of
