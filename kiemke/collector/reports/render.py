@@ -101,8 +101,8 @@ body { font-family: "DejaVu Serif", "Times New Roman", serif; font-size: 10.5pt;
 h1 { text-align: center; font-size: 14pt; margin: 4mm 0 0 0; }
 .subtitle { text-align: center; font-weight: bold; font-size: 12pt; margin: 1mm 10mm 6mm; }
 h2 { font-size: 11.5pt; margin: 5mm 0 2mm 0; text-transform: uppercase; }
-p { margin: 1mm 0; text-align: justify; }
-table.data { width: 100%; border-collapse: collapse; margin: 1mm 0 4mm 0; font-size: 8.5pt;
+p { margin: 1mm 0; }
+table.data { width: 100%; border-collapse: collapse; margin: 1mm 0 4mm 0; font-size: 8pt;
              page-break-inside: auto; }
 table.data caption { caption-side: top; text-align: left; font-style: italic;
                      font-weight: bold; padding-bottom: 1mm; }
@@ -111,8 +111,7 @@ table.data th { background: #eee; font-weight: bold; text-align: center; }
 table.data thead { display: table-header-group; }
 table.data tr { page-break-inside: avoid; }
 td.num { text-align: right; white-space: nowrap; }
-td.wide { min-width: 45mm; }
-td.txt { min-width: 25mm; }
+td.wide { width: 30%; }
 p.more { font-style: italic; font-size: 9pt; }
 .signature { width: 100%; margin-top: 8mm; border-collapse: collapse; page-break-inside: avoid; }
 .signature td { border: none; vertical-align: top; width: 50%; }

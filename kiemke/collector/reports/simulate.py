@@ -81,6 +81,7 @@ class Simulation:
     offices_per_district: int = 4
     machines_per_office: tuple[int, int] = (15, 35)
     tz: str = "Asia/Ho_Chi_Minh"
+    change_every: float = 30.0  # mean days between state draws per machine x rule
     machines: list[SimMachine] = field(default_factory=list)
     # (machine index, rule id) -> sorted change day indexes and the state from each
     changes: dict[tuple[int, str], tuple[list[int], list[str]]] = field(default_factory=dict)
@@ -130,7 +131,7 @@ class Simulation:
                     if not states or states[-1] != state:
                         days_.append(day)
                         states.append(state)
-                    day += 1 + int(rng.expovariate(1 / 30))
+                    day += 1 + int(rng.expovariate(1 / self.change_every))
                 self.changes[key] = (days_, states)
                 if rng.random() < 0.01:
                     first = rng.randrange(self.days)
