@@ -580,12 +580,17 @@ def run_daily_job(engine: Engine, ruleset: RuleSet, *, timezone: str,
         with engine.connect() as conn:
             days = days_to_close(conn, now, timezone, last_sync)
         yesterday = local_day(now, timezone) - timedelta(days=1)
-        closed = []
-        for day in days:
+        closed: list[str] = []
+        missed = [d for d in days if d != yesterday]
+        # Missed days (after downtime): one pass over the intervals per month of them.
+        for start in range(0, len(missed), 31):
             with write_transaction(engine) as conn:
-                if close_day(conn, day, ruleset, timezone, now,
-                             "live" if day == yesterday else "catch-up"):
-                    closed.append(day.isoformat())
+                closed += [d.isoformat() for d in close_days(
+                    conn, missed[start:start + 31], ruleset, timezone, now, "catch-up")]
+        if yesterday in days:
+            with write_transaction(engine) as conn:
+                if close_day(conn, yesterday, ruleset, timezone, now, "live"):
+                    closed.append(yesterday.isoformat())
         stats["closed_days"] = closed
         if len(closed) > 1:
             log.info("history: caught up %d days (%s .. %s) from the intervals",
