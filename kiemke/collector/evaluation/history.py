@@ -15,6 +15,7 @@ from sqlalchemy import Engine, bindparam, select, update
 from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.compliance_tables import compliance_daily
 from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.history_tables import history_days
 from kiemke.collector.evaluation.figures import compute
 from kiemke.compliance import RESULTS, RuleSet, ratio
 
@@ -30,6 +31,8 @@ def snapshot_day(engine: Engine, ruleset: RuleSet, config: CollectorConfig, now:
     """Upsert today's (local calendar) figures; return the rows written."""
     day = local_day(now, config.timezone)
     with write_transaction(engine) as conn:
+        if conn.execute(select(history_days.c.day).where(history_days.c.day == day)).first():
+            return 0  # closed by the daily job (a pass that began before midnight)
         figures = compute(conn, ruleset, now, config.stale_after)
         wanted: dict[tuple[int, str], dict[str, Any]] = {}
         for unit in figures.units:
