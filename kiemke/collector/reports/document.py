@@ -18,6 +18,7 @@ from kiemke.collector.reports.ranking import Ranking
 
 # Column kinds: text, int, ratio (0-1 shown as %), points (a change of ratio, shown in
 # percentage points), score (0-100), date, datetime, rank_change.
+PRINT_LIMIT = 150
 KINDS = ("text", "int", "ratio", "points", "score", "date", "datetime", "rank_change")
 
 
@@ -33,6 +34,9 @@ class Table:
     columns: list[Column]
     rows: list[list[Any]]
     sheet: str  # XLSX sheet / CSV block name (short)
+    # Rows shown in HTML/PDF at most (machine lists of a province run to thousands);
+    # XLSX, CSV and JSON keep every row.
+    print_limit: int | None = None
 
 
 @dataclass
@@ -309,7 +313,8 @@ def report_document(r: PeriodReport) -> Document:
     fail_rows = [[i, f.hostname, f.unit_path, f.rule_title, f.since, f.days_in_period,
                   f.reason or ""] for i, f in enumerate(r.failing, start=1)]
     failing = Section(4, t["failing"], [] if fail_rows else [t["none_failing"]],
-                      [Table(caption(t["failing"]), fail_cols, fail_rows, "failing")])
+                      [Table(caption(t["failing"]), fail_cols, fail_rows, "failing",
+                             PRINT_LIMIT)])
     cov_cols = [Column(t["unit"]), Column(t["machines"], "int"), Column(t["active"], "int"),
                 Column(t["stale"], "int"), Column(t["cov_end"], "ratio"),
                 Column(t["cov_mean"], "ratio")]
@@ -333,7 +338,7 @@ def report_document(r: PeriodReport) -> Document:
                w.author, w.created_at, w.expires_at, w.ended_at]
               for i, w in enumerate(r.waivers, start=1)]
     waivers = Section(7, t["waivers"], [] if w_rows else [t["none_waivers"]],
-                      [Table(caption(t["waivers"]), w_cols, w_rows, "waivers")])
+                      [Table(caption(t["waivers"]), w_cols, w_rows, "waivers", PRINT_LIMIT)])
     simulated = _is_simulated(r.unit.path)
     return Document(
         "report", lang, r.unit.parent_name, r.unit.name,

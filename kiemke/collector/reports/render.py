@@ -122,16 +122,12 @@ p.more { font-style: italic; font-size: 9pt; }
 """
 
 
-# Longer tables are cut in HTML and PDF (a root unit may have thousands of failing
-# machines); XLSX, CSV and JSON keep every row.
-MAX_PRINTED_ROWS = 150
-
-
 def _table_html(table: Any, doc: Document, more: str) -> str:
     head = "".join(f"<th>{html.escape(c.title)}</th>" for c in table.columns)
     body = []
     first_text = next((i for i, c in enumerate(table.columns) if c.kind == "text"), -1)
-    for row in table.rows[:MAX_PRINTED_ROWS]:
+    limit = len(table.rows) if table.print_limit is None else table.print_limit
+    for row in table.rows[:limit]:
         cells = []
         for i, (value, col) in enumerate(zip(row, table.columns, strict=True)):
             cls = ' class="num"' if col.kind not in ("text", "datetime", "date") else \
@@ -141,7 +137,7 @@ def _table_html(table: Any, doc: Document, more: str) -> str:
 
             cells.append(f"<td{cls}>{html.escape(cell_text(value, col, doc))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    cut = len(table.rows) - MAX_PRINTED_ROWS
+    cut = len(table.rows) - limit
     note = f'<p class="more">{html.escape(more.format(n=cut))}</p>' if cut > 0 else ""
     return (f'<table class="data"><caption>{html.escape(table.caption)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}")
