@@ -9,6 +9,7 @@ defines each figure.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -325,8 +326,11 @@ def failing_machines(conn: Connection, rules: Sequence[RuleDef], units_: set[int
         for st, en in reversed(mine[:-1]):
             if en is not None and en >= since:
                 since = min(since, st)
-        failing_days = sum(1 for e in ends if any(st < e and (en is None or en >= e)
-                                                  for st, en in mine))
+        # The intervals of one machine x rule never overlap: count the day ends each
+        # covers (start < end of day <= end), by bisection.
+        failing_days = sum(
+            (len(ends) if en is None else bisect.bisect_right(ends, en))
+            - bisect.bisect_right(ends, st) for st, en in mine)
         unit = tree.get(unit_id)
         out.append(FailingMachine(subject, present[subject][1],
                                   unit.path if unit is not None else str(unit_id), rule_id,
