@@ -92,7 +92,7 @@ def test_pdf_report_reads_back_with_diacritics_titles_and_figures(fleet, tmp_pat
                  "--format", "pdf", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(b"%PDF-")
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True,
                           text=True, check=True).stdout
     flat = " ".join(text.split())
     report = expected(fleet)
