@@ -26,6 +26,7 @@ from kiemke.collector.evaluation import wiring as evaluation
 from kiemke.collector.extension import KEY, Kiemke
 from kiemke.collector.metrics import IngestMetrics
 from kiemke.collector.pipeline import build_pipeline
+from kiemke.collector.reports import wiring as reports
 from kiemke.collector.validation import compile_validator
 
 
@@ -52,6 +53,7 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
         ingest_metrics=IngestMetrics(None if multiproc else registry), registry=registry,
         compliance=evaluation.create_evaluator(engine, config, asset_lookup=asset_store.lookup),
         assets=assets.load_state(engine, config),
+        reports=reports.load_state(config),
     )
     app.extensions[KEY] = ext
 
@@ -62,8 +64,10 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
     assets.init_app(app)
     accounts.init_app(app)
     console.init_app(app)
+    reports.init_app(app)
     ext.pipeline = build_pipeline(ext)
 
     evaluation.start(app)
+    reports.start(app)
     logging.getLogger("kiemke").setLevel(config.log_level)
     return app

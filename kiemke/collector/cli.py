@@ -49,6 +49,7 @@ from kiemke.collector.enrollment import (
     revoke_enrollment_token,
 )
 from kiemke.collector.evaluation.cli import add_compliance_commands
+from kiemke.collector.reports.cli import add_report_commands
 from kiemke.collector.server import serve
 from kiemke.collector.setup_cmd import add_setup_command
 from kiemke.collector.timeutil import iso_z
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compliance_commands(sub)
     add_users_commands(sub)
     add_setup_command(sub)
+    add_report_commands(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from kiemke.collector.evaluation.evaluator import Evaluator
 from kiemke.collector.evaluation.maintenance import MaintenanceThread
 from kiemke.collector.metrics import DatabaseCollector, IngestMetrics, MetricsProviders
 from kiemke.collector.pipeline import Pipeline
+from kiemke.collector.reports.state import ReportsState
 from kiemke.collector.validation import Validator
 
 KEY = "kiemke"
@@ -32,6 +33,7 @@ class Kiemke:
     registry: CollectorRegistry  # prometheus_client: the ingest counters and db_collector
     compliance: Evaluator  # the rules in the collector (kiemke.collector.evaluation)
     assets: AssetsState  # the asset register's configuration (kiemke.collector.assets)
+    reports: ReportsState  # period reports, ranking, daily history job (collector.reports)
     # Metric families by provider name; every part adds its own in its init_app.
     metric_providers: MetricsProviders = field(default_factory=MetricsProviders)
     db_collector: DatabaseCollector = field(init=False)

@@ -11,6 +11,7 @@ from kiemke.collector.accounts.api import openapi_extend as audit_openapi
 from kiemke.collector.api.openapi_complete import complete
 from kiemke.collector.assets.openapi import paths as asset_paths
 from kiemke.collector.evaluation import openapi as evaluation_openapi
+from kiemke.collector.reports import openapi as reports_openapi
 from kiemke.schema import load_schema
 
 bp = Blueprint("openapi", __name__)
@@ -171,5 +172,6 @@ def openapi_json():
     document = build_document()
     evaluation_openapi.extend(document)  # compliance, units, waivers
     audit_openapi(document)  # GET /api/v1/audit (kiemke/collector/accounts/api.py)
+    reports_openapi.extend(document)  # period reports, rankings
     complete(document)  # the report schema inlined; answers every route can give
     return jsonify(document)

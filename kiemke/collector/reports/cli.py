@@ -19,11 +19,9 @@ from kiemke.collector.timeutil import utcnow
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from kiemke.collector.config import CollectorConfig
+    from kiemke.collector.cli_common import command_config
 
-    config = CollectorConfig.from_env(config_file=args.config)
-    config.ensure_data_dir()
-    return config
+    return command_config(args)
 
 
 def _say(text: str) -> None:
@@ -80,7 +78,7 @@ def cmd_ranking(args: argparse.Namespace) -> int:
 
 
 def _ruleset(config: Any) -> Any:
-    from kiemke.collector.evaluation import load_ruleset
+    from kiemke.collector.evaluation.ruleset import load_ruleset
 
     return load_ruleset(config)
 

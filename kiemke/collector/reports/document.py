@@ -75,7 +75,7 @@ def roman(n: int) -> str:
     return out
 
 
-T = {
+T: dict[str, dict[str, Any]] = {
     "vi": {
         "nation": "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
         "motto": "Độc lập - Tự do - Hạnh phúc",

@@ -31,7 +31,7 @@ def _ok(text: str) -> dict[str, Any]:
 
 
 def extend(document: dict[str, Any]) -> None:
-    admin = [{"adminToken": []}]
+    admin: list[dict[str, list[str]]] = [{"adminToken": []}]
     errors = {
         "400": _err("A parameter is missing or wrong (malformed or future period, unknown "
                     "format or lang, unknown parameter); `field` names it"),

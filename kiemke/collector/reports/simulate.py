@@ -122,7 +122,8 @@ class Simulation:
                 if rule.id.startswith("equipment") and rng.random() < 0.05:
                     self.not_applicable.add(key)
                     continue
-                days_, states = [], []
+                days_: list[int] = []
+                states: list[str] = []
                 day = 0
                 while day < self.days:
                     p = lo + (hi - lo) * day / max(self.days - 1, 1)
@@ -190,7 +191,8 @@ def _unit(conn: Connection, name: str, parent: Any, code: str) -> Any:
     level = parent.level + 1 if parent is not None else 0
     uid = conn.execute(units.insert().values(
         parent_id=parent.id if parent is not None else None, name=name, code=code,
-        path=path, level=level, created_at=datetime.now(dt_timezone.utc))).inserted_primary_key[0]
+        path=path, level=level, created_at=datetime.now(dt_timezone.utc))
+        .returning(units.c.id)).scalar_one()
     return conn.execute(select(units).where(units.c.id == uid)).one()
 
 
