@@ -47,7 +47,8 @@ def test_demo_reports_this_machine_and_stops_on_hangup(tmp_path: Path) -> None:
                               daemon=True)
     reader.start()
     try:
-        out = _read_until(proc, lines, "Serving in the foreground", timeout=180)
+        # The SIMULATED fleet (13 months of history) takes about a minute to load.
+        out = _read_until(proc, lines, "Serving in the foreground", timeout=420)
         assert "machines reporting: 1" in out
         assert ("unit:               Liên đoàn Lao động tỉnh Bắc Giang / "
                 "Liên đoàn Lao động huyện Lục Nam") in out
