@@ -5,7 +5,7 @@ history_rulesets, history_days, history_units, history_lock; compliance_daily ga
 rule's target of the day.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from kiemke.collector.db.types import JSONType, UTCDateTime
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
