@@ -543,6 +543,21 @@ HEALTH = Dashboard(
                                     "kiemke {{instance}}"),
                              Target('max by (instance) (scrape_duration_seconds{job="kiemke"})',
                                     "prometheus {{instance}}")], w=12, h=8, unit="s"),
+        Panel("Báo cáo agent không lưu được / Reports agents could not spool",
+              "Số báo cáo agent không ghi được vào hàng đợi trên đĩa (đầy, chỉ đọc) trong khoảng "
+              "thời gian đang xem. Reports lost to a full or read-only agent disk.",
+              "stat", [Target("sum(increase(kiemke_agent_spool_errors_total[$__range])) "
+                              "or vector(0)")], w=24, h=5),
+        Panel("Nguồn số liệu /metrics / Metrics providers",
+              "1 = nguồn số liệu tạo được số liệu trong lần lấy gần nhất, 0 = lỗi (xem nhật "
+              "ký collector). Which metrics provider failed in the last scrape.",
+              "table", [Target("min by (provider) (kiemke_metrics_provider_success)",
+                               instant=True, table=True)], w=12, h=8,
+              columns={"provider": "Nguồn / Provider", "Value": "Hoạt động / OK"}),
+        Panel("Thời gian từng nguồn số liệu / Metrics provider duration",
+              "Thời gian mỗi nguồn số liệu tạo số liệu của nó. Cost of each provider per scrape.",
+              "timeseries", [Target("max by (provider) (kiemke_metrics_provider_duration_seconds)",
+                                    "{{provider}}")], w=12, h=8, unit="s"),
         Panel("Phiên bản collector / Collector versions",
               "Phiên bản kiemke của từng collector. Collector build per instance.",
               "table", [Target("max by (instance, version) (kiemke_build_info)", instant=True,

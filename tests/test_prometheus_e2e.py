@@ -198,6 +198,11 @@ def send_rejected(collector: Any, machine: Machine) -> None:
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_credentials"
 
 
+# The metrics providers create_app registers (kiemke/collector/metrics.py and the parts).
+BUILTIN_PROVIDERS = ("machines", "agent_versions", "rule_definitions", "rule_compliance",
+                     "machine_series", "depreciation")
+
+
 def wired_source() -> str:
     """Source of what /metrics can run: create_app plugs every part in, so all of kiemke/."""
     return "\n".join(p.read_text("utf-8") for p in sorted((REPO / "kiemke").rglob("*.py")))
@@ -413,6 +418,14 @@ def fleet_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
         assert set(own) == {collector_instance} and 0 < own[collector_instance] < 1
         assert set(by(r[1], "instance")) == {collector_instance, stack.dead_target}
 
+    def providers_ok(r: Result) -> None:
+        ok = by(r[0], "provider")
+        assert set(BUILTIN_PROVIDERS) <= set(ok) and all(v == 1 for v in ok.values()), ok
+
+    def provider_duration(r: Result) -> None:
+        took = by(r[0], "provider")
+        assert set(BUILTIN_PROVIDERS) <= set(took) and all(0 <= v < 5 for v in took.values())
+
     def build(r: Result) -> None:
         collector_instance = stack.collector.url.removeprefix("http://")
         [series] = r[0]
@@ -436,6 +449,9 @@ def fleet_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
         "Từ chối trong khoảng thời gian / Rejected in range": rejected_in_range,
         "Thời gian nhận báo cáo / Ingest latency": latency,
         "Thời gian tạo /metrics / Scrape duration": scrape_duration,
+        "Báo cáo agent không lưu được / Reports agents could not spool": eq(0),
+        "Nguồn số liệu /metrics / Metrics providers": providers_ok,
+        "Thời gian từng nguồn số liệu / Metrics provider duration": provider_duration,
         "Phiên bản collector / Collector versions": build,
         "Xếp hạng đơn vị cấp dưới / Ranking of child units": child_ranking_counts,
     }
