@@ -84,10 +84,17 @@ def load_json(raw: bytes | str) -> Any:
     try:
         value = _DECODER.decode(text)
     except _Refused:
-        # Parse again with plain numbers, to name the field that holds the value.
-        _raise_first_problem(json.loads(text))
-        raise JsonInputError("body", "the body holds NaN or Infinity, which JSON does not "
-                             "have") from None
+        # Parse again with plain numbers, to name the field that holds the value. The
+        # refused number may come before a syntax error (a truncated body): then that
+        # error is what the client must hear about.
+        try:
+            plain = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise JsonInputError("body", f"the body is not valid JSON ({exc})",
+                                 "malformed_json") from None
+        _raise_first_problem(plain)
+        raise JsonInputError("body", "the body holds a number JSON cannot carry (NaN, "
+                             "Infinity or beyond 64 bits)") from None
     except RecursionError:
         raise JsonInputError("body", f"the body is nested deeper than {MAX_DEPTH} levels",
                              "malformed_json") from None
