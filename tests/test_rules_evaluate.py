@@ -26,7 +26,11 @@ def ruleset():  # noqa: ANN201
 
 GOOD = {"network.networked": True, "antivirus.approved_active": True, "monitoring.running": True,
         "hardware.is_virtual": False, "depreciation.status": "in_service",
-        "hardware.meets_min_spec": True, "network.internet_ok": True, "os.supported": True}
+        "hardware.meets_min_spec": True, "network.internet_ok": True, "os.supported": True,
+        # the workplace rules (rules/workplace.yml): a staff desktop with all three
+        "hardware.chassis": "desktop", "signing.state": "valid",
+        "email.official_accounts": 1, "meeting.ready": True,
+        "agent.clock_offset_seconds": 0}  # rules/clock.yml
 
 
 NA_VIRTUAL = ("not_applicable", "Không áp dụng cho máy này: quy tắc chỉ xét máy thỏa "
