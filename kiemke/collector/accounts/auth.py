@@ -12,22 +12,14 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g
 from sqlalchemy import Connection
 
 from kiemke.collector.accounts.roles import Principal, Scope, scope_of
 from kiemke.collector.accounts.tokens import token_principal
+from kiemke.collector.api.auth import bearer_token
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.units import Unit, all_units
-
-
-def bearer_token() -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "missing_credentials", "Authorization",
-                       "send the credential as 'Authorization: Bearer <token>'")
-    return token.strip()
 
 
 def authenticate_token() -> Principal:
