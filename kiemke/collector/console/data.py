@@ -7,7 +7,6 @@ the daily history use), so a page and GET /api/v1/compliance agree for the same 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlalchemy import Connection, case, func, select
 from kiemke.collector.changes import versions
 from kiemke.collector.db.compliance_tables import compliance_daily, rule_results, unit_rule_results
 from kiemke.collector.db.tables import machines, units
-from kiemke.collector.evaluation.figures import Figures, compute, summary
+from kiemke.collector.evaluation.figures import Figures, compute, rule_figure
 from kiemke.collector.units import Unit
 from kiemke.compliance.rules import Rule
 
@@ -39,14 +38,7 @@ def unit_view(units_: list[Unit], unit: Unit | None, subtree: list[int] | None) 
     return UnitView(unit, [unit.id], [u for u in units_ if u.parent_id == unit.id], subtree)
 
 
-def figure(figures: Figures, unit_ids: list[int], rule: Rule) -> dict[str, Any]:
-    """One rule's figures summed over unit_ids: the API's shape (compliance/api.py)."""
-    total: Counter[str] = Counter()
-    stale = 0
-    for uid in unit_ids:
-        total.update(figures.counts(uid, rule.id, rule.kind))
-        stale += figures.stale.get((uid, rule.id), 0)
-    return {**summary(total, rule.target), "stale": stale}
+figure = rule_figure  # the API's shape, so a page shows the API's numbers
 
 
 # Figures are kept per process while the database's change versions stay the same (what

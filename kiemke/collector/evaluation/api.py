@@ -8,7 +8,6 @@ docs/api.md and /api/v1/openapi.json describe every endpoint.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ from kiemke.collector.evaluation.admin import (
     revoke_waiver,
 )
 from kiemke.collector.evaluation.evaluator import Evaluator
-from kiemke.collector.evaluation.figures import Figures, compute, summary
+from kiemke.collector.evaluation.figures import compute, rule_figure
 from kiemke.collector.timeutil import iso_z, parse_iso, utcnow
 from kiemke.collector.units import (
     Unit,
@@ -83,16 +82,6 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
                        "seed": rule.source.seed}}
 
 
-def _figure(figures: Figures, unit_ids: list[int], rule: Rule) -> dict[str, Any]:
-    """Figures of one rule summed over `unit_ids` (one unit, or the roots for everything)."""
-    total: Counter[str] = Counter()
-    stale = 0
-    for uid in unit_ids:
-        total.update(figures.counts(uid, rule.id, rule.kind))
-        stale += figures.stale.get((uid, rule.id), 0)
-    return {**summary(total, rule.target), "stale": stale}
-
-
 def _scope(conn: Any, units_: list[Unit]) -> tuple[Unit | None, list[int], list[Unit]]:
     """(the unit asked for, ids summed for it, its children)."""
     # Without a unit: the caller's own scope (everything for an unscoped token).
@@ -132,8 +121,8 @@ def compliance():
     page = children[offset:offset + limit]
     rules = []
     for rule in _filtered_rules():
-        rules.append({**_rule_dict(rule), **_figure(figures, ids, rule),
-                      "children": [{"unit": unit_ref(c), **_figure(figures, [c.id], rule)}
+        rules.append({**_rule_dict(rule), **rule_figure(figures, ids, rule),
+                      "children": [{"unit": unit_ref(c), **rule_figure(figures, [c.id], rule)}
                                    for c in page]})
     return jsonify({"unit": unit_ref(unit) if unit else None, "generated_at": iso_z(now),
                     "children_total": len(children), "limit": limit, "offset": offset,
@@ -152,9 +141,9 @@ def compliance_rule(rule_id: str):
         unit, ids, children = _scope(conn, units_)
         figures = compute(conn, ev.ruleset, now, ev.config.stale_after, units_)
     return jsonify({**_rule_dict(rule), "unit": unit_ref(unit) if unit else None,
-                    "generated_at": iso_z(now), **_figure(figures, ids, rule),
+                    "generated_at": iso_z(now), **rule_figure(figures, ids, rule),
                     "children_total": len(children), "limit": limit, "offset": offset,
-                    "children": [{"unit": unit_ref(c), **_figure(figures, [c.id], rule)}
+                    "children": [{"unit": unit_ref(c), **rule_figure(figures, [c.id], rule)}
                                  for c in children[offset:offset + limit]]})
 
 

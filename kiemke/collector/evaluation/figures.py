@@ -9,6 +9,7 @@ the daily history, so all three show the same numbers.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from kiemke.collector.db.compliance_tables import rule_counts, rule_results, uni
 from kiemke.collector.db.tables import machines, units
 from kiemke.collector.scrape import rollup
 from kiemke.collector.units import Unit, all_units
-from kiemke.compliance import RESULTS, RuleSet, gap, ratio
+from kiemke.compliance import RESULTS, Rule, RuleSet, gap, ratio
 
 EMPTY: Mapping[str, int] = {}
 
@@ -112,3 +113,14 @@ def summary(counts: Mapping[str, int], target: float) -> dict[str, Any]:
             "ratio": None if value is None else round(value, 6),
             "target": target, "gap": gap(counts, target),
             "meets_target": None if value is None else value + 1e-9 >= target}
+
+
+def rule_figure(figures: Figures, unit_ids: list[int], rule: Rule) -> dict[str, Any]:
+    """One rule's figures summed over `unit_ids` (one unit, or the roots for everything):
+    the shape the compliance API and the console pages show."""
+    total: Counter[str] = Counter()
+    stale = 0
+    for uid in unit_ids:
+        total.update(figures.counts(uid, rule.id, rule.kind))
+        stale += figures.stale.get((uid, rule.id), 0)
+    return {**summary(total, rule.target), "stale": stale}
