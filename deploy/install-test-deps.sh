@@ -31,6 +31,7 @@ command -v adduser    >/dev/null || need+=(adduser)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v unshare    >/dev/null || need+=(util-linux)
 command -v runuser    >/dev/null || need+=(util-linux)
+command -v strace     >/dev/null || need+=(strace)  # the probe guard test traces a real agent
 # Period reports (issue 9): pdftotext/pdftoppm read the PDFs back; WeasyPrint lays them
 # out with pango and embeds DejaVu.
 command -v pdftotext  >/dev/null || need+=(poppler-utils)
