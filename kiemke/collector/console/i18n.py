@@ -277,8 +277,6 @@ VI: dict[str, str] = {
         'Kỳ báo cáo',
     'Period report':
         'Báo cáo định kỳ',
-    'Period reports are not part of this collector build yet. The figures of today are on the overview; the daily history is kept for the reports.':
-        'Bản cài đặt này chưa có báo cáo định kỳ. Số liệu hiện tại có ở trang tổng quan; lịch sử hằng ngày vẫn được lưu cho báo cáo.',
     'Platform':
         'Nền tảng',
     'Previous':
@@ -357,8 +355,6 @@ VI: dict[str, str] = {
         'Ngày cuối phải từ hôm nay trở đi.',
     'The name or the password is wrong.':
         'Tên đăng nhập hoặc mật khẩu không đúng.',
-    'The ranking is not part of this collector build yet.':
-        'Bản cài đặt này chưa có xếp hạng.',
     'The request was refused':
         'Yêu cầu bị từ chối',
     'The two new passwords differ.':

@@ -9,7 +9,6 @@ in the viewer's scope; a ranking lists the parent's children, so nothing outside
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,26 +18,28 @@ from kiemke.collector.console import web_auth
 from kiemke.collector.console.blueprint import bp
 from kiemke.collector.console.i18n import current_lang
 from kiemke.collector.console.i18n import gettext as _
+from kiemke.collector.reports.figures import ReportError, build_period_report
+from kiemke.collector.reports.periods import PeriodError, parse_period
+from kiemke.collector.reports.ranking import build_ranking
+from kiemke.collector.reports.service import (
+    Output,
+    ParameterError,
+    ranking_output,
+    report_output,
+)
+from kiemke.collector.reports.state import ReportsState
 from kiemke.collector.timeutil import utcnow
 
-
-# The reports part may be absent from a build of the collector (it arrives with issue 9):
-# the pages then say so and link to the API instead of failing.
-def _reports_available() -> bool:
-    try:
-        return importlib.util.find_spec("kiemke.collector.reports.render") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-REPORTS_AVAILABLE = _reports_available()
-DOWNLOADS = {"pdf": "application/pdf",
-             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-             "csv": "text/csv; charset=utf-8"}
+# The files a page offers; HTML and JSON stay with the API.
+DOWNLOADS = ("pdf", "xlsx", "csv")
 
 
 def _config() -> Any:
     return current_app.extensions["kiemke"].config
+
+
+def _reports() -> ReportsState:
+    return current_app.extensions["kiemke"].reports  # type: ignore[no-any-return]
 
 
 def _today() -> dt.date:
@@ -74,12 +75,16 @@ def _choices(conn: Any) -> list[Any]:
     return [u for u in units_ if scope.contains(u.id)]
 
 
-def _download(body: bytes, fmt: str, name: str) -> Response:
-    resp = Response(body, mimetype=DOWNLOADS[fmt].split(";")[0])
-    if fmt == "csv":
-        resp.headers["Content-Type"] = DOWNLOADS["csv"]
-    resp.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+def _download(out: Output) -> Response:
+    # The bytes and file name of `kiemke-collector report|ranking` (the shared service).
+    resp = Response(out.body, content_type=out.content_type)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{out.filename}"'
+    resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def _field(exc: ReportError | PeriodError | ParameterError) -> str:
+    return "period" if exc.field == "period" else "unit"
 
 
 @bp.get("/reports")
@@ -90,35 +95,28 @@ def reports_page(unit_id: int | None = None) -> Any:
     fmt = request.args.get("format", "")
     errors: dict[str, str] = {}
     report = None
+    state = _reports()
     with web_auth.engine().connect() as conn:
         unit = _unit(conn, unit_id)
         choices = _choices(conn)
-        if unit is not None and REPORTS_AVAILABLE:
-            from kiemke.collector.reports.figures import (  # type: ignore[import-not-found,unused-ignore]
-                ReportError,
-                build_period_report,
-            )
-            from kiemke.collector.reports.periods import (  # type: ignore[import-not-found,unused-ignore]
-                PeriodError,
-                parse_period,
-            )
-
+        if unit is not None and fmt in DOWNLOADS:
+            try:
+                return _download(report_output(
+                    conn, str(unit.id), period_text, fmt, current_lang(), now=utcnow(),
+                    timezone=_config().timezone, place=state.settings.place))
+            except ParameterError as exc:
+                errors[_field(exc)] = str(exc)
+        elif unit is not None:
             try:
                 period = parse_period(period_text, today=_today())
                 report = build_period_report(conn, unit.id, period, current_lang(),
-                                             timezone=_config().timezone, now=utcnow())
+                                             timezone=_config().timezone, now=utcnow(),
+                                             place=state.settings.place)
             except (PeriodError, ReportError) as exc:
-                errors[exc.field if exc.field in ("period",) else "unit"] = str(exc)
-    if report is not None and fmt in DOWNLOADS:
-        from kiemke.collector.reports.render import (  # type: ignore[import-not-found,unused-ignore]
-            render_report,
-        )
-
-        return _download(render_report(report, fmt), fmt,
-                         f"bao-cao-{unit.id}-{period.text}")
+                errors[_field(exc)] = str(exc)
     return render_template("reports.html", unit=unit, choices=choices, period=period_text,
-                           report=report, errors=errors, available=REPORTS_AVAILABLE,
-                           formats=list(DOWNLOADS)), 400 if errors else 200
+                           report=report, errors=errors,
+                           formats=DOWNLOADS), 400 if errors else 200
 
 
 @bp.get("/ranking")
@@ -129,36 +127,27 @@ def ranking_page(unit_id: int | None = None) -> Any:
     fmt = request.args.get("format", "")
     errors: dict[str, str] = {}
     ranking = None
+    state = _reports()
     with web_auth.engine().connect() as conn:
         unit = _unit(conn, unit_id)
         choices = _choices(conn)
-        if unit is not None and REPORTS_AVAILABLE:
-            from kiemke.collector.reports.figures import (  # type: ignore[import-not-found,unused-ignore]
-                ReportError,
-            )
-            from kiemke.collector.reports.periods import (  # type: ignore[import-not-found,unused-ignore]
-                PeriodError,
-                parse_period,
-            )
-            from kiemke.collector.reports.ranking import (  # type: ignore[import-not-found,unused-ignore]
-                build_ranking,
-                load_ranking_config,
-            )
-
+        if unit is not None and fmt in DOWNLOADS:
+            try:
+                return _download(ranking_output(
+                    conn, str(unit.id), period_text, fmt, current_lang(), now=utcnow(),
+                    timezone=_config().timezone, config=state.ranking_config,
+                    place=state.settings.place))
+            except ParameterError as exc:
+                errors[_field(exc)] = str(exc)
+        elif unit is not None:
             try:
                 period = parse_period(period_text, today=_today())
                 ranking = build_ranking(conn, unit.id, period, current_lang(),
                                         timezone=_config().timezone, now=utcnow(),
-                                        config=load_ranking_config())
+                                        config=state.ranking_config,
+                                        place=state.settings.place)
             except (PeriodError, ReportError) as exc:
-                errors["period" if exc.field == "period" else "unit"] = str(exc)
-    if ranking is not None and fmt in DOWNLOADS:
-        from kiemke.collector.reports.render import (  # type: ignore[import-not-found,unused-ignore]
-            render_ranking,
-        )
-
-        return _download(render_ranking(ranking, fmt), fmt,
-                         f"xep-hang-{unit.id}-{period.text}")
+                errors[_field(exc)] = str(exc)
     return render_template("ranking.html", unit=unit, choices=choices, period=period_text,
-                           ranking=ranking, errors=errors, available=REPORTS_AVAILABLE,
-                           formats=list(DOWNLOADS), title=_("Ranking")), 400 if errors else 200
+                           ranking=ranking, errors=errors, formats=DOWNLOADS,
+                           title=_("Ranking")), 400 if errors else 200

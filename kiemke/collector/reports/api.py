@@ -1,6 +1,8 @@
-"""GET /api/v1/period-reports and GET /api/v1/rankings (admin token).
+"""GET /api/v1/period-reports and GET /api/v1/rankings (any API token).
 
-Bad parameters answer 400 (404 for an unknown unit or a period without history) with
+A read-only token sees its subtree only: a unit (a ranking's parent) outside it is 403
+`outside_scope`; a ranking lists the parent's children, so nothing outside leaks. Bad
+parameters answer 400 (404 for an unknown unit or a period without history) with
 {"error", "field", "message"}; the field is the query parameter to fix.
 """
 
@@ -9,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy import Connection
 
-from kiemke.collector.api.auth import require_admin
+from kiemke.collector.accounts import auth
+from kiemke.collector.accounts.roles import READ
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.reports.service import (
     Output,
@@ -19,6 +23,7 @@ from kiemke.collector.reports.service import (
     report_output,
 )
 from kiemke.collector.timeutil import utcnow
+from kiemke.collector.units import UnitError, find_unit
 
 bp = Blueprint("period_reports", __name__)
 KNOWN = {"period-reports": {"unit", "period", "format", "lang"},
@@ -47,13 +52,25 @@ def _respond(make: Any) -> Response:
     return resp
 
 
+def _check_scope(conn: Connection, ref: str, field: str) -> None:
+    """403 outside_scope for a unit the caller may not see; an unknown or missing unit is
+    left to the service, which names it (400/404)."""
+    if not (ref or "").strip():
+        return
+    try:
+        unit = find_unit(conn, ref)
+    except UnitError:
+        return
+    auth.check_unit(conn, unit.id, field)
+
+
 def _state() -> tuple[Any, Any]:
     ext = current_app.extensions["kiemke"]
     return ext, ext.reports
 
 
 @bp.get("/api/v1/period-reports")
-@require_admin
+@auth.require(READ)
 def period_report() -> Response:
     _check_args("period-reports")
     ext, state = _state()
@@ -61,6 +78,7 @@ def period_report() -> Response:
 
     def make() -> Output:
         with ext.engine.connect() as conn:
+            _check_scope(conn, args.get("unit", ""), "unit")
             return report_output(conn, args.get("unit", ""), args.get("period", ""),
                                  args.get("format", "json"), args.get("lang", "vi"),
                                  now=utcnow(), timezone=ext.config.timezone,
@@ -70,7 +88,7 @@ def period_report() -> Response:
 
 
 @bp.get("/api/v1/rankings")
-@require_admin
+@auth.require(READ)
 def ranking() -> Response:
     _check_args("rankings")
     ext, state = _state()
@@ -78,6 +96,7 @@ def ranking() -> Response:
 
     def make() -> Output:
         with ext.engine.connect() as conn:
+            _check_scope(conn, args.get("parent", ""), "parent")
             return ranking_output(conn, args.get("parent", ""), args.get("period", ""),
                                   args.get("format", "json"), args.get("lang", "vi"),
                                   now=utcnow(), timezone=ext.config.timezone,

@@ -35,7 +35,9 @@ def extend(document: dict[str, Any]) -> None:
     errors = {
         "400": _err("A parameter is missing or wrong (malformed or future period, unknown "
                     "format or lang, unknown parameter); `field` names it"),
-        "401": _err("Missing or invalid admin token (field: Authorization)"),
+        "401": _err("Missing or invalid API token (field: Authorization)"),
+        "403": _err("The unit (field: unit / parent) is outside the subtree of a read-only "
+                    "token (error: outside_scope)"),
         "404": _err("Unknown unit (field: unit / parent), or no closed day of history in "
                     "the period (field: period)"),
         "405": _err("Method not allowed"),
