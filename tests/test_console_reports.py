@@ -4,20 +4,32 @@ history (kiemke/collector/reports/simulate.py), through the Flask test client.
 
 The page shows the API's figures; its downloads are the API's (and so the CLI's) files;
 a viewer or read-only token of district A gets 403 for district B, and A's ranking holds
-nothing of B. About 20 s (WeasyPrint lays out the PDFs).
+nothing of B. The last test opens both pages in a real headless Chromium against a real
+collector (gunicorn) on the same fleet: accessibility basics, no sideways scroll on a
+phone, and the 1366x768 screenshots reports.png / ranking.png (copied to docs/console/
+with KIEMKE_UPDATE_SCREENSHOTS=1, as tests/test_console_browser.py does for the other
+pages). About 35 s (WeasyPrint lays out the PDFs; the collector and the browser start).
 """
 
 from __future__ import annotations
 
 import html
 import io
+import os
 import re
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from collector_helpers import admin_token
+from conftest import REPO, start_collector, stop_collector
+from console_browser import A11Y_JS, DESKTOP, PHONE, browser
 from openpyxl import load_workbook
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from kiemke.collector.accounts.roles import cli_principal
 from kiemke.collector.accounts.tokens import create_api_token
@@ -33,6 +45,8 @@ from kiemke.compliance import default_rules_dir, load_rules
 TZ = "Asia/Ho_Chi_Minh"
 PASSWORD = "Mật-khẩu-thử-2026"
 SEED = 13
+# Where tests/test_console_browser.py saves its screenshots.
+SHOTS = Path(os.environ.get("KIEMKE_SCREENSHOT_DIR", REPO / "build" / "console-screenshots"))
 
 
 def last_month() -> str:
@@ -68,8 +82,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Any:
         _id, read_token = create_api_token(conn, "grafana-yen-dung", role="viewer",
                                            unit=a.id, actor=cli_principal("tests"))
     b_units = [u for u in units if u.id in set(subtree_ids(units, b.id))]
-    yield {"app": app, "a": a, "b": b, "root": root, "b_units": b_units,
-           "admin": admin_token(app), "read": read_token, "period": last_month()}
+    yield {"app": app, "a": a, "b": b, "root": root, "b_units": b_units, "url": url,
+           "folder": folder, "admin": admin_token(app), "read": read_token,
+           "period": last_month()}
     engine.dispose()
 
 
@@ -188,3 +203,39 @@ def all_units_of(fleet: Any, unit_id: int) -> list[Any]:
         units = all_units(conn)
     ids = set(subtree_ids(units, unit_id))
     return [u for u in units if u.id in ids]
+
+
+def test_both_pages_in_a_real_browser_are_accessible_and_screenshotted(fleet: Any) -> None:
+    server = start_collector(fleet["url"], fleet["folder"] / "collector",
+                             extra_env={"KIEMKE_TIMEZONE": TZ})
+    try:
+        for d in browser():
+            d.get(server.url + "/login")
+            d.find_element(By.ID, "f-name").send_keys("admin")
+            d.find_element(By.ID, "f-password").send_keys(PASSWORD)
+            button = d.find_element(By.CSS_SELECTOR, "form button[type=submit]")
+            button.click()
+            WebDriverWait(d, 20).until(expected_conditions.staleness_of(button))
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            root, period = fleet["root"], fleet["period"]
+            pages = {"reports": f"/units/{root.id}/reports?period={period}",
+                     "ranking": f"/units/{root.id}/ranking?period={period}"}
+            for name, path in pages.items():
+                d.get(server.url + path)
+                assert d.find_elements(By.CSS_SELECTOR, "tr[data-unit]"), name
+                assert d.execute_script(A11Y_JS) == [], name
+                d.save_screenshot(str(SHOTS / f"{name}.png"))
+            d.set_window_size(*PHONE)
+            try:
+                for name, path in pages.items():
+                    d.get(server.url + path)
+                    overflow = d.execute_script(
+                        "return document.documentElement.scrollWidth - window.innerWidth")
+                    assert overflow <= 1, f"{name} scrolls sideways by {overflow} px on a phone"
+            finally:
+                d.set_window_size(*DESKTOP)
+    finally:
+        stop_collector(server)
+    if os.environ.get("KIEMKE_UPDATE_SCREENSHOTS") == "1":
+        for name in ("reports", "ranking"):
+            shutil.copyfile(SHOTS / f"{name}.png", REPO / "docs" / "console" / f"{name}.png")
