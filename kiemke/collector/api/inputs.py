@@ -24,9 +24,6 @@ from werkzeug.routing import BaseConverter, IntegerConverter, PathConverter, Val
 from kiemke.collector.api.errors import ApiError
 from kiemke.collector.jsoninput import JsonInputError, load_json, nfc
 
-# Integer primary keys (units.id, waivers.id, ...) are 32-bit signed on PostgreSQL.
-MAX_ID = 2**31 - 1
-
 
 class BoundedJSONProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
@@ -60,12 +57,21 @@ class KiemkeRequest(Request):
         raise ApiError(400, "malformed_json", "body", f"the body is not valid JSON ({e})")
 
 
-class BoundedIntConverter(IntegerConverter):
-    """<int:id> within what an id column holds: a larger number matches no route (404)."""
+# Integer primary keys (units.id, waivers.id, ...) are 32-bit signed on PostgreSQL.
+MAX_ID = 2**31 - 1
+# 0 .. 2147483647 as a regex, digit by digit.
+_UP_TO_MAX_ID = (r"(?:\d{1,9}|1\d{9}|20\d{8}|21[0-3]\d{7}|214[0-6]\d{6}|2147[0-3]\d{5}"
+                 r"|21474[0-7]\d{4}|214748[0-2]\d{3}|2147483[0-5]\d{2}|21474836[0-3]\d"
+                 r"|214748364[0-7])")
 
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002
-        kwargs.setdefault("max", MAX_ID)
-        super().__init__(map, *args, **kwargs)
+
+class BoundedIntConverter(IntegerConverter):
+    """<int:id> within what an id column holds: a larger number matches no route (404)
+    and never reaches the database. The bound is in the regex, not in to_python: a value
+    the regex matches but to_python refuses makes werkzeug answer 405 for the routes of
+    the other methods on the same path."""
+
+    regex = _UP_TO_MAX_ID
 
 
 class NFCStringConverter(BaseConverter):
