@@ -368,8 +368,10 @@ def test_faults_lose_nothing_duplicate_nothing_and_answer_no_500(tmp_path: Path)
     assert recovery <= RECOVERY_BUDGET, f"recovery took {recovery:.2f} s"
     assert during and set(during) <= {503}, Counter(during)
     # One line per worker process per outage (workers are separate processes), not one
-    # per request: the probe alone made ~100 requests while the database was away.
-    assert 1 <= outage_lines <= 4, outage_lines
+    # per request: the probe alone made ~100 requests while the database was away. Two
+    # workers and two outages (restart, 20 s stop) give 4; a worker that gunicorn respawned
+    # after a SIGKILL meets an outage with its own first line (seen once in CI: 5).
+    assert 1 <= outage_lines <= 6, outage_lines
     for agent in real:
         # The agent's own accounting: nothing waiting, nothing dropped, nothing refused.
         spool = agent.status()["spool"]
