@@ -71,12 +71,28 @@ def recent(minutes: int = 5) -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=minutes)
 
 
-def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+def unit_paths(text: str) -> dict[str, str]:
+    """unit_id -> path, from the scrape's kiemke_unit_info."""
+    return {s.labels["unit_id"]: s.labels["path"]
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == "kiemke_unit_info"}
+
+
+def metric_samples(text: str, name: str, *, join_units: bool = True
+                   ) -> list[tuple[dict[str, str], float]]:
+    """The samples of `name`; with `join_units`, `unit_id` is replaced by `unit`, the
+    unit's path from kiemke_unit_info in the same scrape (the join a dashboard makes)."""
+    paths = unit_paths(text) if join_units else {}
     out = []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name:
-                out.append((sample.labels, sample.value))
+                labels = dict(sample.labels)
+                if join_units and "unit_id" in labels:
+                    unit_id = labels.pop("unit_id")
+                    assert unit_id in paths, f"{name}: unit_id {unit_id} has no unit_info"
+                    labels["unit"] = paths[unit_id]
+                out.append((labels, sample.value))
     return out
 
 
@@ -132,18 +148,23 @@ def check_metrics(text: str, fleet: dict[str, str]) -> None:
     """Every rule metric of the fleet above, value by value."""
     machines = by_labels(metric_samples(text, "kiemke_rule_machines"), rule=RULE)
     ratios = by_labels(metric_samples(text, "kiemke_rule_compliance_ratio"), rule=RULE)
-    # label order after removing rule: level, parent, result, unit
-    for (unit, parent, level), counts in EXPECTED.items():
-        for result in ("pass", "fail", "unknown"):  # always exported, zeros included
-            assert machines[(level, parent, result, unit)] == counts.get(result, 0), \
-                (unit, result)
-        for result in ("not_applicable", "exempt"):  # exported only when non-zero
-            assert (level, parent, result, unit) not in machines, (unit, result)
-        denominator = counts["pass"] + counts["fail"] + counts["unknown"]
-        assert ratios[(level, parent, unit)] == counts["pass"] / denominator, unit
-    status = by_labels(metric_samples(text, "kiemke_machines"), status="stale")
+    # the unit (a path, joined from kiemke_unit_info): its parent and level
+    info = {lab["path"]: lab for lab, _ in
+            metric_samples(text, "kiemke_unit_info", join_units=False)}
+    ids = {lab["unit_id"]: path for path, lab in info.items()}
     for (unit, parent, level) in EXPECTED:
-        assert status[(level, parent, unit)] == EXPECTED_STALE[unit], unit
+        assert (ids.get(info[unit]["parent_id"], ""), info[unit]["level"]) == (parent, level)
+    # label order after removing rule: result, unit
+    for (unit, _parent, _level), counts in EXPECTED.items():
+        for result in ("pass", "fail", "unknown"):  # always exported, zeros included
+            assert machines[(result, unit)] == counts.get(result, 0), (unit, result)
+        for result in ("not_applicable", "exempt"):  # exported only when non-zero
+            assert (result, unit) not in machines, (unit, result)
+        denominator = counts["pass"] + counts["fail"] + counts["unknown"]
+        assert ratios[(unit,)] == counts["pass"] / denominator, unit
+    status = by_labels(metric_samples(text, "kiemke_machines"), status="stale")
+    for (unit, _parent, _level) in EXPECTED:
+        assert status[(unit,)] == EXPECTED_STALE[unit], unit
     failing = by_labels(metric_samples(text, "kiemke_machine_rule_failing"), rule=RULE)
     hosts = sorted(key[0] for key in failing)  # hostname sorts first among the rest
     assert hosts == ["PC-LUCNAM-01", "PC-YENDUNG-02"]  # the stale failing machine pages not
@@ -152,7 +173,9 @@ def check_metrics(text: str, fleet: dict[str, str]) -> None:
     assert failing_labels["PC-LUCNAM-01"]["unit"] == path(ROOT, DISTRICT_B)
     assert failing_labels["PC-LUCNAM-01"]["machine_id"] == fleet["PC-LUCNAM-01"]
     assert failing_labels["PC-LUCNAM-01"]["severity"] == "high"
-    assert "2025-10-14" in failing_labels["PC-YENDUNG-02"]["reason"]
+    # the rule's stable code, not the reason text (which names the OS end-of-support date)
+    assert failing_labels["PC-YENDUNG-02"]["reason_code"] == "os_unsupported"
+    assert "reason" not in failing_labels["PC-YENDUNG-02"]
     stale = {lab["hostname"]: (lab, v) for lab, v in metric_samples(text, "kiemke_machine_stale")}
     assert sorted(stale) == ["PC-LUCNAM-CU", "PC-TANAN-CU"]
     assert stale["PC-TANAN-CU"][0]["unit"] == path(ROOT, DISTRICT_A, OFFICE)

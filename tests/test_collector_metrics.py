@@ -28,9 +28,17 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
             for s in f.samples}
 
 
+def unit_info(samples) -> dict[str, dict[str, str]]:
+    """path -> the labels of its kiemke_unit_info series."""
+    return {dict(k[1])["path"]: dict(k[1]) for k in samples if k[0] == "kiemke_unit_info"}
+
+
 def machines_metric(samples, unit, status):
-    return {dict(k[1])["parent"]: v for k, v in samples.items()
-            if k[0] == "kiemke_machines" and dict(k[1])["unit"] == unit
+    """{parent path: machines} for the unit `unit` (a path), joined like a dashboard."""
+    info = unit_info(samples)
+    paths = {labels["unit_id"]: path for path, labels in info.items()}
+    return {paths.get(info[unit]["parent_id"], ""): v for k, v in samples.items()
+            if k[0] == "kiemke_machines" and dict(k[1])["unit_id"] == info[unit]["unit_id"]
             and dict(k[1])["status"] == status}
 
 
@@ -57,19 +65,24 @@ def test_machines_roll_up_and_stale(app, client):
                      .values(last_seen=utcnow() - stale_after - timedelta(minutes=1)))
 
     s = scrape(client)
+    ids = {PROVINCE: province, DISTRICT: district, OFFICE: office, OTHER: other}
     expected = {
         # unit: (parent, level, active, stale); a unit includes its descendants
-        PROVINCE: ("", "0", 3, 1),
+        PROVINCE: (None, "0", 3, 1),
         DISTRICT: (PROVINCE, "1", 2, 1),
         OFFICE: (DISTRICT, "2", 1, 1),
-        OTHER: ("", "0", 1, 0),
+        OTHER: (None, "0", 1, 0),
     }
     for unit, (parent, level, active, stale) in expected.items():
-        labels = (("level", level), ("parent", parent), ("status", "active"), ("unit", unit))
-        assert s[("kiemke_machines", labels)] == active, unit
-        labels = (("level", level), ("parent", parent), ("status", "stale"), ("unit", unit))
-        assert s[("kiemke_machines", labels)] == stale, unit
+        unit_id = str(ids[unit])
+        assert s[("kiemke_machines", (("status", "active"), ("unit_id", unit_id)))] == active
+        assert s[("kiemke_machines", (("status", "stale"), ("unit_id", unit_id)))] == stale
+        info = (("level", level), ("name", unit.rsplit(" / ", 1)[-1]),
+                ("parent_id", "" if parent is None else str(ids[parent])), ("path", unit),
+                ("unit_id", unit_id))
+        assert s[("kiemke_unit_info", info)] == 1, unit
     assert len([k for k in s if k[0] == "kiemke_machines"]) == 8
+    assert len([k for k in s if k[0] == "kiemke_unit_info"]) == 4
     assert s[("kiemke_agent_version_machines", (("version", "0.1.0"),))] == 3
     assert s[("kiemke_agent_version_machines", (("version", "0.2.0"),))] == 2
     assert s[("kiemke_database_up", ())] == 1
@@ -78,10 +91,9 @@ def test_machines_roll_up_and_stale(app, client):
 
 
 def test_empty_unit_reports_zero(app, client):
-    add_units(app, UNIT_NAME)
+    [unit_id] = add_units(app, UNIT_NAME)
     s = scrape(client)
-    labels = (("level", "0"), ("parent", ""), ("status", "active"), ("unit", UNIT_NAME))
-    assert s[("kiemke_machines", labels)] == 0
+    assert s[("kiemke_machines", (("status", "active"), ("unit_id", str(unit_id))))] == 0
 
 
 def test_database_down(app, client, tmp_path):
@@ -111,7 +123,8 @@ def provider_series(samples, name):
 def test_every_provider_reports_its_success_and_duration(app, client):
     s = scrape(client)
     names = app.extensions["kiemke"].metric_providers.names()
-    assert {"machines", "agent_versions", "rule_compliance", "depreciation"} <= set(names)
+    assert {"units", "machines", "agent_versions", "rule_compliance", "depreciation"} \
+        <= set(names)
     assert provider_series(s, "kiemke_metrics_provider_success") == dict.fromkeys(names, 1)
     durations = provider_series(s, "kiemke_metrics_provider_duration_seconds")
     assert set(durations) == set(names) and all(0 <= v < 5 for v in durations.values())

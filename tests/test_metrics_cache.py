@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from compliance_helpers import (
     DISTRICT_A,
+    DISTRICT_B,
     OFFICE,
     OS_FAIL,
     OS_PASS,
@@ -27,12 +28,14 @@ from compliance_helpers import (
 )
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from kiemke.collector.changes import COMPLIANCE, MACHINES, UNITS, versions
 from kiemke.collector.db.engine import write_transaction
-from kiemke.collector.db.tables import machines, units
+from kiemke.collector.db.tables import machines
 from kiemke.collector.metrics import RowsFamily, render_metrics
+from kiemke.collector.units import move_unit, rename_unit
 
 OFFICE_PATH = path(ROOT, DISTRICT_A, OFFICE)
 
@@ -44,7 +47,7 @@ def scrape(app) -> str:
 
 
 def failing(text: str) -> dict[tuple[str, ...], float]:
-    """(hostname, machine_id, reason, severity, unit) -> since, for the os rule."""
+    """(hostname, machine_id, reason_code, severity, unit) -> since, for the os rule."""
     return by_labels(metric_samples(text, "kiemke_machine_rule_failing"), rule=RULE)
 
 
@@ -70,8 +73,8 @@ def test_result_change_shows_on_next_scrape(fleet):
     assert sorted(k[0] for k in after) == ["PC-TANAN-01", "PC-TANAN-02"]
     machines_ = by_labels(metric_samples(scrape(app), "kiemke_rule_machines"), rule=RULE,
                           unit=OFFICE_PATH)
-    assert machines_[("2", path(ROOT, DISTRICT_A), "fail")] == 2
-    assert machines_[("2", path(ROOT, DISTRICT_A), "pass")] == 0
+    assert machines_[("fail",)] == 2
+    assert machines_[("pass",)] == 0
 
 
 def test_hostname_change_relabels_failing_series(fleet):
@@ -122,26 +125,43 @@ def test_machine_turning_stale_by_time_alone(fleet):
     assert stale == [({"machine_id": hosts["PC-TANAN-01"], "hostname": "PC-TANAN-01",
                        "unit": OFFICE_PATH}, old.timestamp())]
     status = by_labels(metric_samples(text, "kiemke_machines"), unit=OFFICE_PATH)
-    assert status[("2", path(ROOT, DISTRICT_A), "stale")] == 1
-    assert status[("2", path(ROOT, DISTRICT_A), "active")] == 1
+    assert status[("stale",)] == 1
+    assert status[("active",)] == 1
     ratio = by_labels(metric_samples(text, "kiemke_rule_compliance_ratio"), rule=RULE,
                       unit=OFFICE_PATH)
-    assert ratio == {("2", path(ROOT, DISTRICT_A)): 1.0}
+    assert ratio == {(): 1.0}
 
 
-def test_unit_rename_relabels_every_family(fleet):
+def series(text: str, unit_id: int) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The series (name, labels) of one unit, kiemke_unit_info aside."""
+    return {(s.name, tuple(sorted(s.labels.items())))
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.labels.get("unit_id") == str(unit_id) and s.name != "kiemke_unit_info"}
+
+
+def test_unit_rename_and_move_keep_every_series(fleet):
+    """Renaming or moving a unit changes kiemke_unit_info only: every other series keeps
+    its labels (unit_id), so a trend goes on as one series."""
     app, ids, _hosts = fleet
-    scrape(app)
+    before = scrape(app)
+    assert {k[-1] for k in failing(before)} == {OFFICE_PATH}  # the joined path
     engine = app.extensions["kiemke"].engine
-    renamed = path(ROOT, DISTRICT_A, "Công đoàn phường Tân An")
     with write_transaction(engine) as conn:
-        conn.execute(update(units).where(units.c.id == ids[OFFICE])
-                     .values(name="Công đoàn phường Tân An", path=renamed))
-    text = scrape(app)
-    assert {k[-1] for k in failing(text)} == {renamed}
-    for name in ("kiemke_machines", "kiemke_rule_machines", "kiemke_depreciation_machines"):
-        paths = {labels["unit"] for labels, _ in metric_samples(text, name)}
-        assert renamed in paths and OFFICE_PATH not in paths, name
+        rename_unit(conn, ids[OFFICE], "Công đoàn phường Tân An")
+        move_unit(conn, ids[OFFICE], ids[DISTRICT_B])
+    after = scrape(app)
+    families = {name for name, _ in series(before, ids[OFFICE])}
+    assert {"kiemke_machines", "kiemke_rule_machines", "kiemke_rule_compliance_ratio",
+            "kiemke_machine_rule_failing", "kiemke_depreciation_machines"} <= families
+    # (its new ancestors' figures change, as they now include it)
+    assert series(after, ids[OFFICE]) == series(before, ids[OFFICE])
+    moved = path(ROOT, DISTRICT_B, "Công đoàn phường Tân An")
+    info = {lab["unit_id"]: lab for lab, _ in
+            metric_samples(after, "kiemke_unit_info", join_units=False)}
+    assert info[str(ids[OFFICE])] == {"unit_id": str(ids[OFFICE]),
+                                      "name": "Công đoàn phường Tân An", "path": moved,
+                                      "parent_id": str(ids[DISTRICT_B]), "level": "2"}
+    assert {k[-1] for k in failing(after)} == {moved}
     with engine.connect() as conn:
         assert versions(conn)[UNITS] >= 1
 

@@ -42,6 +42,7 @@ from kiemke.collector.exposition import (
     render_lines,
 )
 from kiemke.collector.scrape import (
+    UNIT_INFO_LABELS,
     UNIT_LABELS,
     Memo,
     StaleMachine,
@@ -49,6 +50,7 @@ from kiemke.collector.scrape import (
     rollup,
     scrape_units,
     stale_machines,
+    unit_info_labels,
     unit_labels,
 )
 from kiemke.collector.timeutil import utcnow
@@ -56,11 +58,12 @@ from kiemke.collector.units import Unit
 
 # Re-exported: the names providers used to import from here.
 __all__ = [
-    "EMPTY_BLOCK", "UNIT_LABELS", "Block", "BlocksFamily", "DatabaseCollector",
+    "EMPTY_BLOCK", "UNIT_INFO_LABELS", "UNIT_LABELS", "Block", "BlocksFamily", "DatabaseCollector",
     "IngestMetrics", "Memo", "MetricsProvider", "MetricsProviders", "RowsFamily",
     "StaleMachine", "agent_versions", "change_versions", "escape", "exposition",
     "family_head", "gzip_member", "init_app", "machines_by_status", "render_lines",
-    "render_metrics", "rollup", "scrape_units", "stale_machines", "unit_labels",
+    "render_metrics", "rollup", "scrape_units", "stale_machines", "unit_info",
+    "unit_info_labels", "unit_labels",
 ]
 
 if TYPE_CHECKING:  # the extension holds this module's objects: a type-only import
@@ -106,6 +109,27 @@ def machines_by_status(stale_after: timedelta) -> MetricsProvider:
             select(machines.c.unit_id, func.count()).group_by(machines.c.unit_id)).all()))
         key = (totals, units_, tuple((m.machine_id, m.unit_id) for m in stale))
         yield cache.get(key, lambda: build(list(units_), totals, stale))
+
+    return provider
+
+
+def unit_info() -> MetricsProvider:
+    """kiemke_unit_info: one series per unit naming it, for joins on unit_id (every other
+    per-unit series carries the id only, so a rename or a move keeps those series)."""
+    cache = Memo()
+
+    def build(units_: tuple[Unit, ...]) -> RowsFamily:
+        family = RowsFamily("kiemke_unit_info", "A unit of the tree (value 1): its name, "
+                            "path, parent and level, for joins on unit_id",
+                            list(UNIT_INFO_LABELS))
+        for unit in units_:
+            family.add(unit_info_labels(unit), 1)
+        family.text()
+        return family
+
+    def provider(conn: Connection, _now: datetime) -> Iterator[Metric]:
+        units_ = scrape_units(conn)
+        yield cache.get(units_, lambda: build(units_))
 
     return provider
 
@@ -236,9 +260,10 @@ class DatabaseCollector:
 
 
 def init_app(app: Flask) -> None:
-    """The built-in providers (machines by status, agent versions) and the collector that
+    """The built-in providers (unit info, machines by status, agent versions) and the collector that
     runs every provider on a scrape; the parts add theirs in their own init_app."""
     ext = app.extensions["kiemke"]
+    ext.metric_providers.add("units", unit_info())
     ext.metric_providers.add("machines", machines_by_status(ext.config.stale_after))
     ext.metric_providers.add("agent_versions", agent_versions)
     ext.registry.register(ext.db_collector)

@@ -19,12 +19,21 @@ from kiemke.collector.changes import UNITS, versions
 from kiemke.collector.db.tables import machines, units
 from kiemke.collector.units import Unit, all_units, ancestors_map
 
-UNIT_LABELS = ("unit", "parent", "level")
+# Per-unit series carry the unit's id only: a rename or a move keeps the series (and a
+# year-long trend); name, path, parent and level come from kiemke_unit_info joins.
+UNIT_LABELS = ("unit_id",)
+UNIT_INFO_LABELS = ("unit_id", "name", "path", "parent_id", "level")
 
 
 def unit_labels(unit: Unit) -> list[str]:
     """Label values for UNIT_LABELS."""
-    return [unit.path, unit.parent_path, str(unit.level)]
+    return [str(unit.id)]
+
+
+def unit_info_labels(unit: Unit) -> list[str]:
+    """Label values for UNIT_INFO_LABELS (names and paths are stored in NFC)."""
+    return [str(unit.id), unit.name, unit.path,
+            "" if unit.parent_id is None else str(unit.parent_id), str(unit.level)]
 
 
 def rollup(units_: list[Unit], counts: dict[tuple[int, Any], float]) -> dict[tuple[int, Any],

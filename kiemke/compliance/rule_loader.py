@@ -16,10 +16,12 @@ from . import expr
 from .config import CONFIG_FILES, ComplianceConfig, load_config
 from .fact_registry import FACTS
 from .rules import (
+    DEFAULT_REASON_CODE,
     FAIL,
     NOT_APPLICABLE,
     PASS,
     PLACEHOLDER_RE,
+    REASON_CODE_RE,
     RULE_KEYS,
     SEEDS,
     SEVERITIES,
@@ -199,6 +201,11 @@ class _FileLoader:
                         self.err(m.line_of("reason"),
                                  f"reason ({lang}) names unknown fact '{{{name}}}'"
                                  f"{expr.suggest(name, registry)}", rid)
+        reason_code = m.get("reason_code", DEFAULT_REASON_CODE)
+        if not isinstance(reason_code, str) or not REASON_CODE_RE.match(reason_code):
+            self.err(m.line_of("reason_code"), f"reason_code must be a short code of lower-case "
+                     f"letters, digits and underscores starting with a letter (at most 48), "
+                     f"e.g. no_active_licensed_av; got {reason_code!r}", rid)
         tests = self.tests(m, rid, registry)
         if len(self.errors) > before or rid is None:
             return None
@@ -209,7 +216,7 @@ class _FileLoader:
         return Rule(rid, kind, title, source, scope_text, str(m["condition"]), float(target),
                     str(severity), grace, reason, bool(enabled), level, tests, str(self.path),
                     m.line, str(m.get("description", "")), scope_node, condition_node,
-                    tuple(used))
+                    tuple(used), str(reason_code))
 
     def source(self, m: LineDict, rid: str | None) -> Source | None:
         src = m.get("source")

@@ -28,7 +28,11 @@ RESULTS = (PASS, FAIL, UNKNOWN, NOT_APPLICABLE, EXEMPT)
 SEVERITIES = ("critical", "high", "medium", "low")
 SEEDS = ("000", "001", "002", "003", "004")
 RULE_KEYS = ("id", "title", "source", "scope", "condition", "target", "severity", "grace",
-             "reason", "tests", "enabled", "level", "description")
+             "reason", "reason_code", "tests", "enabled", "level", "description")
+# A failing result's stable machine code (the reason_code label of /metrics) when a rule
+# does not name its own: the reason text changes with wording and fact values, this not.
+DEFAULT_REASON_CODE = "not_met"
+REASON_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
@@ -77,6 +81,9 @@ class Rule:
     scope_node: expr.Node | None = None
     condition_node: expr.Node | None = None
     facts_used: tuple[str, ...] = ()
+    # Not part of normalised() (the fingerprint): it names the failure in metric labels
+    # only and changes no result.
+    reason_code: str = DEFAULT_REASON_CODE
     _fn: Callable[[Mapping[str, Any]], str] | None = field(default=None, repr=False)
 
     @property

@@ -48,7 +48,8 @@ Provider = Callable[[Connection, datetime], Iterator[Metric]]
 
 
 def rule_definitions(ruleset: RuleSet) -> Provider:
-    """kiemke_rule_info, kiemke_rule_target_ratio, kiemke_rule_grace_seconds."""
+    """kiemke_rule_info, kiemke_rule_target_ratio, kiemke_rule_grace_seconds and
+    kiemke_reason_info (the text behind each rule's reason_code)."""
 
     def provider(_conn: Connection, _now: datetime) -> Iterator[Metric]:
         info = GaugeMetricFamily(
@@ -60,15 +61,20 @@ def rule_definitions(ruleset: RuleSet) -> Provider:
         grace = GaugeMetricFamily("kiemke_rule_grace_seconds",
                                   "How long a failure may last before it counts against "
                                   "the rule's deadline", labels=["rule"])
+        reasons = GaugeMetricFamily(
+            "kiemke_reason_info", "The reason text of a rule's failure code (value 1); "
+            "{fact} stands for the machine's value, shown in the console",
+            labels=["rule", "reason_code", "text_vi", "text_en"])
         for rule in ruleset.rules:
             info.add_metric([rule.id, rule.title.get("vi", ""), rule.title.get("en", ""),
                              rule.source.document, rule.severity, rule.kind], 1)
             target.add_metric([rule.id], rule.target)
             grace.add_metric([rule.id], rule.grace_seconds)
-        yield from (info, target, grace)
+            reasons.add_metric([rule.id, rule.reason_code, rule.reason.get("vi", ""),
+                                rule.reason.get("en", "")], 1)
+        yield from (info, target, grace, reasons)
 
     return provider
-
 
 
 class _Changes:
@@ -248,15 +254,13 @@ def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
     stale_cache = Memo()
     lock = threading.Lock()
 
-    def build_stale(stale: tuple[StaleMachine, ...], units_: tuple[Unit, ...]) -> RowsFamily:
-        paths = {u.id: u.path for u in units_}
+    def build_stale(stale: tuple[StaleMachine, ...]) -> RowsFamily:
         family = RowsFamily(
             "kiemke_machine_stale",
             "A machine that has not reported within the stale window; value = unix time of "
-            "its last report", ["machine_id", "hostname", "unit"])
-        for m in stale:
-            family.add([m.machine_id, m.hostname, paths.get(m.unit_id, "")],
-                       m.last_seen.timestamp())
+            "its last report", ["machine_id", "hostname", "unit_id"])
+        for m in stale:  # stale_machines() reads machines of existing units only
+            family.add([m.machine_id, m.hostname, str(m.unit_id)], m.last_seen.timestamp())
         family.text()
         return family
 
@@ -266,7 +270,7 @@ def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
         with lock:
             family = failing.family(conn, now - stale_after, units_, stale)
         yield family
-        yield stale_cache.get((stale, units_), lambda: build_stale(stale, units_))
+        yield stale_cache.get(stale, lambda: build_stale(stale))
 
     return provider
 
@@ -275,7 +279,9 @@ class _FailingState:
     """kiemke_machine_rule_failing as blocks per rule x unit (rule-major, units in tree
     order), each holding that unit's active failing machines of the rule."""
 
-    LABELS = ("machine_id", "hostname", "unit", "rule", "severity", "reason")
+    # reason_code, not the reason text: the text moves with wording and fact values, and
+    # every change of a label value starts a new series (and a new alert).
+    LABELS = ("machine_id", "hostname", "unit_id", "rule", "severity", "reason_code")
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.rules = list(ruleset.machine_rules)
@@ -287,23 +293,24 @@ class _FailingState:
                stale: tuple[StaleMachine, ...]) -> BlocksFamily:
         key = (units_, change_versions(conn)[MACHINE_LABELS])
         full, dirty = self.changes.since(conn, key, stale, [r.id for r in self.rules])
-        paths = {u.id: u.path for u in units_}
         if full:
             self.blocks = {}
             for rule in self.rules:
-                self._read(conn, cutoff, rule, paths, None)
+                self._read(conn, cutoff, rule, None)
         else:
             wanted: dict[str, set[int]] = {}
             for unit_id, rule_id in dirty:
                 wanted.setdefault(rule_id, set()).add(unit_id)
             for rule in self.rules:
                 if rule.id in wanted:
-                    self._read(conn, cutoff, rule, paths, wanted[rule.id])
+                    self._read(conn, cutoff, rule, wanted[rule.id])
             if self.out is not None and not any(r.id in wanted for r in self.rules):
                 return self.out
-        # Results filed under a unit that no longer exists keep an empty unit label.
-        known = set(paths)
-        order = [*paths, *sorted({u for _, u in self.blocks if u not in known})]
+        # Results filed under a unit that no longer exists keep its id (without a
+        # kiemke_unit_info series), after the tree's units.
+        order = [u.id for u in units_]
+        known = set(order)
+        order += sorted({u for _, u in self.blocks if u not in known})
         blocks = [self.blocks.get((rule.id, u), EMPTY_BLOCK)
                   for rule in self.rules for u in order]
         self.out = BlocksFamily(
@@ -312,7 +319,7 @@ class _FailingState:
             blocks, FAILING_SEGMENT, self.out)
         return self.out
 
-    def _read(self, conn: Connection, cutoff: datetime, rule: Any, paths: dict[int, str],
+    def _read(self, conn: Connection, cutoff: datetime, rule: Any,
               unit_ids: set[int] | None) -> None:
         """(Re)build the rule's blocks of `unit_ids` (all units when None)."""
         cond: list[ColumnElement[bool]] = [
@@ -325,20 +332,20 @@ class _FailingState:
             batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]
             for unit_id in ids:
                 self.blocks.pop((rule.id, unit_id), None)
-        rule_id, severity = rule.id, rule.severity
+        rule_id, severity, code = rule.id, rule.severity, rule.reason_code
         for batch in batches:
             where = cond if batch is None else [*cond, rule_results.c.unit_id.in_(batch)]
             # The (rule_id, result, unit_id) index: only these units' entries are read.
-            for unit_id, mid, hostname, reason, since in conn.execute(
+            for unit_id, mid, hostname, since in conn.execute(
                     select(rule_results.c.unit_id, rule_results.c.machine_id,
-                           machines.c.hostname, rule_results.c.reason, rule_results.c.since)
+                           machines.c.hostname, rule_results.c.since)
                     .join(machines, machines.c.machine_id == rule_results.c.machine_id)
                     .where(*where)):
                 rows = found.get(unit_id)
                 if rows is None:
                     rows = found[unit_id] = []
-                rows.append(([mid, hostname, paths.get(unit_id, ""), rule_id, severity,
-                              reason or ""], since.timestamp()))
+                rows.append(([mid, hostname, str(unit_id), rule_id, severity, code],
+                             since.timestamp()))
         for unit_id, rows in found.items():
             rows.sort(key=lambda row: row[0][0])  # by machine id: the same text everywhere
             self.blocks[(rule_id, unit_id)] = Block(rows)
