@@ -8,7 +8,9 @@ against a real Prometheus (tests/test_prometheus_e2e.py imports `DASHBOARDS`).
     python dashboards/generate.py            # rewrite dashboards/grafana/*.json
     python dashboards/generate.py --out DIR  # write elsewhere (the tests compare)
 
-Metric names and labels follow the "Metrics" contract in docs/design.md.
+Metric names and labels follow the "Metrics" contract in docs/design.md and
+docs/metrics.md. Series name units by unit_id; the panels show names and paths through
+`group_left` joins on kiemke_unit_info, so a renamed or moved unit keeps its series.
 """
 
 from __future__ import annotations
@@ -24,10 +26,29 @@ OUT_DIR = HERE / "grafana"
 SCHEMA_VERSION = 39
 DS: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
 
-# The selected unit and every unit below it, for per-machine series that carry only the
-# machine's own unit path. Backtick strings: PromQL does not unescape them, so the
-# backslashes of Grafana's regex format reach the regex engine unchanged.
-SUBTREE = 'unit=~`${unit:regex}( / .*)?`'
+# kiemke_unit_info, one copy per unit whatever the number of collector instances.
+def unit_info(labels: str, selector: str = "", at_end: bool = False) -> str:
+    series = f"kiemke_unit_info{{{selector}}}" + (" @ end()" if at_end else "")
+    return f"max by (unit_id, {labels}) ({series})"
+
+
+# The selected unit and every unit below it (by the path prefix of $unit_path, the
+# selected unit's path), for per-machine series that carry their own unit's id only.
+# Backtick strings: PromQL does not unescape them, so the backslashes of Grafana's regex
+# format reach the regex engine unchanged.
+SUBTREE_INFO = unit_info("path", "path=~`${unit_path:regex}( / .*)?`")
+# The children of the selected unit, with their names.
+CHILD_INFO = unit_info("name", 'parent_id="$unit"')
+
+
+def in_subtree(expr: str) -> str:
+    """Per-machine series of the selected subtree, with their unit's path."""
+    return f"{expr} * on (unit_id) group_left (path) {SUBTREE_INFO}"
+
+
+def of_children(expr: str) -> str:
+    """Per-unit series of the selected unit's children, with their names."""
+    return f"{expr} * on (unit_id) group_left (name) {CHILD_INFO}"
 
 PERCENT_THRESHOLDS = {"mode": "absolute", "steps": [
     {"color": "red", "value": None}, {"color": "orange", "value": 0.8},
@@ -81,22 +102,37 @@ def datasource_variable() -> dict[str, Any]:
 
 
 def query_variable(name: str, label: str, query: str, *, multi: bool = False,
-                   description: str = "") -> dict[str, Any]:
+                   description: str = "", regex: str = "", hide: int = 0) -> dict[str, Any]:
     return {"type": "query", "name": name, "label": label, "description": description,
             "datasource": DS, "definition": query,
             "query": {"query": query, "refId": f"kiemke-{name}"},
-            "refresh": 2, "sort": 1, "regex": "", "hide": 0, "current": {}, "options": [],
-            "multi": multi, "includeAll": multi, "skipUrlSync": False}
+            "refresh": 2, "sort": 1, "regex": regex, "hide": hide, "current": {},
+            "options": [], "multi": multi, "includeAll": multi, "skipUrlSync": False}
+
+
+# The unit variable's value is the unit_id, its text the path: Grafana's query_result()
+# shows each series as `{path="…",unit_id="…"} 1 <time>` (labels in the order Prometheus
+# returns them: by name) and the named groups pick the text and the value.
+UNIT_QUERY = "query_result(max by (unit_id, path) (kiemke_unit_info))"
+UNIT_REGEX = '/path="(?<text>.*)",\\s*unit_id="(?<value>[0-9]+)"/'
+UNIT_PATH_QUERY = 'query_result(max by (path) (kiemke_unit_info{unit_id="$unit"}))'
+UNIT_PATH_REGEX = '/path="(.*)"/'
+
 
 
 VARIABLES: dict[str, dict[str, Any]] = {
     "datasource": datasource_variable(),
-    # Unit paths ("Tỉnh / Huyện / Xã") sort into tree order alphabetically; the panels
-    # reach children with parent="$unit" and descendants with the path prefix.
+    # Shown as paths ("Tỉnh / Huyện / Xã"), which sort into tree order; the value is the
+    # unit_id. The panels reach children with parent_id="$unit" and descendants with the
+    # path prefix $unit_path (hidden: follows $unit).
     "unit": query_variable(
-        "unit", "Đơn vị / Unit", "label_values(kiemke_machines, unit)",
+        "unit", "Đơn vị / Unit", UNIT_QUERY, regex=UNIT_REGEX,
         description="Đơn vị đang xem; số liệu gồm cả các đơn vị cấp dưới. "
                     "The unit shown; figures include every unit below it."),
+    "unit_path": query_variable(
+        "unit_path", "Đường dẫn đơn vị / Unit path", UNIT_PATH_QUERY, regex=UNIT_PATH_REGEX,
+        hide=2, description="Đường dẫn của đơn vị đang xem (tự động). The selected unit's "
+                            "path, for the machines of its subtree."),
     "rule": query_variable(
         "rule", "Quy tắc / Rule", "label_values(kiemke_rule_info, rule)",
         description="Quy tắc tuân thủ (rules/*.yml). A compliance rule (rules/*.yml)."),
@@ -222,8 +258,7 @@ def dashboard_json(dash: Dashboard) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------- the dashboards
 
-U = 'unit="$unit"'
-P = 'parent="$unit"'
+U = 'unit_id="$unit"'
 R = 'rule="$rule"'
 
 
@@ -234,7 +269,8 @@ def db(metric: str, selector: str = "") -> str:
     (instance)` keeps one copy so sums and joins stay right when Prometheus scrapes
     several instances (docs/operations.md).
     """
-    return f"max without (instance) ({metric}{{{selector}}})"
+    return f"max without (instance) ({metric}{{{selector}}})" if selector else \
+        f"max without (instance) ({metric})"
 
 
 def ratio(selector: str) -> str:
@@ -246,7 +282,10 @@ ACTIVE = f'sum({db("kiemke_machines", U + ", status=" + chr(34) + "active" + chr
 ALL_MACHINES = f'sum({db("kiemke_machines", U)})'
 COVERAGE = f"{ACTIVE} / {ALL_MACHINES}"
 FAILING = "kiemke_machine_rule_failing"
-FAILING_COLUMNS = "hostname, unit, reason, machine_id"
+FAILING_COLUMNS = "hostname, unit_id, rule, reason_code, machine_id"
+# The human text of each failure code (the rule's reason, machine values elided).
+REASON_TEXT = ("on (rule, reason_code) group_left (text_vi) "
+               "max by (rule, reason_code, text_vi) (kiemke_reason_info)")
 DEPRECIATION = "kiemke_depreciation_machines"
 INGEST = "kiemke_reports_received_total"
 
@@ -259,7 +298,7 @@ OVERVIEW = Dashboard(
     uid="kiemke-overview", title="kiemke — Tổng quan / Overview",
     description="Mức tuân thủ của một đơn vị so với chỉ tiêu kế hoạch. "
                 "How far the selected unit is from its plan targets.",
-    variables=["datasource", "unit"],
+    variables=["datasource", "unit", "unit_path"],
     time_from="now-30d",
     panels=[
         Panel("Máy đang báo cáo / Active machines",
@@ -288,8 +327,9 @@ OVERVIEW = Dashboard(
         Panel("Máy lỗi nghiêm trọng / Machines failing a critical rule",
               "Máy vi phạm quy tắc nghiêm trọng (diệt virus thiếu, tắt, cũ, hết hạn bản quyền). "
               "Machines failing a critical rule such as antivirus missing or disabled.",
-              "stat", [Target(f"count(count by (machine_id) ({FAILING}"
-                              f'{{severity="critical", {SUBTREE}}})) or vector(0)')],
+              "stat", [Target("count(count by (machine_id) ("
+                              + in_subtree(FAILING + '{severity="critical"}')
+                              + ")) or vector(0)")],
               w=4, h=5, thresholds=COUNT_BAD_THRESHOLDS),
         Panel("Tuân thủ theo quy tắc / Compliance by rule",
               "Mỗi quy tắc: tỷ lệ đạt, chỉ tiêu, khoảng cách (số máy cần đạt thêm), số máy lỗi; "
@@ -325,7 +365,7 @@ UNITS = Dashboard(
     uid="kiemke-units", title="kiemke — Đơn vị cấp dưới / Units",
     description="So sánh các đơn vị cấp dưới của đơn vị đã chọn, xếp từ kém nhất: "
                 "cơ sở xếp hạng cuối năm. Child units side by side, worst first.",
-    variables=["datasource", "unit", "rules"],
+    variables=["datasource", "unit", "unit_path", "rules"],
     time_from="now-30d",
     panels=[
         Panel("Xếp hạng đơn vị cấp dưới / Ranking of child units",
@@ -333,16 +373,20 @@ UNITS = Dashboard(
               "khắc phục, máy đang báo cáo và mất liên lạc; kém nhất ở trên. Which child unit "
               "is furthest from the targets?",
               "table", [
-                  Target(f"avg by (unit) ({ratio(P)})", instant=True, table=True),
-                  Target(f"count by (unit) ({ratio(P)} >= on (rule) group_left {TARGET}) "
-                         f"or 0 * count by (unit) ({ratio(P)})", instant=True, table=True),
-                  Target(f"sum by (unit) (kiemke:rule_gap{{{P}}})", instant=True, table=True),
-                  Target(f"max by (unit) (kiemke_machines{{{P}, status=\"active\"}})",
+                  Target(of_children(f"avg by (unit_id) ({ratio('')})"), instant=True,
+                         table=True),
+                  Target(of_children(f"(count by (unit_id) ({ratio('')} >= on (rule) "
+                                     f"group_left {TARGET}) or 0 * count by (unit_id) "
+                                     f"({ratio('')}))"), instant=True, table=True),
+                  Target(of_children("sum by (unit_id) (kiemke:rule_gap)"), instant=True,
+                         table=True),
+                  Target(of_children('max by (unit_id) (kiemke_machines{status="active"})'),
                          instant=True, table=True),
-                  Target(f"max by (unit) (kiemke_machines{{{P}, status=\"stale\"}})",
+                  Target(of_children('max by (unit_id) (kiemke_machines{status="stale"})'),
                          instant=True, table=True),
               ], w=24, h=10,
-              columns={"unit": "Đơn vị / Unit", "Value #A": "Tuân thủ TB / Mean compliance",
+              columns={"name": "Đơn vị / Unit", "unit_id": "",
+                       "Value #A": "Tuân thủ TB / Mean compliance",
                        "Value #B": "Quy tắc đạt / Rules met", "Value #C": "Thiếu (máy) / Gap",
                        "Value #D": "Đang báo cáo / Active", "Value #E": "Mất liên lạc / Stale"},
               sort_by=("Tuân thủ TB / Mean compliance", False),
@@ -350,24 +394,30 @@ UNITS = Dashboard(
         Panel("Đơn vị × quy tắc / Units × rules",
               "Ma trận tỷ lệ tuân thủ: hàng là đơn vị cấp dưới, cột là quy tắc. "
               "Every child unit against every rule.",
-              "table", [Target(f"max by (unit, rule) (kiemke_rule_compliance_ratio{{{P}}})",
+              "table", [Target(of_children("max by (unit_id, rule) "
+                                           "(kiemke_rule_compliance_ratio)"),
                                instant=True, table=True)],
               w=24, h=10, unit="percentunit", thresholds=PERCENT_THRESHOLDS,
-              minmax=(0, 1), matrix=("unit", "rule")),
+              minmax=(0, 1), matrix=("name", "rule")),
         Panel("$rule — đơn vị cấp dưới / child units",
               "Tỷ lệ tuân thủ quy tắc của từng đơn vị cấp dưới, kém nhất ở trên. "
               "One panel per selected rule, worst child unit first.",
-              "bargauge", [Target(f"sort(max by (unit) (kiemke_rule_compliance_ratio"
-                                  f"{{{R}, {P}}}))", "{{unit}}", instant=True)],
+              "bargauge", [Target("sort(" + of_children(
+                  f"max by (unit_id) (kiemke_rule_compliance_ratio{{{R}}})") + ")",
+                  "{{name}}", instant=True)],
               w=8, h=10, unit="percentunit", thresholds=PERCENT_THRESHOLDS, minmax=(0, 1),
               repeat="rule"),
     ])
+
+# The failing machines of $rule in the subtree, with their unit's path and reason text.
+FAILED_HERE = (in_subtree(f"max by ({FAILING_COLUMNS}) ({FAILING}{{{R}}})")
+               + f" * {REASON_TEXT}")
 
 RULE = Dashboard(
     uid="kiemke-rule", title="kiemke — Chi tiết quy tắc / Rule drill-down",
     description="Máy nào vi phạm một quy tắc, vì sao và từ khi nào. "
                 "Which machines fail a rule, why and since when.",
-    variables=["datasource", "unit", "rule"],
+    variables=["datasource", "unit", "unit_path", "rule"],
     panels=[
         Panel("Tỷ lệ tuân thủ / Compliance",
               "Tỷ lệ đạt của quy tắc trong đơn vị. pass / (pass + fail + unknown).",
@@ -397,20 +447,20 @@ RULE = Dashboard(
               "Từng máy vi phạm quy tắc: tên máy, đơn vị, lý do, bắt đầu từ khi nào và đã bao "
               "lâu. Which machines fail, why, since when?",
               "table", [
-                  Target(f"max by ({FAILING_COLUMNS}) ({FAILING}{{{R}, {SUBTREE}}}) * 1000",
-                         instant=True, table=True),
-                  Target(f"time() - max by ({FAILING_COLUMNS}) ({FAILING}{{{R}, {SUBTREE}}})",
-                         instant=True, table=True),
+                  Target(f"{FAILED_HERE} * 1000", instant=True, table=True),
+                  Target(f"time() - ({FAILED_HERE})", instant=True, table=True),
               ], w=24, h=10,
-              columns={"hostname": "Máy / Machine", "unit": "Đơn vị / Unit",
-                       "reason": "Lý do / Reason", "machine_id": "machine_id",
+              columns={"hostname": "Máy / Machine", "path": "Đơn vị / Unit",
+                       "reason_code": "Mã lý do / Reason code", "text_vi": "Lý do / Reason",
+                       "machine_id": "machine_id", "unit_id": "", "rule": "",
                        "Value #A": "Từ / Since", "Value #B": "Đã / For"},
               sort_by=("Đã / For", True),
               field_units={"Từ / Since": "dateTimeAsIso", "Đã / For": "s"}),
         Panel("Đơn vị cấp dưới / Child units",
               "Tỷ lệ tuân thủ quy tắc của đơn vị cấp dưới, kém nhất ở trên. Worst child first.",
-              "bargauge", [Target(f"sort(max by (unit) (kiemke_rule_compliance_ratio"
-                                  f"{{{R}, {P}}}))", "{{unit}}", instant=True)],
+              "bargauge", [Target("sort(" + of_children(
+                  f"max by (unit_id) (kiemke_rule_compliance_ratio{{{R}}})") + ")",
+                  "{{name}}", instant=True)],
               w=12, h=9, unit="percentunit", thresholds=PERCENT_THRESHOLDS, minmax=(0, 1)),
         Panel("Xu hướng / Trend",
               "Tỷ lệ tuân thủ của đơn vị và chỉ tiêu theo thời gian. Ratio against target.",
@@ -419,6 +469,15 @@ RULE = Dashboard(
                              Target(f"max(kiemke_rule_target_ratio{{{R}}})",
                                     "chỉ tiêu / target")],
               w=12, h=9, unit="percentunit", minmax=(0, 1)),
+        Panel("Xu hướng đơn vị cấp dưới / Child units trend",
+              "Tỷ lệ tuân thủ quy tắc của từng đơn vị cấp dưới theo thời gian, mang tên hiện "
+              "tại: đơn vị đổi tên hay chuyển vẫn là một đường. Each child unit's ratio over "
+              "time under its current name; a renamed or moved unit stays one line.",
+              "timeseries", [Target(f"max by (unit_id) (kiemke_rule_compliance_ratio{{{R}}}) "
+                                    "* on (unit_id) group_left (name) "
+                                    + unit_info("name", 'parent_id="$unit"', at_end=True),
+                                    "{{name}}")],
+              w=24, h=9, unit="percentunit", minmax=(0, 1)),
     ])
 
 OUT_OF_LIFE = 'status=~"fully_depreciated|overdue"'
@@ -432,7 +491,7 @@ HARDWARE = Dashboard(
     description="Tuổi máy, máy đã hết khấu hao vẫn đang dùng và dự báo thay thế "
                 "(khấu hao đường thẳng, rules/depreciation.yml). Age, depreciation, "
                 "replacement forecast.",
-    variables=["datasource", "unit"],
+    variables=["datasource", "unit", "unit_path"],
     time_from="now-90d",
     panels=[
         Panel("Hết khấu hao vẫn dùng / Fully depreciated, in service",
@@ -466,21 +525,22 @@ HARDWARE = Dashboard(
                                   f"{{{U}}})", "{{year}}", instant=True)], w=12, h=9),
         Panel("Dự báo theo đơn vị cấp dưới / Forecast by child unit",
               "Số máy cần thay theo đơn vị cấp dưới và năm. Replacement per child unit × year.",
-              "table", [Target(f"max by (unit, year) (kiemke_replacement_forecast_machines"
-                               f"{{{P}}})", instant=True, table=True)],
-              w=12, h=9, matrix=("unit", "year")),
+              "table", [Target(of_children("max by (unit_id, year) "
+                                           "(kiemke_replacement_forecast_machines)"),
+                               instant=True, table=True)],
+              w=12, h=9, matrix=("name", "year")),
         Panel("Hết khấu hao theo đơn vị cấp dưới / Fully depreciated by child unit",
               "Đơn vị cấp dưới có nhiều máy hết khấu hao nhất ở trên. Most first.",
-              "bargauge", [Target(f"sort_desc(sum by (unit) "
-                                  f"({db(DEPRECIATION, f'{P}, {OUT_OF_LIFE}')}))", "{{unit}}",
-                                  instant=True)], w=24, h=8),
+              "bargauge", [Target("sort_desc(" + of_children(
+                  f"sum by (unit_id) ({db(DEPRECIATION, OUT_OF_LIFE)})") + ")", "{{name}}",
+                  instant=True)], w=24, h=8),
     ])
 
 HEALTH = Dashboard(
     uid="kiemke-health", title="kiemke — Agent và máy chủ thu thập / Agents and collector",
     description="Máy có báo cáo đủ không, phiên bản agent, máy chủ thu thập có khoẻ không. "
                 "Reporting coverage, agent versions, collector health.",
-    variables=["datasource", "unit"],
+    variables=["datasource", "unit", "unit_path"],
     time_from="now-24h",
     panels=[
         Panel("Máy chủ thu thập hoạt động / Collectors up",
@@ -502,18 +562,19 @@ HEALTH = Dashboard(
                                     "{{result}}")], w=12, h=5, unit="reqps"),
         Panel("Tỷ lệ báo cáo theo đơn vị cấp dưới / Coverage by child unit",
               "Đơn vị cấp dưới báo cáo kém nhất ở trên. Worst reporting child unit first.",
-              "bargauge", [Target(f"sort(max by (unit) (kiemke_machines{{{P}, "
-                                  f"status=\"active\"}}) / sum by (unit) "
-                                  f"({db('kiemke_machines', P)}))", "{{unit}}", instant=True)],
+              "bargauge", [Target("sort(" + of_children(
+                  'max by (unit_id) (kiemke_machines{status="active"}) / sum by (unit_id) '
+                  f"({db('kiemke_machines')})") + ")", "{{name}}", instant=True)],
               w=12, h=9, unit="percentunit", thresholds=PERCENT_THRESHOLDS, minmax=(0, 1)),
         Panel("Danh sách máy mất liên lạc / Stale machine list",
               "Máy không báo cáo quá thời hạn, lần báo cáo cuối; lâu nhất ở trên. "
               "Which machines went silent, and when did each last report?",
-              "table", [Target(f"max by (hostname, unit, machine_id) "
-                               f"(kiemke_machine_stale{{{SUBTREE}}}) * 1000",
+              "table", [Target(in_subtree("max by (hostname, unit_id, machine_id) "
+                                          "(kiemke_machine_stale)") + " * 1000",
                                instant=True, table=True)], w=12, h=9,
-              columns={"hostname": "Máy / Machine", "unit": "Đơn vị / Unit",
-                       "machine_id": "machine_id", "Value": "Báo cáo cuối / Last report"},
+              columns={"hostname": "Máy / Machine", "path": "Đơn vị / Unit",
+                       "machine_id": "machine_id", "unit_id": "",
+                       "Value": "Báo cáo cuối / Last report"},
               sort_by=("Báo cáo cuối / Last report", False),
               field_units={"Báo cáo cuối / Last report": "dateTimeAsIso"}),
         Panel("Phiên bản agent / Agent versions",

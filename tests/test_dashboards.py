@@ -22,7 +22,7 @@ PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "by", "without", "on", "ignoring", "group_left",
     "group_right", "or", "and", "unless", "rate", "increase", "time", "vector", "sort",
     "sort_desc", "histogram_quantile", "clamp_min", "ceil", "last_over_time", "label_values",
-    "bool", "offset", "absent",
+    "bool", "offset", "absent", "end", "start",
 }
 BUILTIN_METRICS = {"up", "scrape_duration_seconds"}
 
@@ -98,8 +98,12 @@ def test_variables_datasource_and_unit_tree() -> None:
         assert (ds["type"], ds["query"]) == ("datasource", "prometheus"), name
         unit = variables["unit"]
         assert unit["type"] == "query" and unit["datasource"] == DS, name
-        assert unit["query"]["query"] == "label_values(kiemke_machines, unit)"
-        assert unit["multi"] is False, "panels compare unit=\"$unit\" exactly"
+        # value: the unit_id (a rename keeps the selection); text: the path
+        assert unit["query"]["query"] == \
+            "query_result(max by (unit_id, path) (kiemke_unit_info))"
+        assert unit["multi"] is False, "panels compare unit_id=\"$unit\" exactly"
+        unit_path = variables["unit_path"]
+        assert unit_path["hide"] == 2 and '{unit_id="$unit"}' in unit_path["query"]["query"]
         used = {m for p in dash["panels"] for t in p["targets"]
                 for m in re.findall(r"\$\{?(\w+)", t["expr"])}
         assert used - {"__rate_interval", "__range"} <= set(variables), name
@@ -107,11 +111,36 @@ def test_variables_datasource_and_unit_tree() -> None:
             assert variables["rule"]["query"]["query"] == "label_values(kiemke_rule_info, rule)"
 
 
+def grafana_query_result_line(labels: dict[str, str]) -> str:
+    """A series as Grafana's query_result() variable query shows it (labels in the order
+    Prometheus returns them, joined by commas), value 1 at some time in milliseconds."""
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{{{inner}}} 1 1764633600000"
+
+
+def js_regex(variable: dict[str, Any]) -> re.Pattern[str]:
+    """A variable's /regex/ as Python compiles it ((?<name>) is (?P<name>) here)."""
+    body = variable["regex"]
+    assert body.startswith("/") and body.endswith("/"), body
+    return re.compile(body[1:-1].replace("(?<", "(?P<"))
+
+
+@pytest.mark.parametrize("path", ["Liên đoàn Lao động tỉnh Bắc Giang",
+                                  "Tỉnh Bắc Giang / LĐLĐ huyện Yên Dũng, \"Văn phòng\""])
+def test_unit_variable_shows_the_path_and_keeps_the_id(path: str) -> None:
+    variables = {v["name"]: v for v in dashboards()["overview.json"]["templating"]["list"]}
+    match = js_regex(variables["unit"]).search(
+        grafana_query_result_line({"unit_id": "12", "path": path}))
+    assert match and match.group("text") == path and match.group("value") == "12"
+    match = js_regex(variables["unit_path"]).search(grafana_query_result_line({"path": path}))
+    assert match and match.group(1) == path
+
+
 def test_units_dashboard_compares_child_units_per_rule() -> None:
     panels = dashboards()["units.json"]["panels"]
     repeated = [p for p in panels if p.get("repeat")]
     assert [p["repeat"] for p in repeated] == ["rule"]
-    assert 'parent="$unit"' in repeated[0]["targets"][0]["expr"]
+    assert 'kiemke_unit_info{parent_id="$unit"}' in repeated[0]["targets"][0]["expr"]
     assert repeated[0]["targets"][0]["expr"].startswith("sort(")  # worst first
     ranking = panels[0]
     assert ranking["options"]["sortBy"] == [{"displayName": "Tuân thủ TB / Mean compliance",
@@ -179,7 +208,9 @@ def test_every_metric_is_in_the_contract_or_recorded() -> None:
 
 
 @pytest.mark.parametrize("expr,names", [
-    ('sum by (unit) (kiemke_machines{parent="$unit", status="active"})', {"kiemke_machines"}),
+    ('sum by (unit_id) (kiemke_machines{status="active"})', {"kiemke_machines"}),
+    ('x * on (unit_id) group_left (name) max by (unit_id, name) (kiemke_unit_info @ end())',
+     {"x", "kiemke_unit_info"}),
     ("histogram_quantile(0.5, sum by (le) (rate(kiemke_report_ingest_seconds_bucket[1m])))",
      {"kiemke_report_ingest_seconds_bucket"}),
     ("ceil(x * on (rule) group_left max by (rule) (y) - 1e-9)", {"x", "y"}),

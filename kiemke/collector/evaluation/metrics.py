@@ -41,6 +41,7 @@ from kiemke.collector.scrape import (
 )
 from kiemke.collector.units import Unit, ancestors_map
 from kiemke.compliance import RESULTS, RuleSet, ratio
+from kiemke.compliance.rules import PLACEHOLDER_RE, Rule
 
 ALWAYS = ("pass", "fail", "unknown")
 
@@ -63,18 +64,23 @@ def rule_definitions(ruleset: RuleSet) -> Provider:
                                   "the rule's deadline", labels=["rule"])
         reasons = GaugeMetricFamily(
             "kiemke_reason_info", "The reason text of a rule's failure code (value 1); "
-            "{fact} stands for the machine's value, shown in the console",
+            "… stands for the machine's values, shown in the console",
             labels=["rule", "reason_code", "text_vi", "text_en"])
         for rule in ruleset.rules:
             info.add_metric([rule.id, rule.title.get("vi", ""), rule.title.get("en", ""),
                              rule.source.document, rule.severity, rule.kind], 1)
             target.add_metric([rule.id], rule.target)
             grace.add_metric([rule.id], rule.grace_seconds)
-            reasons.add_metric([rule.id, rule.reason_code, rule.reason.get("vi", ""),
-                                rule.reason.get("en", "")], 1)
+            reasons.add_metric([rule.id, rule.reason_code, reason_text(rule, "vi"),
+                                reason_text(rule, "en")], 1)
         yield from (info, target, grace, reasons)
 
     return provider
+
+
+def reason_text(rule: Rule, lang: str) -> str:
+    """The rule's reason with each machine value elided: one text per reason_code."""
+    return PLACEHOLDER_RE.sub("…", rule.reason.get(lang) or rule.reason.get("en") or "")
 
 
 class _Changes:
