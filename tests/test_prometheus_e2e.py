@@ -42,6 +42,14 @@ YD = f"{ROOT} / LĐLĐ huyện Yên Dũng"
 LG = f"{ROOT} / LĐLĐ huyện Lạng Giang"
 SD = f"{ROOT} / LĐLĐ huyện Sơn Động"
 CHILDREN = {YD, LG, SD}
+
+
+def leaf(path: str) -> str:
+    """A unit's name: the last part of its path."""
+    return path.rsplit(" / ", 1)[-1]
+
+
+CHILD_NAMES = {leaf(p) for p in CHILDREN}
 AV_RULE = "av-approved-active"
 STALE_AFTER = 10  # seconds: the collector's stale window in this test
 RANGE = "5m"  # $__range: longer than the test, so increase() covers all of it
@@ -53,6 +61,7 @@ class Machine:
     unit: str
     agent_version: str = "0.1.0"
     av_enabled: bool = True
+    av_name: str = "Bkav Pro"
     manufactured: str = "2019-09-10"
     machine_id: str = field(default_factory=new_machine_id)
     auth: dict[str, str] = field(default_factory=dict)
@@ -74,7 +83,7 @@ def report_of(machine: Machine) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     sig = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
     expiry = (now + timedelta(days=365)).date().isoformat()
-    product = {"name": "Bkav Pro", "vendor": "Bkav", "version": "5.2.1",
+    product = {"name": machine.av_name, "vendor": "Bkav", "version": "5.2.1",
                "enabled": machine.av_enabled, "state": "on" if machine.av_enabled else "off",
                "up_to_date": True, "signatures_version": now.strftime("%Y.%m.%d"),
                "signatures_date": sig, "signatures_age_days": 0.1, "licensed": True,
@@ -122,6 +131,13 @@ class Stack:
     machines: list[Machine]
     stale_reported_at: float
     source_text: str
+    unit_ids: dict[str, int] = field(default_factory=dict)
+    admin: dict[str, str] = field(default_factory=dict)  # Authorization header
+
+    def variables(self, unit: str = ROOT) -> dict[str, str]:
+        """Grafana's variables with `unit` selected (its id; its path in unit_path)."""
+        return {"unit": str(self.unit_ids[unit]), "unit_path": unit, "rule": AV_RULE,
+                "datasource": "Prometheus"}
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         resp = requests.get(f"{self.prom}/api/v1/query", params={"query": expr}, timeout=10)
@@ -199,7 +215,7 @@ def send_rejected(collector: Any, machine: Machine) -> None:
 
 
 # The metrics providers create_app registers (kiemke/collector/metrics.py and the parts).
-BUILTIN_PROVIDERS = ("machines", "agent_versions", "rule_definitions", "rule_compliance",
+BUILTIN_PROVIDERS = ("units", "machines", "agent_versions", "rule_definitions", "rule_compliance",
                      "machine_series", "depreciation")
 
 
@@ -292,8 +308,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         source_text = wired_source()
+        admin = collector.run_cli("admin-tokens", "create", "e2e").stdout.strip().split()[-1]
         s = Stack(f"http://127.0.0.1:{port}", collector, f"127.0.0.1:{dead_port}", machines,
-                  stale_reported_at, source_text)
+                  stale_reported_at, source_text, unit_ids,
+                  {"Authorization": f"Bearer {admin}"})
         wait_for("Prometheus to scrape the collector", lambda: s.query(
             f'up{{job="kiemke", instance="{collector_target}"}} == 1'))
         # Agents keep reporting while the tests run, as they would: the six live machines
@@ -302,8 +320,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         traffic.start(lambda: [post_report(collector, m) for m in machines[:-1]]
                       + [send_rejected(collector, machines[0])])
         wait_for("the stale machine and the live fleet in Prometheus", lambda: s.query(
-            f'kiemke_machines{{unit="{ROOT}", status="stale"}} == 1 and on (unit) '
-            f'kiemke_machines{{unit="{ROOT}", status="active"}} == 6'),
+            f'kiemke_machines{{unit_id="{root}", status="stale"}} == 1 and on (unit_id) '
+            f'kiemke_machines{{unit_id="{root}", status="active"}} == 6'),
             timeout=STALE_AFTER + 15)
         time.sleep(2.5)  # a few rule evaluations on the final state
         yield s
@@ -322,14 +340,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 # ------------------------------------------------------------------ panel results
 
-VARIABLES = {"unit": ROOT, "rule": AV_RULE, "datasource": "Prometheus"}
 Result = list[list[dict[str, Any]]]  # per target: Prometheus result vector
 
 
-def panel_results(stack: Stack, panel: dict[str, Any]) -> Result:
+def panel_results(stack: Stack, panel: dict[str, Any], unit: str = ROOT) -> Result:
     out = []
     for target in panel["targets"]:
-        expr = expand(target["expr"], VARIABLES)
+        expr = expand(target["expr"], stack.variables(unit))
         out.append(stack.query(expr) if target["instant"] else stack.query_range(expr))
     return out
 
@@ -390,8 +407,8 @@ def fleet_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
         assert rates.get("accepted", 0) > 0 and rates.get("rejected", 0) > 0, rates
 
     def coverage_by_child(r: Result) -> None:
-        assert [s["metric"]["unit"] for s in r[0]][0] == SD  # worst first
-        assert by(r[0], "unit") == {SD: 0.0, YD: 1.0, LG: 1.0}
+        assert [s["metric"]["name"] for s in r[0]][0] == leaf(SD)  # worst first
+        assert by(r[0], "name") == {leaf(SD): 0.0, leaf(YD): 1.0, leaf(LG): 1.0}
 
     def versions(r: Result) -> None:
         assert by(r[0], "version") == {"0.1.0": 5, "0.2.0": 2}
@@ -432,8 +449,8 @@ def fleet_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
         assert series["metric"] == {"instance": collector_instance, "version": __version__}
 
     def child_ranking_counts(r: Result) -> None:
-        assert by(r[3], "unit") == {YD: 3, LG: 2, SD: 0}  # active
-        assert by(r[4], "unit") == {YD: 0, LG: 0, SD: 1}  # stale
+        assert by(r[3], "name") == {leaf(YD): 3, leaf(LG): 2, leaf(SD): 0}  # active
+        assert by(r[4], "name") == {leaf(YD): 0, leaf(LG): 0, leaf(SD): 1}  # stale
 
     return {
         "Máy đang báo cáo / Active machines": eq(6),
@@ -484,17 +501,21 @@ def rule_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
         assert close(by(r[0], "rule")[AV_RULE], 5 / 6)
 
     def ranking(r: Result) -> None:
-        mean = by(r[0], "unit")  # Sơn Động is measured by its unit rules only
-        assert set(mean) == CHILDREN and all(0 <= v <= 1 for v in mean.values()), mean
-        assert by(r[2], "unit")[YD] >= 1  # PC-KETOAN-01 at least
+        mean = by(r[0], "name")  # Sơn Động is measured by its unit rules only
+        assert set(mean) == CHILD_NAMES and all(0 <= v <= 1 for v in mean.values()), mean
+        assert by(r[2], "name")[leaf(YD)] >= 1  # PC-KETOAN-01 at least
 
     def matrix(r: Result) -> None:
-        cells = {(s["metric"]["unit"], s["metric"]["rule"]): value(s) for s in r[0]}
-        assert close(cells[(YD, AV_RULE)], 2 / 3) and cells[(LG, AV_RULE)] == 1
+        cells = {(s["metric"]["name"], s["metric"]["rule"]): value(s) for s in r[0]}
+        assert close(cells[(leaf(YD), AV_RULE)], 2 / 3) and cells[(leaf(LG), AV_RULE)] == 1
 
     def children_worst_first(r: Result) -> None:
-        assert [s["metric"]["unit"] for s in r[0]] == [YD, LG]
+        assert [s["metric"]["name"] for s in r[0]] == [leaf(YD), leaf(LG)]
         assert close(value(r[0][0]), 2 / 3) and value(r[0][1]) == 1
+
+    def children_trend(r: Result) -> None:
+        [yd] = [s for s in r[0] if s["metric"]["name"] == leaf(YD)]  # one line per unit
+        assert close(value(yd), 2 / 3) and by(r[0], "name")[leaf(LG)] == 1
 
     def rule_ratio(r: Result) -> None:
         assert close(single(r[0]), 5 / 6)
@@ -516,7 +537,9 @@ def rule_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
     def failing_machines(r: Result) -> None:
         [since] = r[0]
         assert since["metric"]["hostname"] == "PC-KETOAN-01"
-        assert since["metric"]["unit"] == YD and since["metric"]["reason"]
+        assert since["metric"]["path"] == YD and "reason" not in since["metric"]
+        assert since["metric"]["reason_code"] == "no_active_licensed_av"
+        assert "…" in since["metric"]["text_vi"]  # the rule's words, values elided
         assert abs(value(since) / 1000 - time.time()) < 120  # began during this test
         [age] = r[1]
         assert 0 <= value(age) < 120
@@ -541,6 +564,7 @@ def rule_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
         "Máy vi phạm / Failing machines": failing_machines,
         "Đơn vị cấp dưới / Child units": children_worst_first,
         "Xu hướng / Trend": trend_with_target,
+        "Xu hướng đơn vị cấp dưới / Child units trend": children_trend,
     }
 
 
@@ -578,12 +602,13 @@ def depreciation_expectations(stack: Stack) -> dict[str, Callable[[Result], None
         assert years.get("2029", 0) == 2, years  # 2024 machines reach 5 years in 2029
 
     def forecast_children(r: Result) -> None:
-        cells = {(s["metric"]["unit"], s["metric"]["year"]): value(s) for s in r[0]}
-        assert cells.get((LG, "2029")) == 2, cells
+        cells = {(s["metric"]["name"], s["metric"]["year"]): value(s) for s in r[0]}
+        assert cells.get((leaf(LG), "2029")) == 2, cells
 
     def out_of_life_children(r: Result) -> None:
-        counts = by(r[0], "unit")
-        assert counts[YD] == 3 and LG not in counts or counts.get(LG) == 0, counts
+        counts = by(r[0], "name")
+        assert counts[leaf(YD)] == 3 and leaf(LG) not in counts or counts.get(leaf(LG)) == 0, \
+            counts
 
     return {
         "Hết khấu hao vẫn dùng / Fully depreciated, in service": out_of_life,
@@ -603,7 +628,7 @@ def stale_expectations(stack: Stack) -> dict[str, Callable[[Result], None]]:
     def stale_table(r: Result) -> None:
         [series] = r[0]
         assert series["metric"]["hostname"] == "PC-SONDONG-01"
-        assert series["metric"]["unit"] == SD
+        assert series["metric"]["path"] == SD
         assert abs(value(series) / 1000 - stack.stale_reported_at) < 5
 
     return {"Danh sách máy mất liên lạc / Stale machine list": stale_table}
@@ -617,7 +642,7 @@ def test_every_panel_query_runs_in_prometheus(stack: Stack) -> None:
     for name, dash in dashboards().items():
         for panel in dash["panels"]:
             for target in panel["targets"]:
-                expr = expand(target["expr"], VARIABLES)
+                expr = expand(target["expr"], stack.variables())
                 (stack.query if target["instant"] else stack.query_range)(expr)
                 count += 1
         assert dash["panels"], name
@@ -639,20 +664,44 @@ def test_machine_and_collector_panels(stack: Stack) -> None:
     # the ranking table's machine columns do not depend on rule families
     [ranking] = all_panels_by_title()["Xếp hạng đơn vị cấp dưới / Ranking of child units"]
     fleet_expectations(stack)[ranking["title"]](panel_results(stack, ranking))
-    # the unit variable lists the whole tree, diacritics intact
-    resp = requests.get(f"{stack.prom}/api/v1/label/unit/values", timeout=10,
+    # series name units by id only
+    resp = requests.get(f"{stack.prom}/api/v1/label/unit_id/values", timeout=10,
                         params={"match[]": "kiemke_machines"})
-    assert set(resp.json()["data"]) == {ROOT} | CHILDREN
+    assert set(resp.json()["data"]) == {str(i) for i in stack.unit_ids.values()}
 
 
-def test_unit_regex_selects_the_subtree(stack: Stack) -> None:
-    """`${unit:regex}( / .*)?` matches a unit and its descendants, nothing else."""
-    subtree = 'unit=~`%s( / .*)?`'
-    got = {s["metric"]["unit"] for s in stack.query(
-        f'kiemke_machines{{{subtree % grafana_regex_escape(YD)}}}')}
+def grafana_variable_options(stack: Stack, variable: dict[str, Any],
+                             unit: str = ROOT) -> dict[str, str]:
+    """What Grafana lists for a query_result() variable: {text: value}, by its regex."""
+    query = variable["query"]["query"]
+    inner = expand(query.removeprefix("query_result(").removesuffix(")"),
+                   stack.variables(unit))
+    pattern = re.compile(variable["regex"][1:-1].replace("(?<", "(?P<"))
+    options = {}
+    for series in stack.query(inner):
+        labels = ",".join(f'{k}="{v}"' for k, v in series["metric"].items())
+        match = pattern.search(f"{{{labels}}} 1 {int(float(series['value'][0]) * 1000)}")
+        assert match, (variable["regex"], series)
+        groups = match.groupdict()
+        options[groups.get("text", match.group(1))] = groups.get("value", match.group(1))
+    return options
+
+
+def test_unit_variable_lists_paths_with_ids(stack: Stack) -> None:
+    """The unit variable shows the tree by path (diacritics intact) and selects the id;
+    unit_path follows the selection."""
+    variables = {v["name"]: v for v in dashboards()["overview.json"]["templating"]["list"]}
+    assert grafana_variable_options(stack, variables["unit"]) == {
+        path: str(unit_id) for path, unit_id in stack.unit_ids.items()}
+    assert grafana_variable_options(stack, variables["unit_path"], YD) == {YD: YD}
+
+
+def test_unit_path_regex_selects_the_subtree(stack: Stack) -> None:
+    """`${unit_path:regex}( / .*)?` matches a unit and its descendants, nothing else."""
+    subtree = 'kiemke_unit_info{path=~`%s( / .*)?`}'
+    got = {s["metric"]["path"] for s in stack.query(subtree % grafana_regex_escape(YD))}
     assert got == {YD}
-    got = {s["metric"]["unit"] for s in stack.query(
-        f'kiemke_machines{{{subtree % grafana_regex_escape(ROOT)}}}')}
+    got = {s["metric"]["path"] for s in stack.query(subtree % grafana_regex_escape(ROOT))}
     assert got == {ROOT} | CHILDREN
 
 
@@ -688,7 +737,8 @@ def test_collector_and_reporting_alerts(stack: Stack) -> None:
     assert {a["reason"] for a in rejected} == {"malformed_json", "invalid_credentials"}
     silent_units = wait_for("KiemkeUnitNoReportingMachine",
                             lambda: active_alerts(stack, "KiemkeUnitNoReportingMachine"))
-    assert [(a["unit"], a["parent"], a["level"]) for a in silent_units] == [(SD, ROOT, "1")]
+    assert [(a["unit_id"], a["path"]) for a in silent_units] == [
+        (str(stack.unit_ids[SD]), SD)]
     for name in ("KiemkeCollectorMissing", "KiemkeDatabaseDown"):
         assert active_alerts(stack, name) == [], name
 
@@ -696,7 +746,7 @@ def test_collector_and_reporting_alerts(stack: Stack) -> None:
 def test_stale_machine_alert(stack: Stack) -> None:
     stack.require("kiemke_machine_stale")
     stale = wait_for("KiemkeMachineStale", lambda: active_alerts(stack, "KiemkeMachineStale"))
-    assert [(a["hostname"], a["unit"]) for a in stale] == [("PC-SONDONG-01", SD)]
+    assert [(a["hostname"], a["path"]) for a in stale] == [("PC-SONDONG-01", SD)]
 
 
 def test_rule_alerts_name_the_machine_and_unit(stack: Stack) -> None:
@@ -704,11 +754,111 @@ def test_rule_alerts_name_the_machine_and_unit(stack: Stack) -> None:
                   "kiemke_rule_compliance_ratio", "kiemke_machine_rule_failing")
     failing = wait_for("KiemkeMachineRuleFailing",
                        lambda: active_alerts(stack, "KiemkeMachineRuleFailing"))
-    assert [(a["hostname"], a["unit"], a["rule"], a["severity"]) for a in failing] == [
+    assert [(a["hostname"], a["path"], a["rule"], a["severity"]) for a in failing] == [
         ("PC-KETOAN-01", YD, AV_RULE, "critical")]
-    assert failing[0]["title_vi"] and failing[0]["reason"]
+    assert failing[0]["title_vi"] and failing[0]["reason_code"] == "no_active_licensed_av"
+    assert failing[0]["unit_id"] == str(stack.unit_ids[YD])
     below = wait_for("KiemkeUnitBelowTarget for the antivirus rule", lambda: {
-        a["unit"] for a in active_alerts(stack, "KiemkeUnitBelowTarget")
+        a["path"] for a in active_alerts(stack, "KiemkeUnitBelowTarget")
         if a["rule"] == AV_RULE} >= {ROOT, YD} and active_alerts(stack, "KiemkeUnitBelowTarget"))
-    av_units = {a["unit"] for a in below if a["rule"] == AV_RULE}
+    av_units = {a["path"] for a in below if a["rule"] == AV_RULE}
     assert av_units == {ROOT, YD}  # Lạng Giang meets the target; Sơn Động is not measured
+
+
+# ------------------------------------------------------------------ renames (last: it
+# changes the tree, and puts it back)
+
+def alert_of(stack: Stack, name: str, **labels: str) -> list[dict[str, Any]]:
+    return [a for a in stack.alerts() if a["labels"]["alertname"] == name
+            and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def series_over(stack: Stack, expr: str, seconds: int) -> list[dict[str, Any]]:
+    """Every series `expr` had over the last `seconds` (one per distinct label set)."""
+    return stack.query_range(expr, seconds)
+
+
+def patch_unit(stack: Stack, unit: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = requests.patch(f"{stack.collector.url}/api/v1/units/{stack.unit_ids[unit]}",
+                          json=body, headers=stack.admin, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_rename_and_move_keep_one_series_and_reasons_keep_their_alert(stack: Stack) -> None:
+    stack.require("kiemke_unit_info", "kiemke_reason_info", "kiemke_machine_rule_failing")
+    yd_id, lg_id = str(stack.unit_ids[YD]), str(stack.unit_ids[LG])
+    ketoan = stack.machines[1]
+    assert ketoan.hostname == "PC-KETOAN-01" and not ketoan.av_enabled
+    started = time.time()
+    [alert] = wait_for("the antivirus alert of PC-KETOAN-01", lambda: alert_of(
+        stack, "KiemkeMachineRuleFailing", machine_id=ketoan.machine_id))
+    since_before = single(stack.query(
+        f'kiemke:rule_below_target_since{{unit_id="{yd_id}", rule="{AV_RULE}"}}'))
+
+    # 1. Same cause, other words: the antivirus is renamed by its vendor and still off.
+    # The stored reason text changes; the series and the alert do not.
+    def reason() -> str:
+        resp = requests.get(f"{stack.collector.url}/api/v1/machines/{ketoan.machine_id}/results",
+                            headers=stack.admin, timeout=10)
+        assert resp.status_code == 200, resp.text
+        return next(r["reason"] for r in resp.json()["results"] if r["rule"] == AV_RULE)
+
+    old_reason = reason()
+    ketoan.av_name = "Bkav Pro 2026"  # the agents' traffic reports it from now on
+    post_report(stack.collector, ketoan)
+    new_reason = wait_for("the new reason text", lambda: reason() != old_reason and reason())
+    assert "Bkav Pro 2026" in new_reason and "Bkav Pro 2026" not in old_reason
+    time.sleep(3)  # several scrapes and rule evaluations on the new text
+    failing = series_over(stack, f'kiemke_machine_rule_failing{{machine_id='
+                                 f'"{ketoan.machine_id}", rule="{AV_RULE}"}}',
+                          int(time.time() - started) + 5)
+    assert len(failing) == 1, [s["metric"] for s in failing]
+    assert failing[0]["metric"]["reason_code"] == "no_active_licensed_av"
+    [same] = alert_of(stack, "KiemkeMachineRuleFailing", machine_id=ketoan.machine_id)
+    assert same["labels"] == alert["labels"] and same["activeAt"] == alert["activeAt"]
+
+    # 2. Rename Yên Dũng and move it under Lạng Giang, through the admin API.
+    renamed = "LĐLĐ thị xã Yên Dũng"
+    moved_path = f"{LG} / {renamed}"
+    renamed_at = time.time()
+    try:
+        patch_unit(stack, YD, {"name": renamed, "parent": int(lg_id)})
+        info = wait_for("kiemke_unit_info with the new name", lambda: stack.query(
+            f'kiemke_unit_info{{unit_id="{yd_id}", name="{renamed}"}}'))
+        assert [s["metric"]["path"] for s in info] == [moved_path]
+        assert (info[0]["metric"]["parent_id"], info[0]["metric"]["level"]) == (lg_id, "2")
+        time.sleep(3)
+        window = int(time.time() - started) + 5
+        # the unit's trend is one series across the rename and the move
+        trend = series_over(stack, f'kiemke_rule_compliance_ratio{{unit_id="{yd_id}", '
+                                   f'rule="{AV_RULE}"}}', window)
+        assert len(trend) == 1, [s["metric"] for s in trend]
+        times = [float(t) for t, _ in trend[0]["values"]]
+        assert min(times) < renamed_at < max(times)
+        assert all(close(float(v), 2 / 3) for _, v in trend[0]["values"])
+        # ... so are its recorded gap and below-target clock, which keeps its start
+        assert len(series_over(stack, f'kiemke:rule_gap{{unit_id="{yd_id}", '
+                                      f'rule="{AV_RULE}"}}', window)) == 1
+        assert single(stack.query(f'kiemke:rule_below_target_since{{unit_id="{yd_id}", '
+                                  f'rule="{AV_RULE}"}}')) == since_before
+        # the dashboard's child-units trend, seen from the new parent, draws one line
+        # under the new name over the whole range
+        [panel] = all_panels_by_title()["Xu hướng đơn vị cấp dưới / Child units trend"]
+        expr = expand(panel["targets"][0]["expr"], stack.variables(LG))
+        lines = series_over(stack, expr, window)
+        assert [s["metric"]["name"] for s in lines] == [renamed]
+        assert min(float(t) for t, _ in lines[0]["values"]) < renamed_at
+        # the failing machine's series is still one, now shown under the new path
+        assert len(series_over(stack, f'kiemke_machine_rule_failing{{machine_id='
+                                      f'"{ketoan.machine_id}", rule="{AV_RULE}"}}',
+                               window)) == 1
+        moved_alert = wait_for("the machine's alert under the new path", lambda: alert_of(
+            stack, "KiemkeMachineRuleFailing", machine_id=ketoan.machine_id,
+            path=moved_path))
+        assert moved_alert[0]["labels"]["unit_id"] == yd_id
+    finally:
+        patch_unit(stack, YD, {"name": leaf(YD), "parent": stack.unit_ids[ROOT]})
+        ketoan.av_name = "Bkav Pro"
+        wait_for("the tree as it was", lambda: stack.query(
+            f'kiemke_unit_info{{unit_id="{yd_id}", path="{YD}"}}'))
