@@ -176,6 +176,12 @@ def check_metrics(text: str, fleet: dict[str, str]) -> None:
     # the rule's stable code, not the reason text (which names the OS end-of-support date)
     assert failing_labels["PC-YENDUNG-02"]["reason_code"] == "os_unsupported"
     assert "reason" not in failing_labels["PC-YENDUNG-02"]
+    # ... whose text comes from kiemke_reason_info, the machine's values elided
+    [(reason_info, one)] = [(lab, v) for lab, v in metric_samples(text, "kiemke_reason_info")
+                            if lab["rule"] == RULE]
+    assert one == 1 and reason_info["reason_code"] == "os_unsupported"
+    assert "…" in reason_info["text_vi"] and "{" not in reason_info["text_vi"] + \
+        reason_info["text_en"]
     stale = {lab["hostname"]: (lab, v) for lab, v in metric_samples(text, "kiemke_machine_stale")}
     assert sorted(stale) == ["PC-LUCNAM-CU", "PC-TANAN-CU"]
     assert stale["PC-TANAN-CU"][0]["unit"] == path(ROOT, DISTRICT_A, OFFICE)

@@ -35,10 +35,21 @@ def send(server, unit_id: int, hostname: str, **kwargs) -> str:
 
 
 def scrape(server) -> dict[tuple[str, tuple], float]:
+    """The depreciation samples, each unit_id joined to its path, parent path and level
+    from kiemke_unit_info (as a dashboard shows them)."""
     resp = requests.get(f"{server.url}/metrics", timeout=10)
     assert resp.status_code == 200
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(resp.text) for s in f.samples
+    samples = [s for f in text_string_to_metric_families(resp.text) for s in f.samples]
+    info = {s.labels["unit_id"]: s.labels for s in samples if s.name == "kiemke_unit_info"}
+
+    def unit(unit_id: str) -> dict[str, str]:
+        parent = info[unit_id]["parent_id"]
+        return {"unit": info[unit_id]["path"], "level": info[unit_id]["level"],
+                "parent": info[parent]["path"] if parent else ""}
+
+    return {(s.name, tuple(sorted({**{k: v for k, v in s.labels.items() if k != "unit_id"},
+                                   **unit(s.labels["unit_id"])}.items()))): s.value
+            for s in samples
             if s.name.startswith(("kiemke_depreciation_", "kiemke_replacement_",
                                   "kiemke_machines_by_age"))}
 

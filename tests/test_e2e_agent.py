@@ -71,7 +71,10 @@ def test_enroll_send_visible_in_api_and_metrics(collector_server, tmp_path):
     assert body["report"]["identity"]["unit"] == UNIT
     assert body["report"]["kind"] == "full"  # the first report is a full inventory
     metrics = requests.get(f"{server.url}/metrics", timeout=10).text
-    pattern = re.compile(r'^kiemke_machines\{[^}]*unit="' + re.escape(f"{UNIT} / {OFFICE}")
+    unit_id = body["unit"]["id"]
+    assert re.search(r'^kiemke_unit_info\{[^}]*path="' + re.escape(f"{UNIT} / {OFFICE}")
+                     + f'"[^}}]*unit_id="{unit_id}"', metrics, re.M), metrics[:3000]
+    pattern = re.compile(r'^kiemke_machines\{[^}]*unit_id="' + str(unit_id)
                          + r'"[^}]*\}\s+1(\.0)?$', re.M)
     lines = [m.group(0) for m in pattern.finditer(metrics)]
     assert any('status="active"' in line for line in lines), metrics[:3000]

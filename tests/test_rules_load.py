@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from kiemke.compliance import RuleLoadError, load_rules, parse_duration
 
@@ -101,6 +102,10 @@ def test_expression_in_literal_block_reports_the_inner_line(tmp_path: Path) -> N
     ("facts: {network.networked: true,", "facts: {network.networkd: true,", 16,
      "unknown fact 'network.networkd'"),
     ('en: "Licensed antivirus"}', 'de: "Lizenz"}', 3, "'en' is missing or empty"),
+    ("    grace: 7d\n", "    grace: 7d\n    reason_code: Not-Licensed\n", 14,
+     "reason_code must be a short code of lower-case letters, digits and underscores"),
+    ("    grace: 7d\n", "    grace: 7d\n    reason_code: [a, b]\n", 14,
+     "got ['a', 'b']"),
 ])
 def test_field_errors_carry_file_line_and_rule(tmp_path: Path, old: str, new: str, line: int,
                                                message: str) -> None:
@@ -173,6 +178,22 @@ def test_unit_rule_level_and_unit_facts(tmp_path: Path) -> None:
     bad = unit_rule.replace("unit.printers >= 1", "printers.physical_count >= 1")
     (err,) = errors_of(write(tmp_path, textwrap.indent(bad, "  "), "u.yml"))
     assert "rule unit-has-printer: condition" in err and "unknown fact" in err
+
+
+def test_reason_code_named_or_default(tmp_path: Path) -> None:
+    """The code labels failures in /metrics; it changes no result, so not the fingerprint."""
+    default = load_rules([write(tmp_path, GOOD_RULE)])
+    assert default.machine_rules[0].reason_code == "not_met"
+    named = load_rules([write(tmp_path, GOOD_RULE.replace(
+        "    grace: 7d\n", "    grace: 7d\n    reason_code: av_not_licensed\n"))])
+    assert named.machine_rules[0].reason_code == "av_not_licensed"
+    assert named.fingerprint == default.fingerprint
+
+
+def test_bundled_rules_name_distinct_reason_codes() -> None:
+    rules = load_rules([REPO / "rules"]).rules
+    codes = [r.reason_code for r in rules]
+    assert "not_met" not in codes and len(set(codes)) == len(codes), codes
 
 
 def test_fingerprint_follows_definitions_not_layout(tmp_path: Path) -> None:
