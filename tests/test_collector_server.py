@@ -70,8 +70,9 @@ def test_reports_over_http(collector_server):
     assert samples[("kiemke_reports_received_total",
                     (("reason", "missing_field"), ("result", "rejected")))] == 1
     assert samples[("kiemke_report_ingest_seconds_count", ())] == 97
-    assert samples[("kiemke_machines", (("level", "0"), ("parent", ""), ("status", "active"),
-                                        ("unit", UNIT_NAME)))] == 6
+    [root_id] = [dict(k[1])["unit_id"] for k in samples if k[0] == "kiemke_unit_info"
+                 and dict(k[1])["path"] == UNIT_NAME]
+    assert samples[("kiemke_machines", (("status", "active"), ("unit_id", root_id)))] == 6
 
     listed = server.run_cli("agents", "list").stdout
     assert listed.count("active") == 6 and "VP-PC-00" in listed
