@@ -50,6 +50,7 @@ def of_children(expr: str) -> str:
     """Per-unit series of the selected unit's children, with their names."""
     return f"{expr} * on (unit_id) group_left (name) {CHILD_INFO}"
 
+
 PERCENT_THRESHOLDS = {"mode": "absolute", "steps": [
     {"color": "red", "value": None}, {"color": "orange", "value": 0.8},
     {"color": "green", "value": 0.95}]}
@@ -117,7 +118,6 @@ UNIT_QUERY = "query_result(max by (unit_id, path) (kiemke_unit_info))"
 UNIT_REGEX = '/path="(?<text>.*)",\\s*unit_id="(?<value>[0-9]+)"/'
 UNIT_PATH_QUERY = 'query_result(max by (path) (kiemke_unit_info{unit_id="$unit"}))'
 UNIT_PATH_REGEX = '/path="(.*)"/'
-
 
 
 VARIABLES: dict[str, dict[str, Any]] = {

@@ -58,9 +58,9 @@ from kiemke.collector.units import Unit
 
 # Re-exported: the names providers used to import from here.
 __all__ = [
-    "EMPTY_BLOCK", "UNIT_INFO_LABELS", "UNIT_LABELS", "Block", "BlocksFamily", "DatabaseCollector",
-    "IngestMetrics", "Memo", "MetricsProvider", "MetricsProviders", "RowsFamily",
-    "StaleMachine", "agent_versions", "change_versions", "escape", "exposition",
+    "EMPTY_BLOCK", "UNIT_INFO_LABELS", "UNIT_LABELS", "Block", "BlocksFamily",
+    "DatabaseCollector", "IngestMetrics", "Memo", "MetricsProvider", "MetricsProviders",
+    "RowsFamily", "StaleMachine", "agent_versions", "change_versions", "escape", "exposition",
     "family_head", "gzip_member", "init_app", "machines_by_status", "render_lines",
     "render_metrics", "rollup", "scrape_units", "stale_machines", "unit_info",
     "unit_info_labels", "unit_labels",
@@ -260,8 +260,9 @@ class DatabaseCollector:
 
 
 def init_app(app: Flask) -> None:
-    """The built-in providers (unit info, machines by status, agent versions) and the collector that
-    runs every provider on a scrape; the parts add theirs in their own init_app."""
+    """The built-in providers (unit info, machines by status, agent versions) and the
+    collector that runs every provider on a scrape; the parts add theirs in their own
+    init_app."""
     ext = app.extensions["kiemke"]
     ext.metric_providers.add("units", unit_info())
     ext.metric_providers.add("machines", machines_by_status(ext.config.stale_after))
