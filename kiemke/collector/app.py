@@ -4,7 +4,8 @@ together. All state lives on the app (app.extensions["kiemke"], kiemke.collector
 Order: the parts' own objects first (the evaluator reads asset data through the asset
 register's lookup), then the extension object holding them, then each part's init_app
 (blueprints, metric providers), then the ingest pipeline, and last the start-up work
-that needs everything plugged in (re-evaluation after a rule change, maintenance).
+that needs everything plugged in (re-evaluation after a rule change, maintenance, the
+raw report retention job).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kiemke.collector.extension import KEY, Kiemke
 from kiemke.collector.metrics import IngestMetrics
 from kiemke.collector.pipeline import build_pipeline
 from kiemke.collector.reports import wiring as reports
+from kiemke.collector.retention import RetentionThread
 from kiemke.collector.validation import compile_validator
 
 
@@ -69,5 +71,8 @@ def create_app(config: CollectorConfig | dict[str, Any] | None = None) -> Flask:
 
     evaluation.start(app)
     reports.start(app)
+    if config.maintenance_interval > 0 and config.report_retention_days > 0:
+        ext.retention = RetentionThread(engine, config.report_retention_days)
+        ext.retention.start()
     logging.getLogger("kiemke").setLevel(config.log_level)
     return app

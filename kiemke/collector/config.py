@@ -73,6 +73,9 @@ class CollectorConfig:
     # ... and one collected longer ago than this (a clock in 1900 or 0001, or a dead CMOS
     # battery's 2000-01-01; an agent's spool holds weeks, not years).
     max_report_age: timedelta = timedelta(days=3650)
+    # Raw reports older than this many days are deleted by the retention job (the latest
+    # report of each machine is kept); 0 keeps them all (kiemke.collector.retention).
+    report_retention_days: int = 90
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -107,6 +110,8 @@ class CollectorConfig:
                          else timedelta(seconds=value))
             elif name == "maintenance_interval" and isinstance(value, str):
                 value = _parse_interval(value)
+            elif name == "report_retention_days" and isinstance(value, str):
+                value = _parse_retention(value)
             kwargs[name] = value
         return cls(**kwargs)
 
@@ -158,6 +163,22 @@ def _parse_interval(text: str) -> float:
     return value
 
 
+# Raw reports are the duplicate check of agents' retries (a re-sent report is known by its
+# id), and agents keep unsent reports for weeks: a shorter retention is refused.
+MIN_RETENTION_DAYS = 7
+
+
+def _parse_retention(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value != 0 and value < MIN_RETENTION_DAYS:
+        raise ValueError(f"{text!r}: give the days raw reports are kept (at least "
+                         f"{MIN_RETENTION_DAYS}, default 90), or 0 to keep them all")
+    return value
+
+
 ENV_VARS: dict[str, str] = {
     "KIEMKE_DATABASE_URL": "database_url",
     "KIEMKE_DATA_DIR": "data_dir",
@@ -169,6 +190,7 @@ ENV_VARS: dict[str, str] = {
     "KIEMKE_MAINTENANCE_INTERVAL": "maintenance_interval",
     "KIEMKE_MAX_CLOCK_SKEW": "max_clock_skew",
     "KIEMKE_MAX_REPORT_AGE": "max_report_age",
+    "KIEMKE_REPORT_RETENTION_DAYS": "report_retention_days",
 }
 
 _PARSERS: dict[str, Any] = {
@@ -181,6 +203,7 @@ _PARSERS: dict[str, Any] = {
     "timezone": _parse_timezone,
     "log_level": _parse_level,
     "maintenance_interval": _parse_interval,
+    "report_retention_days": _parse_retention,
 }
 
 

@@ -19,6 +19,7 @@ from kiemke.collector.evaluation.maintenance import MaintenanceThread
 from kiemke.collector.metrics import DatabaseCollector, IngestMetrics, MetricsProviders
 from kiemke.collector.pipeline import Pipeline
 from kiemke.collector.reports.state import ReportsState
+from kiemke.collector.retention import RetentionThread
 from kiemke.collector.validation import Validator
 
 KEY = "kiemke"
@@ -40,6 +41,7 @@ class Kiemke:
     # validate -> store -> assets -> evaluate -> changes (kiemke.collector.pipeline)
     pipeline: Pipeline = field(init=False)
     maintenance: MaintenanceThread | None = None  # the periodic pass, when running
+    retention: RetentionThread | None = None  # the raw report retention job, when running
 
     def __post_init__(self) -> None:
         self.db_collector = DatabaseCollector(self.engine, self.metric_providers)

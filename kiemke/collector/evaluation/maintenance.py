@@ -1,4 +1,9 @@
-"""The periodic maintenance pass in a background thread (one per app and process)."""
+"""The periodic maintenance pass in a background thread (one per app and process).
+
+Every worker of every instance runs the thread; a pass runs once across all of them: the
+`maintenance` lock (kiemke.collector.db.job_locks) keeps passes from overlapping, and
+Evaluator.claim_maintenance lets one process per interval do it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import threading
 import weakref
 
+from kiemke.collector.db.job_locks import exclusive, holder_id
 from kiemke.collector.evaluation.evaluator import Evaluator
 from kiemke.collector.timeutil import utcnow
 
@@ -27,8 +33,7 @@ class MaintenanceThread(threading.Thread):
             if evaluator is None:
                 return
             try:
-                if evaluator.claim_maintenance(utcnow(), self.interval):
-                    evaluator.maintain()
+                run_once(evaluator, self.interval)
             except Exception as exc:  # noqa: BLE001 - keep the thread; retry next pass
                 log.warning("compliance maintenance pass failed (retrying in %.0f s): %s",
                             self.interval, exc)
@@ -36,3 +41,15 @@ class MaintenanceThread(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def run_once(evaluator: Evaluator, interval: float) -> bool:
+    """One pass, when this process gets the lock and the interval's claim; True if it ran."""
+    now = utcnow()
+    with exclusive(evaluator.engine, "maintenance", now) as got:
+        if not got or not evaluator.claim_maintenance(now, interval):
+            return False
+        stats = evaluator.maintain(now)
+    log.info("maintenance pass by %s: %s unit results, %s daily rows", holder_id(),
+             stats["unit_results_written"], stats["daily_rows"])
+    return True

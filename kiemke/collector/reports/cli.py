@@ -117,7 +117,7 @@ def cmd_history_simulate(args: argparse.Namespace) -> int:
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     from kiemke.collector.cli_common import open_engine as _engine
-    from kiemke.collector.reports.delivery import deliver
+    from kiemke.collector.reports.delivery import deliver, forget_delivery
     from kiemke.collector.reports.ranking import load_ranking_config
     from kiemke.collector.reports.service import ParameterError, period_of
     from kiemke.collector.reports.settings import ReportSettings
@@ -133,10 +133,11 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         period = period_of(args.period, now, config.timezone)
     except ParameterError as exc:
         raise ValueError(f"--period: {exc}") from None
-    if args.again:
-        (settings.deliver_dir / period.text.replace("..", "_") / ".delivered").unlink(
-            missing_ok=True)
     with _engine(config) as engine:
+        if args.again:
+            (settings.deliver_dir / period.text.replace("..", "_") / ".delivered").unlink(
+                missing_ok=True)
+            forget_delivery(engine, period)
         result = deliver(engine, settings, period, now=now, timezone=config.timezone,
                          ranking_config=load_ranking_config(config.rules_dir))
     print(json.dumps(result, ensure_ascii=False, default=str))

@@ -1,8 +1,11 @@
 """Scheduled delivery: when the daily job closes the last day of a month, quarter or
 year, the reports of the configured units (and rankings of the configured parents) are
 written to KIEMKE_REPORT_DIR/<period>/ and, when SMTP is configured, mailed in one
-message per period. A period already delivered (its `.delivered` marker exists) is not
-sent again, so a re-run of the job or a second instance sends nothing twice.
+message per period. A period already delivered is not sent again: its `.delivered`
+marker in the folder, and a `delivered:<period>` row in `history_lock` for collector
+instances on other hosts (each with its own folder). deliver_due runs under the
+`delivery` lock (kiemke.collector.db.job_locks), so a re-run of the job or a second
+instance sends nothing twice.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
 
+from kiemke.collector.db.engine import write_transaction
+from kiemke.collector.db.history_tables import history_lock
+from kiemke.collector.db.job_locks import exclusive
 from kiemke.collector.reports.periods import Period, month, quarter, year_period
 from kiemke.collector.reports.ranking import RankingConfig
 from kiemke.collector.reports.service import (
@@ -47,13 +53,31 @@ def periods_ending(day: date, kinds: Iterable[str]) -> list[Period]:
     return out
 
 
+def _row_name(period: Period) -> str:
+    return f"delivered:{period.text}"  # at most 10 + 22 characters: fits history_lock.name
+
+
+def delivered_at(engine: Engine, period: Period) -> datetime | None:
+    """When any instance delivered `period` (None: not yet)."""
+    with engine.connect() as conn:
+        value: datetime | None = conn.execute(select(history_lock.c.synced_at).where(
+            history_lock.c.name == _row_name(period))).scalar()
+    return value
+
+
+def forget_delivery(engine: Engine, period: Period) -> None:
+    """Let `period` be delivered again (`reports deliver --again`)."""
+    with write_transaction(engine) as conn:
+        conn.execute(delete(history_lock).where(history_lock.c.name == _row_name(period)))
+
+
 def deliver(engine: Engine, settings: ReportSettings, period: Period, *, now: datetime,
             timezone: str, ranking_config: RankingConfig | None = None) -> dict[str, Any]:
     """Generate and (if configured) mail one period's reports; idempotent."""
     if settings.deliver_dir is None or not (settings.units or settings.rankings):
         return {"period": period.text, "skipped": "no KIEMKE_REPORT_DIR or no units"}
     folder = settings.deliver_dir / period.text.replace("..", "_")
-    if (folder / MARKER).exists():
+    if (folder / MARKER).exists() or delivered_at(engine, period) is not None:
         return {"period": period.text, "skipped": "already delivered"}
     folder.mkdir(parents=True, exist_ok=True)
     outputs: list[Output] = []
@@ -87,6 +111,9 @@ def deliver(engine: Engine, settings: ReportSettings, period: Period, *, now: da
         mailed = True
     # Written last: a failed mail leaves no marker, so the next run tries again.
     (folder / MARKER).write_text(now.isoformat() + "\n", encoding="utf-8")
+    with write_transaction(engine) as conn:
+        conn.execute(delete(history_lock).where(history_lock.c.name == _row_name(period)))
+        conn.execute(history_lock.insert().values(name=_row_name(period), synced_at=now))
     return {"period": period.text, "files": sorted(o.filename for o in outputs),
             "folder": str(folder), "mailed": mailed, "errors": errors}
 
@@ -132,8 +159,18 @@ def deliver_due(engine: Engine, settings: ReportSettings, last_closed: date | No
                 ranking_config: RankingConfig | None = None) -> list[dict[str, Any]]:
     if last_closed is None or settings.deliver_dir is None:
         return []
+    with exclusive(engine, "delivery", now) as got:
+        if not got:
+            return []  # another instance is delivering
+        return _deliver_each(engine, settings, due_periods(last_closed, settings.kinds),
+                             now=now, timezone=timezone, ranking_config=ranking_config)
+
+
+def _deliver_each(engine: Engine, settings: ReportSettings, periods: list[Period], *,
+                  now: datetime, timezone: str,
+                  ranking_config: RankingConfig | None) -> list[dict[str, Any]]:
     done = []
-    for period in due_periods(last_closed, settings.kinds):
+    for period in periods:
         try:
             result = deliver(engine, settings, period, now=now, timezone=timezone,
                              ranking_config=ranking_config)

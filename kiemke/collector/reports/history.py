@@ -6,25 +6,22 @@ in history_days / history_rulesets).
 Closing a day always replays the intervals at the instant the day ended, whether the
 job runs just after midnight or days later (catch-up after downtime): one code path, so
 no gap and no double count. Each day is closed once, in one transaction, and the job
-holds a lock across collector instances (an advisory lock on PostgreSQL, a lock row on
-SQLite). Running it again does nothing.
+holds the `daily` lock across collector instances (kiemke.collector.db.job_locks: an
+advisory lock on PostgreSQL, a lock row on SQLite). Running it again does nothing.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-import os
-import socket
 import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, update
 
 from kiemke.collector.db.asset_tables import machine_depreciation
 from kiemke.collector.db.compliance_tables import compliance_daily, rule_results, unit_rule_results
@@ -37,6 +34,7 @@ from kiemke.collector.db.history_tables import (
     history_rulesets,
     history_units,
 )
+from kiemke.collector.db.job_locks import exclusive
 from kiemke.collector.db.tables import machines, reports, units
 from kiemke.collector.reports.periods import day_end, local_day
 from kiemke.collector.timeutil import utcnow
@@ -44,9 +42,7 @@ from kiemke.compliance import RESULTS, RuleSet, ratio
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "daily"
-PG_LOCK_KEY = 0x6B69656D6B6509  # "kiemke" + issue 9: any constant shared by all instances
-LOCK_TIMEOUT = timedelta(minutes=30)  # a lock row older than this is taken over
+LOCK_NAME = "daily"  # its lock (kiemke.collector.db.job_locks) and its history_lock row
 # Results evaluated this long before the last sync are looked at again: a transaction
 # that began before the sync may commit after it.
 SYNC_MARGIN = timedelta(minutes=10)
@@ -513,44 +509,6 @@ def close_day(conn: Connection, day: date, ruleset: RuleSet, timezone: str, now:
 
 # ------------------------------------------------------------------ the job
 
-def holder_id() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{threading.get_ident() % 100000}"
-
-
-@contextmanager
-def job_lock(engine: Engine, now: datetime) -> Iterator[bool]:
-    """True when this caller holds the daily-job lock (across instances)."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                    {"k": PG_LOCK_KEY}).scalar())
-            conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
-                    conn.commit()
-        return
-    holder = holder_id()
-    with write_transaction(engine) as conn:
-        if conn.execute(select(history_lock.c.name)
-                        .where(history_lock.c.name == LOCK_NAME)).first() is None:
-            conn.execute(history_lock.insert().values(name=LOCK_NAME))
-        got = conn.execute(update(history_lock).where(
-            history_lock.c.name == LOCK_NAME,
-            or_(history_lock.c.holder.is_(None), history_lock.c.acquired_at < now - LOCK_TIMEOUT)
-        ).values(holder=holder, acquired_at=now)).rowcount == 1
-    try:
-        yield got
-    finally:
-        if got:
-            with write_transaction(engine) as conn:
-                conn.execute(update(history_lock).where(
-                    history_lock.c.name == LOCK_NAME, history_lock.c.holder == holder)
-                    .values(holder=None, acquired_at=None))
-
-
 def days_to_close(conn: Connection, now: datetime, timezone: str,
                   first_sync: datetime | None) -> list[date]:
     """Local days that ended and are not closed: from the day after the last closed one
@@ -565,7 +523,7 @@ def run_daily_job(engine: Engine, ruleset: RuleSet, *, timezone: str,
                   stale_after: timedelta, now: datetime | None = None) -> dict[str, Any]:
     """Sync the intervals and close every local day that ended; see the module doc."""
     now = now or utcnow()
-    with job_lock(engine, now) as got:
+    with exclusive(engine, LOCK_NAME, now) as got:
         if not got:
             return {"skipped": "another collector instance is running the daily job"}
         with write_transaction(engine) as conn:
