@@ -109,5 +109,6 @@ def test_a_retention_too_short_to_catch_agents_retries_is_refused(value):
         CollectorConfig.from_env({"KIEMKE_REPORT_RETENTION_DAYS": value})
     message = str(err.value)
     assert "KIEMKE_REPORT_RETENTION_DAYS" in message and "at least 7" in message
-    assert CollectorConfig.from_env({"KIEMKE_REPORT_RETENTION_DAYS": "0"}).report_retention_days == 0
+    keep_all = CollectorConfig.from_env({"KIEMKE_REPORT_RETENTION_DAYS": "0"})
+    assert keep_all.report_retention_days == 0
     assert CollectorConfig.from_env({}).report_retention_days == 90

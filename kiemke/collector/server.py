@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -68,10 +69,25 @@ def worker_class(model: str, config: CollectorConfig) -> Any:
                 {"max_body_bytes": config.max_body_bytes})
 
 
+def log_to_stderr(level: str) -> None:
+    """kiemke's own log lines (jobs, outages) on stderr beside gunicorn's, i.e. in the
+    journal under systemd; without a handler only warnings would reach stderr, unformatted."""
+    logger = logging.getLogger("kiemke")
+    if not any(getattr(h, "kiemke_serve", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(
+            "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            "%Y-%m-%d %H:%M:%S %z"))
+        handler.kiemke_serve = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def serve(config: CollectorConfig, bind: str, workers: int, threads: int,
           model: str = "buffered") -> None:
     """Run until SIGINT/SIGTERM. gunicorn forks the workers; each builds its own app."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    log_to_stderr(config.log_level)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_multiproc_dir(config.data_dir))
     options = {
         "bind": bind,

@@ -50,6 +50,6 @@ def run_once(evaluator: Evaluator, interval: float) -> bool:
         if not got or not evaluator.claim_maintenance(now, interval):
             return False
         stats = evaluator.maintain(now)
-    log.info("maintenance pass by %s: %s unit results, %s daily rows", holder_id(),
-             stats["unit_results_written"], stats["daily_rows"])
+    log.debug("maintenance pass of %s by %s: %s unit results, %s daily rows",
+             now.isoformat(), holder_id(), stats["unit_results_written"], stats["daily_rows"])
     return True
