@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.history_tables import history_lock
@@ -72,10 +73,11 @@ def _holder_dead(holder: str | None) -> bool:
 
 
 def ensure_row(engine: Engine, name: str) -> None:
+    """The job's row, created once (two instances starting together may both try)."""
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with write_transaction(engine) as conn:
-        if conn.execute(select(history_lock.c.name)
-                        .where(history_lock.c.name == name)).first() is None:
-            conn.execute(history_lock.insert().values(name=name))
+        conn.execute(insert(history_lock).values(name=name)
+                     .on_conflict_do_nothing(index_elements=["name"]))
 
 
 @contextmanager
