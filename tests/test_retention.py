@@ -111,4 +111,4 @@ def test_a_retention_too_short_to_catch_agents_retries_is_refused(value):
     assert "KIEMKE_REPORT_RETENTION_DAYS" in message and "at least 7" in message
     keep_all = CollectorConfig.from_env({"KIEMKE_REPORT_RETENTION_DAYS": "0"})
     assert keep_all.report_retention_days == 0
-    assert CollectorConfig.from_env({}).report_retention_days == 90
+    assert CollectorConfig.from_env({}).report_retention_days == 30

@@ -75,7 +75,7 @@ class CollectorConfig:
     max_report_age: timedelta = timedelta(days=3650)
     # Raw reports older than this many days are deleted by the retention job (the latest
     # report of each machine is kept); 0 keeps them all (kiemke.collector.retention).
-    report_retention_days: int = 90
+    report_retention_days: int = 30
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -175,7 +175,7 @@ def _parse_retention(text: str) -> int:
         value = -1
     if value != 0 and value < MIN_RETENTION_DAYS:
         raise ValueError(f"{text!r}: give the days raw reports are kept (at least "
-                         f"{MIN_RETENTION_DAYS}, default 90), or 0 to keep them all")
+                         f"{MIN_RETENTION_DAYS}, default 30), or 0 to keep them all")
     return value
 
 
