@@ -4,7 +4,8 @@
   machine's own periodic report and full inventory (built by the agent's collectors, as
   `kiemke-agent collect` would) sent by MACHINES machines, REPORTS each, through the real
   ingest pipeline; then bytes per machine per day at the agent's defaults (a periodic
-  report every hour, a full inventory every day: 24 + 1 a day).
+  report every hour, a full inventory every day: 24 + 1 a day); and the current state
+  kept per machine (machines, rule_results, agents).
 - The retention job deleting the older half of them (batches of 500 rows,
   docs/deployment.md): rows per second, and the longest delete transaction (how long
   ingest may wait for the write lock on SQLite).
@@ -62,15 +63,20 @@ def _agent_reports(tmp: Path) -> dict[str, dict[str, Any]]:
             for kind in ("periodic", "full")}
 
 
-def _table_bytes(engine: Any, url: str) -> int:
+def _table_bytes(engine: Any, url: str, table: str = "reports") -> int:
+    """Bytes of a table with its indexes (and TOAST on PostgreSQL)."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            return int(conn.execute(text("SELECT pg_total_relation_size('reports')")).scalar())
+            return int(conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
+                                    {"t": table}).scalar())
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        rows = db.execute("SELECT name, SUM(pgsize) FROM dbstat WHERE name = 'reports' OR "
-                          "name LIKE 'ix_reports_%' OR name LIKE 'sqlite_autoindex_reports%' "
-                          "GROUP BY name").fetchall()
+        rows = db.execute("SELECT name, SUM(pgsize) FROM dbstat WHERE name = ? OR name LIKE ? "
+                          "OR name LIKE ? GROUP BY name",
+                          (table, f"ix_{table}_%", f"sqlite_autoindex_{table}%")).fetchall()
     return sum(int(v) for _k, v in rows)
+
+
+CURRENT = ("machines", "rule_results", "agents")  # each machine's current state
 
 
 def measure(url: str, data_dir: Path, bodies: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -110,6 +116,13 @@ def measure(url: str, data_dir: Path, bodies: dict[str, dict[str, Any]]) -> dict
         with engine.connect() as conn:
             rows = (conn.execute(select(func.count()).select_from(reports)).scalar() or 0) - rows0
         out[kind] = (_table_bytes(engine, url) - before) / rows
+    if engine.dialect.name == "postgresql":
+        # Each machine's row was rewritten per report (MVCC): compact them, so the figure
+        # is the live data; autovacuum keeps a running system within a small multiple.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in CURRENT:
+                conn.execute(text(f"VACUUM FULL {table}"))
+    out["current"] = sum(_table_bytes(engine, url, t) for t in CURRENT) / MACHINES
     # The retention job on the older half (each machine keeps its latest anyway).
     cutoff_days = (datetime.now(timezone.utc) - (start + timedelta(days=REPORTS // 2))).days
     started = time.perf_counter()
@@ -144,6 +157,8 @@ def main() -> list[dict[str, Any]]:
                 _row(f"raw report bytes, full inventory, {name}", got["full"], "B/report"),
                 _row(f"raw reports per machine per day (24 periodic + 1 full), {name}",
                      per_day / 1024, "KiB/day"),
+                _row(f"current state per machine ({', '.join(CURRENT)}), {name}",
+                     got["current"] / 1024, "KiB"),
                 _row(f"retention job, {name} ({got['pruned']:.0f} rows deleted)",
                      got["prune_rate"], "rows/s"),
                 _row(f"retention job, longest delete transaction, {name}",
