@@ -35,9 +35,10 @@ PERSONAL = ("Nguyễn Văn An", "Nguy", "012345678901", "5424242", "52c472", "52
 load_all()
 
 
-def ctx(tmp_path: Path, platform: str = "linux", **config: object) -> Context:
+def ctx(tmp_path: Path, platform: str = "linux", now: datetime = NOW,
+        **config: object) -> Context:
     cfg = AgentConfig(state_dir=tmp_path / "state", **config)  # type: ignore[arg-type]
-    return Context(config=cfg, state_dir=tmp_path / "state", platform=platform, now=NOW)
+    return Context(config=cfg, state_dir=tmp_path / "state", platform=platform, now=now)
 
 
 # ------------------------------------------------------------------ X.509 and CA table
@@ -117,7 +118,8 @@ def test_nss_certificate_of_a_real_database_is_reported_without_personal_data(
         tmp_path: Path) -> None:
     home = tmp_path / "home" / "an"
     _nss_database(home / ".pki" / "nssdb")
-    context = ctx(tmp_path)
+    # certutil dates the certificate from the real clock: judge it at the real time, not NOW.
+    context = ctx(tmp_path, now=datetime.now(timezone.utc))
     reading = signing_linux.read(context, home_roots=(str(tmp_path / "home"),))
     assert reading.errors == []
     [cert] = reading.facts["certificates"]
