@@ -36,8 +36,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy kiemke
 
+# The suite waits far more than it computes (servers starting, outages, timeouts), so it
+# runs in TEST_WORKERS processes; tests/conftest.py keeps together what must share a worker.
+TEST_WORKERS ?= 3
+
 test: $(STAMP) system-deps lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Debian packages the benchmarks need (wrk, the HTTP load generator). Installed only when missing.
 bench-deps:

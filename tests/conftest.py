@@ -284,3 +284,31 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "--out", str(out)], check=True, timeout=300)
     (wheel,) = out.glob("kiemke-*.whl")
     return wheel
+
+
+# --------------------------------------------------------------------------- parallel runs
+
+# `make test` runs the suite in several pytest-xdist workers (--dist loadgroup). Tests that
+# measure latency or recovery under load run one after another on one worker, so they do
+# not compete with each other; modules with module-scoped fixtures (a Prometheus, a browser,
+# built packages) keep all their tests on one worker so the fixture is built once.
+_ONE_AFTER_ANOTHER = {"test_slow_clients", "test_fault_suite", "test_multi_instance"}
+_SHARED_BUILD = {"test_packaging_wheel", "test_packaging_deb", "test_packaging_msi"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.module.__name__ if item.module is not None else ""
+        if module in _ONE_AFTER_ANOTHER:
+            group = "timing"
+        elif module in _SHARED_BUILD:
+            group = "packaging"
+        elif any(getattr(fixdef, "scope", "") == "module"
+                 for defs in item._fixtureinfo.name2fixturedefs.values() for fixdef in defs):
+            group = module
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
