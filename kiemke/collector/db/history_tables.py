@@ -37,6 +37,9 @@ history_intervals = Table(
     Column("result", String(16), nullable=False),
     Column("reason", Text, nullable=True),
     Index("ix_history_intervals_end_at", "end_at"),
+    # The failing intervals of a rule in force at an instant (a report's failing machines;
+    # migration 0010).
+    Index("ix_history_intervals_rule_result_end", "rule_id", "result", "end_at"),
 )
 
 history_presence = Table(

@@ -18,7 +18,12 @@ from kiemke.collector.reports.ranking import Ranking
 
 # Column kinds: text, int, ratio (0-1 shown as %), points (a change of ratio, shown in
 # percentage points), score (0-100), date, datetime, rank_change.
-PRINT_LIMIT = 150
+# What the PDF/HTML (the letter sent upward) prints; XLSX, CSV and JSON (the annex) keep
+# every row. WeasyPrint's time grows with the pages, and a province's lists run to
+# thousands of rows: machine lists stop after PRINT_LIMIT rows with their total, and the
+# per-child x rule table is printed only when short (the matrix carries its means).
+PRINT_LIMIT = 20
+CHILD_TABLE_PRINT_MAX = 60
 KINDS = ("text", "int", "ratio", "points", "score", "date", "datetime", "rank_change")
 
 
@@ -100,6 +105,7 @@ T: dict[str, dict[str, Any]] = {
         "columns_note": "Cột (n): tỷ lệ đạt bình quân kỳ của tiêu chí số n ở Bảng 1. Thay đổi "
                         "hạng: ▲ tăng, ▼ giảm so với kỳ trước.",
         "more_rows": "… và {n} dòng nữa (xem bản XLSX, CSV hoặc JSON để có đủ danh sách).",
+        "annex": "{caption}: {n} dòng, có đủ trong bản XLSX, CSV hoặc JSON (phụ lục).",
         "no": "STT", "rule": "Tiêu chí", "severity": "Mức độ", "target": "Chỉ tiêu",
         "end": "Cuối kỳ", "mean": "Bình quân kỳ", "worst": "Thấp nhất",
         "worst_day": "Ngày thấp nhất",
@@ -169,6 +175,7 @@ T: dict[str, dict[str, Any]] = {
         "columns_note": "Column (n): the period's mean ratio of rule n in table 1. Rank "
                         "change: ▲ up, ▼ down against the previous period.",
         "more_rows": "… and {n} more rows (the XLSX, CSV and JSON files list them all).",
+        "annex": "{caption}: {n} rows, listed in full in the XLSX, CSV and JSON files (annex).",
         "no": "No.", "rule": "Rule", "severity": "Severity", "target": "Target",
         "end": "Period end", "mean": "Period mean", "worst": "Worst day value",
         "worst_day": "Worst day", "change": "Change vs previous period",
@@ -249,6 +256,14 @@ def _footer(t: dict[str, Any], generated: datetime, tz: str, simulated: bool) ->
     return [t["simulated"], *lines] if simulated else lines
 
 
+def below(unit: Any, path: str) -> str:
+    """A unit's path as seen from the report's unit (the lists would repeat its path on
+    every row): "LĐLĐ huyện Yên Dũng / Văn phòng" in the province's report."""
+    if path.startswith(unit.path + " / "):
+        return path[len(unit.path) + 3:]
+    return unit.name if path == unit.path else path
+
+
 def report_document(r: PeriodReport) -> Document:
     t = T[r.lang]
     lang = r.lang
@@ -306,12 +321,13 @@ def report_document(r: PeriodReport) -> Document:
     matrix_rows = [[c.name, *(f.mean for f in c.rules)] for c in r.children]
     by_child = Section(3, t["by_child"], [], [
         Table(caption(t["matrix"]), matrix_cols, matrix_rows, "matrix"),
-        Table(caption(t["by_child"]), child_cols, child_rows, "children")])
+        Table(caption(t["by_child"]), child_cols, child_rows, "children",
+              None if len(child_rows) <= CHILD_TABLE_PRINT_MAX else 0)])
     fail_cols = [Column(t["no"], "int"), Column(t["host"]), Column(t["unit"]),
                  Column(t["rule"]), Column(t["since"], "datetime"), Column(t["days"], "int"),
                  Column(t["reason"])]
-    fail_rows = [[i, f.hostname, f.unit_path, f.rule_title, f.since, f.days_in_period,
-                  f.reason or ""] for i, f in enumerate(r.failing, start=1)]
+    fail_rows = [[i, f.hostname, below(r.unit, f.unit_path), f.rule_title, f.since,
+                  f.days_in_period, f.reason or ""] for i, f in enumerate(r.failing, start=1)]
     failing = Section(4, t["failing"], [] if fail_rows else [t["none_failing"]],
                       [Table(caption(t["failing"]), fail_cols, fail_rows, "failing",
                              PRINT_LIMIT)])
@@ -334,8 +350,8 @@ def report_document(r: PeriodReport) -> Document:
               Column(t["reason"]), Column(t["author"]), Column(t["from"], "datetime"),
               Column(t["expires"], "datetime"), Column(t["ended"], "datetime")]
     titles = {f.rule_id: f.title for f in r.rules}
-    w_rows = [[i, w.hostname, w.unit_path, titles.get(w.rule_id, w.rule_id), w.reason,
-               w.author, w.created_at, w.expires_at, w.ended_at]
+    w_rows = [[i, w.hostname, below(r.unit, w.unit_path), titles.get(w.rule_id, w.rule_id),
+               w.reason, w.author, w.created_at, w.expires_at, w.ended_at]
               for i, w in enumerate(r.waivers, start=1)]
     waivers = Section(7, t["waivers"], [] if w_rows else [t["none_waivers"]],
                       [Table(caption(t["waivers"]), w_cols, w_rows, "waivers", PRINT_LIMIT)])

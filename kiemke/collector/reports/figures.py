@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
-from kiemke.collector.db.compliance_tables import compliance_daily, waivers
+from kiemke.collector.db.compliance_tables import waivers
 from kiemke.collector.db.history_tables import (
     history_days,
     history_intervals,
     history_presence,
     history_rulesets,
     history_units,
+)
+from kiemke.collector.reports.aggregates import (
+    RuleStats,
+    coverage_means,
+    rows_on,
+    rule_stats,
+    stats_for,
 )
 from kiemke.collector.reports.history import in_force_at as _at
 from kiemke.collector.reports.periods import Period, day_end, day_start
@@ -221,67 +228,34 @@ def subtree(tree: Mapping[int, Any], root: int) -> set[int]:
     return out
 
 
-Daily = dict[tuple[int, str], dict[date, Any]]
-
-
-def daily_rows(conn: Connection, unit_ids: Iterable[int], first: date, last: date) -> Daily:
-    out: Daily = defaultdict(dict)
-    ids = sorted(set(unit_ids))
-    for start in range(0, len(ids), 500):
-        for row in conn.execute(select(compliance_daily).where(
-                compliance_daily.c.unit_id.in_(ids[start:start + 500]),
-                compliance_daily.c.day.between(first, last))):
-            out[(row.unit_id, row.rule_id)][row.day] = row
-    return out
-
-
-def unit_days(conn: Connection, unit_ids: Iterable[int], first: date, last: date
-              ) -> dict[int, dict[date, Any]]:
-    out: dict[int, dict[date, Any]] = defaultdict(dict)
-    ids = sorted(set(unit_ids))
-    for start in range(0, len(ids), 500):
-        for row in conn.execute(select(history_units).where(
-                history_units.c.unit_id.in_(ids[start:start + 500]),
-                history_units.c.day.between(first, last))):
-            out[row.unit_id][row.day] = row
-    return out
-
-
 def mean(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 6) if values else None
 
 
-def rule_figure(rule: RuleDef, rows: Mapping[date, Any], days: Sequence[date],
-                previous: Mapping[date, Any]) -> RuleFigure:
-    ratios = [(d, rows[d].ratio) for d in days if d in rows and rows[d].ratio is not None]
-    end = rows.get(days[-1])
+def rule_figure(rule: RuleDef, end: Any, stats: RuleStats, previous: RuleStats) -> RuleFigure:
+    """One rule's figures from its row on the last day and the period's aggregates."""
     counts = {r: 0 for r in (*RESULTS, "stale")}
     if end is not None:
         counts = {r: getattr(end, r) for r in (*RESULTS, "stale")}
     target = end.target if end is not None and end.target is not None else rule.target
-    the_mean = mean([v for _, v in ratios])
-    prev_values = [r.ratio for r in previous.values() if r.ratio is not None]
-    prev_mean = mean(prev_values)
-    worst_day, worst = (min(ratios, key=lambda dv: (dv[1], dv[0])) if ratios else (None, None))
+    the_mean, prev_mean = stats.mean, previous.mean
     end_value = None if end is None else end.ratio
     denominator = counts["pass"] + counts["fail"] + counts["unknown"]
     return RuleFigure(
         rule_id=rule.id, title=rule.title, severity=rule.severity, target=target,
-        end_value=end_value, mean=the_mean, worst=worst, worst_day=worst_day,
+        end_value=end_value, mean=the_mean, worst=stats.worst, worst_day=stats.worst_day,
         previous_mean=prev_mean,
         change=None if the_mean is None or prev_mean is None else round(the_mean - prev_mean, 6),
         gap=gap(counts, target) if denominator else None,
         meets_target=None if end_value is None else end_value + EPS >= target,
-        counts=counts, days=len(ratios))
+        counts=counts, days=stats.days)
 
 
-def coverage_of(rows: Mapping[date, Any], days: Sequence[date]) -> Coverage:
-    end = rows.get(days[-1])
-    daily = [rows[d].active / rows[d].machines for d in days if d in rows and rows[d].machines]
+def coverage_of(end: Any, daily_mean: float | None) -> Coverage:
     if end is None:
-        return Coverage(0, 0, 0, None, mean(daily))
+        return Coverage(0, 0, 0, None, daily_mean)
     return Coverage(end.machines, end.active, end.stale,
-                    round(end.active / end.machines, 6) if end.machines else None, mean(daily))
+                    round(end.active / end.machines, 6) if end.machines else None, daily_mean)
 
 
 def failing_machines(conn: Connection, rules: Sequence[RuleDef], units_: set[int],
@@ -294,32 +268,32 @@ def failing_machines(conn: Connection, rules: Sequence[RuleDef], units_: set[int
     if not critical:
         return []
     end = day_end(days[-1], timezone)
-    present = {m: (u, h, s) for m, u, h, s in conn.execute(
-        select(history_presence.c.machine_id, history_presence.c.unit_id,
-               history_presence.c.hostname, history_presence.c.status)
-        .where(_at(history_presence, end)))}
-    now_failing = [(s, r, u, why) for s, r, u, why in conn.execute(
-        select(history_intervals.c.subject, history_intervals.c.rule_id,
-               history_intervals.c.unit_id, history_intervals.c.reason)
-        .where(_at(history_intervals, end), history_intervals.c.result == "fail",
-               history_intervals.c.rule_id.in_(sorted(critical))))
-        if u in units_ and present.get(s, (0, "", "stale"))[2] == "active"]
+    hi, hp = history_intervals.c, history_presence.c
+    # One indexed query (ix_history_intervals_rule_result_end): the failing intervals in
+    # force at the end, with the machine's presence then (active only).
+    query = (select(hi.subject, hi.rule_id, hi.unit_id, hi.reason, hp.hostname)
+             .join(history_presence, and_(hp.machine_id == hi.subject, _at(history_presence, end),
+                                          hp.status == "active"))
+             .where(hi.rule_id.in_(sorted(critical)), hi.result == "fail",
+                    _at(history_intervals, end)))
+    if len(units_) <= 500:
+        query = query.where(hi.unit_id.in_(sorted(units_)))
+    now_failing = [(s, r, u, why, host) for s, r, u, why, host in conn.execute(query)
+                   if u in units_]
     if not now_failing:
         return []
     subjects = sorted({s for s, *_ in now_failing})
     spans: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = defaultdict(list)
     for start in range(0, len(subjects), 1000):
         for s, r, st, en in conn.execute(
-                select(history_intervals.c.subject, history_intervals.c.rule_id,
-                       history_intervals.c.start_at, history_intervals.c.end_at)
-                .where(history_intervals.c.subject.in_(subjects[start:start + 1000]),
-                       history_intervals.c.rule_id.in_(sorted(critical)),
-                       history_intervals.c.result == "fail",
-                       history_intervals.c.start_at < end)):
+                select(hi.subject, hi.rule_id, hi.start_at, hi.end_at)
+                .where(hi.subject.in_(subjects[start:start + 1000]),
+                       hi.rule_id.in_(sorted(critical)), hi.result == "fail",
+                       hi.start_at < end)):
             spans[(s, r)].append((st, en))
     ends = [day_end(d, timezone) for d in days]
     out = []
-    for subject, rule_id, unit_id, reason in now_failing:
+    for subject, rule_id, unit_id, reason, hostname in now_failing:
         mine = sorted(spans[(subject, rule_id)])
         # Since: walk back over fail intervals that touch (a move splits an interval).
         since = mine[-1][0]
@@ -332,7 +306,7 @@ def failing_machines(conn: Connection, rules: Sequence[RuleDef], units_: set[int
             (len(ends) if en is None else bisect.bisect_right(ends, en))
             - bisect.bisect_right(ends, st) for st, en in mine)
         unit = tree.get(unit_id)
-        out.append(FailingMachine(subject, present[subject][1],
+        out.append(FailingMachine(subject, hostname,
                                   unit.path if unit is not None else str(unit_id), rule_id,
                                   critical[rule_id].title, reason, since, failing_days))
     out.sort(key=lambda f: (f.unit_path, f.hostname, f.rule_id))
@@ -394,20 +368,23 @@ def build_period_report(conn: Connection, unit: str | int, period: Period, lang:
                       key=lambda u: u.name)
     ids = [unit_id, *(c.unit_id for c in children)]
     prev = period.previous()
-    rows = daily_rows(conn, ids, period.first, last)
-    prev_rows = daily_rows(conn, ids, prev.first, prev.last)
-    u_days = unit_days(conn, ids, period.first, last)
+    # One row per unit x rule from the database (aggregates.py), not one per day.
+    stats = rule_stats(conn, ids, period.first, last)
+    # The previous period's mean has always been over every stored row of it.
+    prev_stats = rule_stats(conn, ids, prev.first, prev.last, closed_only=False)
+    end_rows = rows_on(conn, ids, last)
+    coverage_mean = coverage_means(conn, ids, period.first, last)
 
     def figures_of(uid: int) -> list[RuleFigure]:
-        return [rule_figure(r, rows.get((uid, r.id), {}), days, prev_rows.get((uid, r.id), {}))
-                for r in rules]
+        return [rule_figure(r, end_rows.get((uid, r.id)), stats_for(stats, uid, r.id),
+                            stats_for(prev_stats, uid, r.id)) for r in rules]
 
     def at_end(uid: int, name: str) -> int:
-        row = u_days.get(uid, {}).get(last)
+        row = tree.get(uid)
         return int(getattr(row, name)) if row is not None else 0
 
     child_figures = [UnitFigures(c.unit_id, c.name, c.path, figures_of(c.unit_id),
-                                 coverage_of(u_days.get(c.unit_id, {}), days),
+                                 coverage_of(c, coverage_mean.get(c.unit_id)),
                                  at_end(c.unit_id, "depreciated_in_service"),
                                  at_end(c.unit_id, "replace_next_year"))
                      for c in children]
@@ -422,7 +399,7 @@ def build_period_report(conn: Connection, unit: str | int, period: Period, lang:
         complete=last >= period.last, days_reported=len(days), ruleset=fingerprint,
         ruleset_since=ruleset_since or last,
         rulesets_in_period=sorted({fp for _, fp in closed}), rules=figures_of(unit_id),
-        children=child_figures, coverage=coverage_of(u_days.get(unit_id, {}), days),
+        children=child_figures, coverage=coverage_of(me, coverage_mean.get(unit_id)),
         depreciated_in_service=at_end(unit_id, "depreciated_in_service"),
         replace_next_year=at_end(unit_id, "replace_next_year"),
         next_year=last.year + 1,

@@ -20,18 +20,24 @@ from typing import Any
 import yaml
 from sqlalchemy import Connection
 
+from kiemke.collector.reports.aggregates import (
+    DayScore,
+    RuleStats,
+    day_attainments,
+    rule_stats,
+    stats_for,
+    unit_day_counts,
+)
 from kiemke.collector.reports.figures import (
     ReportError,
     RuleDef,
     closed_days,
-    daily_rows,
     mean,
     no_days_error,
     resolve_unit,
     rule_defs,
     to_json,
     tree_at,
-    unit_days,
 )
 from kiemke.collector.reports.periods import Period
 from kiemke.compliance import default_rules_dir
@@ -133,34 +139,23 @@ NOTES = {"vi": {"few": "không xếp hạng: ít hơn {n:g} máy báo cáo",
 
 
 def _scores(config: RankingConfig, rules: Sequence[RuleDef], unit_id: int, days: Sequence[date],
-            rows: Mapping[tuple[int, str], Mapping[date, Any]],
-            u_days: Mapping[int, Mapping[date, Any]]) -> dict[str, Any]:
+            attain: Mapping[tuple[int, date], DayScore],
+            counts: Mapping[tuple[int, date], tuple[int, int]],
+            stats: Mapping[tuple[int, str], RuleStats]) -> dict[str, Any]:
+    """One unit's score from the per-day sums the database made (aggregates.py)."""
     daily_scores, attainments, coverages, active = [], [], [], []
     for day in days:
-        unit_row = u_days.get(unit_id, {}).get(day)
+        unit_row = counts.get((unit_id, day))
         if unit_row is not None:
-            active.append(unit_row.active)
-        num = den = 0.0
-        for rule in rules:
-            row = rows.get((unit_id, rule.id), {}).get(day)
-            if row is None or row.ratio is None:
-                continue
-            target = row.target if row.target is not None else rule.target
-            w = config.weight(rule)
-            num += w * (1.0 if target <= 0 else min(1.0, row.ratio / target))
-            den += w
-        if den == 0:
+            active.append(unit_row[0])
+        a = attain.get((unit_id, day))
+        if a is None or a.weight == 0:
             continue
-        coverage = (unit_row.active / unit_row.machines
-                    if unit_row is not None and unit_row.machines else 0.0)
+        coverage = unit_row[0] / unit_row[1] if unit_row is not None and unit_row[1] else 0.0
         coverages.append(coverage)
-        attainments.append(num / den)
-        daily_scores.append(100.0 * min(1.0, coverage / config.coverage_target) * num / den)
-    per_rule = {}
-    for rule in rules:
-        values = [r.ratio for d, r in rows.get((unit_id, rule.id), {}).items()
-                  if d in days and r.ratio is not None]
-        per_rule[rule.id] = mean(values)
+        attainments.append(a.attainment)
+        daily_scores.append(100.0 * min(1.0, coverage / config.coverage_target) * a.attainment)
+    per_rule = {rule.id: stats_for(stats, unit_id, rule.id).mean for rule in rules}
     return {"score": mean(daily_scores), "attainment": mean(attainments),
             "coverage": mean(coverages),
             "reporting": sum(active) / len(days) if days else 0.0, "rules": per_rule}
@@ -180,11 +175,13 @@ def _rows(conn: Connection, config: RankingConfig, parent_id: int, days: Sequenc
           tree: Mapping[int, Any], rules: Sequence[RuleDef], lang: str) -> list[RankRow]:
     children = [u for u in tree.values() if u.parent_id == parent_id]
     ids = [c.unit_id for c in children]
-    rows = daily_rows(conn, ids, days[0], days[-1])
-    u_days = unit_days(conn, ids, days[0], days[-1])
+    attain = day_attainments(conn, ids, days, [(r.id, config.weight(r), r.target)
+                                               for r in rules])
+    counts = unit_day_counts(conn, ids, days)
+    stats = rule_stats(conn, ids, days[0], days[-1])
     out = []
     for child in children:
-        s = _scores(config, rules, child.unit_id, days, rows, u_days)
+        s = _scores(config, rules, child.unit_id, days, attain, counts, stats)
         note = ""
         if s["score"] is None:
             note = NOTES[lang]["none"]

@@ -84,7 +84,9 @@ def cell_text(value: Any, col: Column, doc: Document) -> str:
 CSS = """
 @page { size: A4; margin: 20mm 15mm 20mm 30mm;
         @bottom-center { content: counter(page) "/" counter(pages); font-size: 9pt; } }
-@page wide { size: A4 landscape; margin: 15mm 15mm 15mm 20mm; }
+@page wide { size: A4 landscape; margin: 15mm 15mm 15mm 20mm;
+             @bottom-center { content: counter(page) "/" counter(pages); font-size: 9pt; } }
+div.landscape { page: wide; }
 body { font-family: "DejaVu Serif", "Times New Roman", serif; font-size: 10.5pt;
        line-height: 1.35; color: #000; }
 .heading { width: 100%; border-collapse: collapse; margin-bottom: 6mm; }
@@ -112,6 +114,9 @@ table.data thead { display: table-header-group; }
 table.data tr { page-break-inside: avoid; }
 td.num { text-align: right; white-space: nowrap; }
 td.wide { width: 30%; }
+table.fixed { table-layout: fixed; }
+table.fixed td { overflow-wrap: break-word; }
+table.fixed td.wide { width: auto; }
 p.more { font-style: italic; font-size: 9pt; }
 .signature { width: 100%; margin-top: 8mm; border-collapse: collapse; page-break-inside: avoid; }
 .signature td { border: none; vertical-align: top; width: 50%; }
@@ -122,11 +127,33 @@ p.more { font-style: italic; font-size: 9pt; }
 """
 
 
-def _table_html(table: Any, doc: Document, more: str) -> str:
+LANDSCAPE = ("matrix", "failing", "waivers")
+KIND_WIDTHS = {"int": 6.0, "datetime": 13.0, "date": 10.0, "ratio": 8.0, "points": 10.0,
+               "score": 8.0, "rank_change": 8.0}
+
+
+def _colgroup(columns: Any) -> str:
+    fixed = sum(KIND_WIDTHS.get(c.kind, 0.0) for c in columns)
+    texts = sum(1 for c in columns if c.kind not in KIND_WIDTHS)
+    rest = max(100.0 - fixed, 10.0) / max(texts, 1)
+    widths = [KIND_WIDTHS.get(c.kind, rest) for c in columns]
+    return "<colgroup>" + "".join(f'<col style="width:{w:.1f}%">' for w in widths) + \
+        "</colgroup>"
+
+
+def _table_html(table: Any, doc: Document, more: str, annex: str) -> str:
+    limit = len(table.rows) if table.print_limit is None else table.print_limit
+    if limit == 0:  # left to the annex (XLSX, CSV, JSON): say where it is
+        note = annex.format(caption=table.caption, n=len(table.rows))
+        return f'<p class="more">{html.escape(note)}</p>'
     head = "".join(f"<th>{html.escape(c.title)}</th>" for c in table.columns)
     body = []
     first_text = next((i for i, c in enumerate(table.columns) if c.kind == "text"), -1)
-    limit = len(table.rows) if table.print_limit is None else table.print_limit
+    # The long lists (those with a print limit) get a fixed layout, the widths set here
+    # by column kind: WeasyPrint lays it out several times faster than measuring every
+    # cell's text.
+    fixed = table.print_limit is not None
+    cols = _colgroup(table.columns) if fixed else ""
     for row in table.rows[:limit]:
         cells = []
         for i, (value, col) in enumerate(zip(row, table.columns, strict=True)):
@@ -139,8 +166,8 @@ def _table_html(table: Any, doc: Document, more: str) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     cut = len(table.rows) - limit
     note = f'<p class="more">{html.escape(more.format(n=cut))}</p>' if cut > 0 else ""
-    return (f'<table class="data"><caption>{html.escape(table.caption)}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}")
+    return (f'<table class="data{" fixed" if fixed else ""}">'
+            f"<caption>{html.escape(table.caption)}</caption>{cols}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}")
 
 
 def render_html(doc: Document) -> bytes:
@@ -166,7 +193,11 @@ def render_html(doc: Document) -> bytes:
         parts.extend(f"<p>{e(p)}</p>" for p in section.paragraphs)
         for table in section.tables:
             if table.rows:
-                parts.append(_table_html(table, doc, t["more_rows"]))
+                block = _table_html(table, doc, t["more_rows"], t["annex"])
+                # Wide tables (the unit x rule matrix, the machine lists) on landscape
+                # pages: they fit their rows in a third of the pages.
+                wide = table.sheet in LANDSCAPE and (table.print_limit != 0)
+                parts.append(f'<div class="landscape">{block}</div>' if wide else block)
     recipients = "<br>".join(e(x) for x in t["recipients_list"])
     parts.append(f'<table class="signature"><tr><td class="recipients"><b><i>'
                  f'{e(t["recipients"])}</i></b><br>{recipients}</td>'
