@@ -51,17 +51,23 @@ def rule_stats(conn: Connection, unit_ids: Iterable[int], first: date, last: dat
         if closed_only:
             where.append(cd.day.in_(_closed(first, last)))
         agg = (select(cd.unit_id, cd.rule_id, func.avg(cd.ratio).label("mean"),
-                      func.count(cd.ratio).label("n"), func.min(cd.ratio).label("worst"))
-               .where(*where).group_by(cd.unit_id, cd.rule_id).subquery())
-        worst_day = (select(func.min(cd.day)).where(
-            *where, cd.unit_id == agg.c.unit_id, cd.rule_id == agg.c.rule_id,
-            cd.ratio == agg.c.worst).scalar_subquery())
-        for unit_id, rule_id, mean, n, worst, day in conn.execute(
-                select(agg.c.unit_id, agg.c.rule_id, agg.c.mean, agg.c.n, agg.c.worst,
-                       worst_day)):
+                              func.count(cd.ratio).label("n"),
+                              func.min(cd.ratio).label("worst"))
+                       .where(*where).group_by(cd.unit_id, cd.rule_id)).subquery()
+        # The first day of the worst ratio: the first row of each unit x rule ordered by
+        # (ratio, day), by a window function (one sort; a join back to the aggregates
+        # would search the unit's rows once per rule).
+        ranked = (select(cd.unit_id, cd.rule_id, cd.day, func.row_number().over(
+            partition_by=(cd.unit_id, cd.rule_id), order_by=(cd.ratio, cd.day)).label("rn"))
+            .where(*where, cd.ratio.is_not(None)).subquery())
+        worst_days = {(u, r): d for u, r, d in conn.execute(
+            select(ranked.c.unit_id, ranked.c.rule_id, ranked.c.day).where(ranked.c.rn == 1))}
+        for unit_id, rule_id, mean, n, worst in conn.execute(
+                select(agg.c.unit_id, agg.c.rule_id, agg.c.mean, agg.c.n, agg.c.worst)):
             out[(unit_id, rule_id)] = RuleStats(
                 None if not n else round(float(mean), 6), int(n),
-                None if worst is None else float(worst), day if n else None)
+                None if worst is None else float(worst),
+                worst_days.get((unit_id, rule_id)) if n else None)
     return out
 
 
