@@ -9,12 +9,14 @@ About 20-40 s: the 400 days are closed once for the module.
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from conftest import PG_ADMIN_URL, _pg_connect, missing_component
 
 from kiemke.collector.db.engine import make_engine
 from kiemke.collector.db.migrate import upgrade
@@ -31,10 +33,29 @@ NOW = datetime(2026, 12, 2, 3, 0, tzinfo=timezone.utc)  # 10:00 on 2 December, l
 RESULTS = ("pass", "fail", "unknown", "not_applicable", "exempt")
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def golden_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The same fleet on SQLite and on PostgreSQL: the figures are sums made by the
+    database (reports/aggregates.py), so both must give the hand-computed ones."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('golden') / 'kiemke.db'}"
+        return
+    available = request.getfixturevalue("_pg_available")
+    if available is not True:
+        missing_component(str(available))
+    name = f"kiemke_golden_{uuid.uuid4().hex[:12]}"
+    with _pg_connect(PG_ADMIN_URL) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with _pg_connect(PG_ADMIN_URL) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("golden") / "kiemke.db"
-    url = f"sqlite:///{path}"
+def world(golden_url: str):
+    url = golden_url
     upgrade(url)
     engine = make_engine(url)
     ruleset = load_rules([default_rules_dir()])
