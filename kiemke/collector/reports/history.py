@@ -81,13 +81,13 @@ def sync_intervals(conn: Connection, now: datetime, stale_after: timedelta,
                    last_sync: datetime | None) -> dict[str, int]:
     """Bring the open intervals in line with the live tables; return what changed.
 
-    The database compares each live result with its open interval (one join, indexed by
-    the interval's key), so only the results that changed since the last sync come to
-    Python: at 100,000 machines x 10 rules that is a day's changes, not a million rows.
-    (`last_sync` is kept for the callers: every difference is found whenever it arose.)"""
-    del last_sync
+    Results are rewritten (evaluated_at) only when they change, so the rows evaluated
+    since the last sync are a day's changes; the database compares each with its open
+    interval (one join on the interval's key) and only the differences come to Python.
+    A first sync compares every row."""
     presence_changed, _moved = sync_presence(conn, now, stale_after)
     rr, hi = rule_results.c, history_intervals.c
+    recent = [] if last_sync is None else [rr.evaluated_at >= last_sync - SYNC_MARGIN]
     current: dict[tuple[str, str], tuple[int, str, str | None, datetime]] = {}
     open_: dict[tuple[str, str], tuple[datetime, int, str]] = {}
     for m, r, u, res, why, since, st, p_unit, p_res in conn.execute(
@@ -95,22 +95,34 @@ def sync_intervals(conn: Connection, now: datetime, stale_after: timedelta,
                    hi.start_at, hi.unit_id, hi.result)
             .select_from(rule_results.outerjoin(history_intervals, and_(
                 hi.subject == rr.machine_id, hi.rule_id == rr.rule_id, hi.end_at.is_(None))))
-            .where(or_(hi.subject.is_(None), hi.unit_id != rr.unit_id, hi.result != rr.result))):
+            .where(*recent,
+                   or_(hi.subject.is_(None), hi.unit_id != rr.unit_id, hi.result != rr.result))):
         current[(m, r)] = (u, res, why, since)
         if st is not None:
             open_[(m, r)] = (st, p_unit, p_res)
     opened, closed = _write(conn, *_diff(current, open_, now))
     # Results gone (a machine deleted, a rule removed): their open intervals end now.
-    gone = conn.execute(update(history_intervals).where(
-        history_intervals.c.end_at.is_(None),
-        ~history_intervals.c.subject.startswith(UNIT_PREFIX),
-        ~select(rule_results.c.machine_id).where(
-            rule_results.c.machine_id == history_intervals.c.subject,
-            rule_results.c.rule_id == history_intervals.c.rule_id).exists()
-    ).values(end_at=now)).rowcount
+    # Every result has one open interval now, so there are some only when the open
+    # intervals outnumber the results (two counts instead of a million-row anti-join).
+    gone = 0
+    open_count = conn.execute(select(func.count()).select_from(history_intervals).where(
+        hi.end_at.is_(None), ~_unit_subjects())).scalar() or 0
+    if open_count > (conn.execute(select(func.count()).select_from(rule_results)).scalar()
+                     or 0):
+        gone = conn.execute(update(history_intervals).where(
+            hi.end_at.is_(None), ~_unit_subjects(),
+            ~select(rr.machine_id).where(rr.machine_id == hi.subject,
+                                         rr.rule_id == hi.rule_id).exists()
+        ).values(end_at=now)).rowcount
     o, c = _sync_unit_rules(conn, now)
     return {"presence_changed": presence_changed, "opened": opened + o,
             "closed": closed + c + gone, "candidates": len({m for m, _r in current})}
+
+
+def _unit_subjects() -> Any:
+    """Subjects "unit:<id>" as a range of the primary key (a LIKE would scan)."""
+    subject = history_intervals.c.subject
+    return and_(subject >= UNIT_PREFIX, subject < "unit;")  # ";" follows ":"
 
 
 def _diff(current: Mapping[tuple[str, str], tuple[int, str, str | None, datetime]],
@@ -150,21 +162,18 @@ def _write(conn: Connection, inserts: list[dict[str, Any]], closes: list[dict[st
     return len(inserts), len(closes)
 
 
-def _open_intervals(conn: Connection, cond: Any
-                    ) -> dict[tuple[str, str], tuple[datetime, int, str]]:
-    rows = conn.execute(select(history_intervals.c.subject, history_intervals.c.rule_id,
-                               history_intervals.c.start_at, history_intervals.c.unit_id,
-                               history_intervals.c.result)
-                        .where(history_intervals.c.end_at.is_(None), cond))
-    return {(s, r): (st, u, res) for s, r, st, u, res in rows}
-
-
 def _sync_unit_rules(conn: Connection, now: datetime) -> tuple[int, int]:
     current = {(f"{UNIT_PREFIX}{u}", r): (u, res, why, since) for u, r, res, why, since in
                conn.execute(select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
                                    unit_rule_results.c.result, unit_rule_results.c.reason,
                                    unit_rule_results.c.since))}
-    open_ = _open_intervals(conn, history_intervals.c.subject.startswith(UNIT_PREFIX))
+    # The unit intervals are few: read them by the key range and keep the open ones here
+    # (with "end_at IS NULL" the database would walk every open machine interval).
+    open_ = {(sub, r): (st, u, res) for sub, r, st, en, u, res in conn.execute(
+        select(history_intervals.c.subject, history_intervals.c.rule_id,
+               history_intervals.c.start_at, history_intervals.c.end_at,
+               history_intervals.c.unit_id, history_intervals.c.result)
+        .where(_unit_subjects())) if en is None}
     inserts, closes = _diff(current, open_, now)
     for key, prev in open_.items():
         if key not in current:  # the unit was deleted or the rule removed
@@ -275,10 +284,14 @@ def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapp
                 tree: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(compliance_daily rows, history_units rows) for one day, from the intervals."""
     end = day_end(day, timezone)
-    # Machines present at the day's end (a few bytes each; 100,000 fit easily).
-    present = {m: (u, st) for m, u, st in conn.execute(
-        select(history_presence.c.machine_id, history_presence.c.unit_id,
-               history_presence.c.status).where(in_force_at(history_presence, end)))}
+    hp = history_presence.c
+    present_now = in_force_at(history_presence, end)
+    # Machines present at the day's end, counted by the database per unit and status.
+    machine_counts: dict[tuple[int, Any], int] = defaultdict(int)
+    for unit_id, status, n in conn.execute(
+            select(hp.unit_id, hp.status, func.count()).where(present_now)
+            .group_by(hp.unit_id, hp.status)):
+        machine_counts[(unit_id, status)] += n
     machine_cond = and_(in_force_at(history_intervals, end),
                         ~history_intervals.c.subject.startswith(UNIT_PREFIX))
     direct: dict[tuple[int, Any], int] = {}
@@ -290,7 +303,8 @@ def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapp
                       history_intervals.c.result)):
         direct[(unit_id, (rule_id, result))] = n
     # Stale machines are few: their results are taken out of the counts, counted apart.
-    stale_ids = sorted(m for m, (_u, st) in present.items() if st == "stale")
+    stale_ids = sorted(conn.execute(select(hp.machine_id).where(
+        present_now, hp.status == "stale")).scalars())
     stale_direct: dict[tuple[int, Any], int] = defaultdict(int)
     for chunk in _chunks(stale_ids):
         for unit_id, rule_id, result in conn.execute(
@@ -300,27 +314,26 @@ def day_figures(conn: Connection, day: date, timezone: str, rules: Sequence[Mapp
             direct[(unit_id, (rule_id, result))] -= 1
             stale_direct[(unit_id, rule_id)] += 1
     unit_direct: dict[tuple[int, Any], int] = defaultdict(int)
-    for unit_id, rule_id, result in conn.execute(
+    # The unit intervals are few: by the key range, in force at the end tested here.
+    for unit_id, rule_id, result, st, en in conn.execute(
             select(history_intervals.c.unit_id, history_intervals.c.rule_id,
-                   history_intervals.c.result)
-            .where(in_force_at(history_intervals, end),
-                   history_intervals.c.subject.startswith(UNIT_PREFIX))):
-        unit_direct[(unit_id, (rule_id, result))] += 1
-    machine_counts: dict[tuple[int, Any], int] = defaultdict(int)
-    for unit_id, status in present.values():
-        machine_counts[(unit_id, status)] += 1
+                   history_intervals.c.result, history_intervals.c.start_at,
+                   history_intervals.c.end_at).where(_unit_subjects())):
+        if st < end and (en is None or en >= end):
+            unit_direct[(unit_id, (rule_id, result))] += 1
     # Depreciation of the machines present that day, from the register's dates.
     next_first, next_last = date(day.year + 1, 1, 1), date(day.year + 1, 12, 31)
-    for mid, done in conn.execute(
-            select(machine_depreciation.c.machine_id, machine_depreciation.c.fully_depreciated_on)
-            .where(machine_depreciation.c.fully_depreciated_on <= next_last)):
-        where = present.get(mid)
-        if where is None:
-            continue
-        if done <= day and where[1] == "active":
-            machine_counts[(where[0], "depreciated")] += 1
-        if next_first <= done:
-            machine_counts[(where[0], "next_year")] += 1
+    done = machine_depreciation.c.fully_depreciated_on
+    for unit_id, depreciated, next_year in conn.execute(
+            select(hp.unit_id,
+                   func.sum(case((and_(done <= day, hp.status == "active"), 1), else_=0)),
+                   func.sum(case((done >= next_first, 1), else_=0)))
+            .join(machine_depreciation, machine_depreciation.c.machine_id == hp.machine_id)
+            .where(present_now, done <= next_last).group_by(hp.unit_id)):
+        if depreciated:
+            machine_counts[(unit_id, "depreciated")] += int(depreciated)
+        if next_year:
+            machine_counts[(unit_id, "next_year")] += int(next_year)
     return assemble(day, rules, tree, direct, stale_direct, unit_direct, machine_counts)
 
 
