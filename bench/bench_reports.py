@@ -10,8 +10,9 @@ reading one closed day's row count (`SELECT COUNT(*)` on history_days).
 
 The SQLite database is cached (building it takes minutes) in $KIEMKE_BENCH_CACHE
 (default: the temp dir's kiemke-bench-reports/) and reused; the daily job runs on a copy.
-On PostgreSQL (`--pg`, or KIEMKE_BENCH_PG=postgresql://...) a database with a random
-name is built and dropped at the end.
+On PostgreSQL (`--pg`: PostgreSQL only; or KIEMKE_BENCH_PG=postgresql://.../test to add
+it to the SQLite run) a database with a random name is built and dropped at the end.
+KIEMKE_BENCH_REPEAT (3) runs per figure, the median kept.
 
 Run: .venv/bin/python bench/bench_reports.py [machines] [--pg]
 """
@@ -256,9 +257,10 @@ def run_postgres(n: int, admin_url: str) -> list[dict[str, Any]]:
     return rows
 
 
-def main(n: int = MACHINES, pg: str | None = None) -> list[dict[str, Any]]:
+def main(n: int = MACHINES, pg: str | None = None, sqlite: bool = True
+         ) -> list[dict[str, Any]]:
     pg = pg or os.environ.get("KIEMKE_BENCH_PG")
-    rows = run_sqlite(n)
+    rows = run_sqlite(n) if sqlite else []
     if pg:
         rows += run_postgres(n, pg)
     return rows
@@ -266,10 +268,10 @@ def main(n: int = MACHINES, pg: str | None = None) -> list[dict[str, Any]]:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    pg_url = None
-    if "--pg" in args:
+    pg_url, with_sqlite = None, True
+    if "--pg" in args:  # PostgreSQL only
         args.remove("--pg")
-        pg_url = PG_ADMIN
+        pg_url, with_sqlite = PG_ADMIN, False
     from run import print_table  # bench/run.py: the same table as `make bench`
 
-    print_table(main(int(args[0]) if args else MACHINES, pg_url))
+    print_table(main(int(args[0]) if args else MACHINES, pg_url, with_sqlite))

@@ -285,12 +285,14 @@ def failing_machines(conn: Connection, rules: Sequence[RuleDef], units_: set[int
     subjects = sorted({s for s, *_ in now_failing})
     spans: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = defaultdict(list)
     for start in range(0, len(subjects), 1000):
-        for s, r, st, en in conn.execute(
-                select(hi.subject, hi.rule_id, hi.start_at, hi.end_at)
+        # By the primary key (subject, rule): the result is tested here, as a condition
+        # on it would lead the database to the rule's index and every machine's intervals.
+        for s, r, st, en, result in conn.execute(
+                select(hi.subject, hi.rule_id, hi.start_at, hi.end_at, hi.result)
                 .where(hi.subject.in_(subjects[start:start + 1000]),
-                       hi.rule_id.in_(sorted(critical)), hi.result == "fail",
-                       hi.start_at < end)):
-            spans[(s, r)].append((st, en))
+                       hi.rule_id.in_(sorted(critical)), hi.start_at < end)):
+            if result == "fail":
+                spans[(s, r)].append((st, en))
     ends = [day_end(d, timezone) for d in days]
     out = []
     for subject, rule_id, unit_id, reason, hostname in now_failing:
