@@ -42,8 +42,10 @@ def _chunks(ids: Iterable[int]) -> list[list[int]]:
 
 
 def rule_stats(conn: Connection, unit_ids: Iterable[int], first: date, last: date,
-               closed_only: bool = True) -> dict[tuple[int, str], RuleStats]:
-    """Mean, count and worst day of the daily ratios per unit x rule over [first, last]."""
+               closed_only: bool = True, worst_day: bool = True
+               ) -> dict[tuple[int, str], RuleStats]:
+    """Mean, count, worst value and (unless `worst_day` is False) the worst value's first
+    day of the daily ratios per unit x rule over [first, last]."""
     cd = compliance_daily.c
     out: dict[tuple[int, str], RuleStats] = {}
     for ids in _chunks(unit_ids):
@@ -51,17 +53,19 @@ def rule_stats(conn: Connection, unit_ids: Iterable[int], first: date, last: dat
         if closed_only:
             where.append(cd.day.in_(_closed(first, last)))
         agg = (select(cd.unit_id, cd.rule_id, func.avg(cd.ratio).label("mean"),
-                              func.count(cd.ratio).label("n"),
-                              func.min(cd.ratio).label("worst"))
-                       .where(*where).group_by(cd.unit_id, cd.rule_id)).subquery()
-        # The first day of the worst ratio: the first row of each unit x rule ordered by
-        # (ratio, day), by a window function (one sort; a join back to the aggregates
-        # would search the unit's rows once per rule).
-        ranked = (select(cd.unit_id, cd.rule_id, cd.day, func.row_number().over(
-            partition_by=(cd.unit_id, cd.rule_id), order_by=(cd.ratio, cd.day)).label("rn"))
-            .where(*where, cd.ratio.is_not(None)).subquery())
-        worst_days = {(u, r): d for u, r, d in conn.execute(
-            select(ranked.c.unit_id, ranked.c.rule_id, ranked.c.day).where(ranked.c.rn == 1))}
+                      func.count(cd.ratio).label("n"), func.min(cd.ratio).label("worst"))
+               .where(*where).group_by(cd.unit_id, cd.rule_id)).subquery()
+        worst_days: dict[tuple[int, str], date] = {}
+        if worst_day:
+            # The first day of the worst ratio: the first row of each unit x rule ordered
+            # by (ratio, day), by a window function (one sort; a join back to the
+            # aggregates would search the unit's rows once per rule).
+            ranked = (select(cd.unit_id, cd.rule_id, cd.day, func.row_number().over(
+                partition_by=(cd.unit_id, cd.rule_id), order_by=(cd.ratio, cd.day))
+                .label("rn")).where(*where, cd.ratio.is_not(None)).subquery())
+            worst_days = {(u, r): d for u, r, d in conn.execute(
+                select(ranked.c.unit_id, ranked.c.rule_id, ranked.c.day)
+                .where(ranked.c.rn == 1))}
         for unit_id, rule_id, mean, n, worst in conn.execute(
                 select(agg.c.unit_id, agg.c.rule_id, agg.c.mean, agg.c.n, agg.c.worst)):
             out[(unit_id, rule_id)] = RuleStats(

@@ -373,7 +373,8 @@ def build_period_report(conn: Connection, unit: str | int, period: Period, lang:
     # One row per unit x rule from the database (aggregates.py), not one per day.
     stats = rule_stats(conn, ids, period.first, last)
     # The previous period's mean has always been over every stored row of it.
-    prev_stats = rule_stats(conn, ids, prev.first, prev.last, closed_only=False)
+    prev_stats = rule_stats(conn, ids, prev.first, prev.last, closed_only=False,
+                            worst_day=False)
     end_rows = rows_on(conn, ids, last)
     coverage_mean = coverage_means(conn, ids, period.first, last)
 

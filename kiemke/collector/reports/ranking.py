@@ -178,7 +178,7 @@ def _rows(conn: Connection, config: RankingConfig, parent_id: int, days: Sequenc
     attain = day_attainments(conn, ids, days, [(r.id, config.weight(r), r.target)
                                                for r in rules])
     counts = unit_day_counts(conn, ids, days)
-    stats = rule_stats(conn, ids, days[0], days[-1])
+    stats = rule_stats(conn, ids, days[0], days[-1], worst_day=False)
     out = []
     for child in children:
         s = _scores(config, rules, child.unit_id, days, attain, counts, stats)
