@@ -104,6 +104,9 @@ def test_pdf_report_reads_back_with_diacritics_titles_and_figures(fleet, tmp_pat
                    "SỐ LIỆU MÔ PHỎNG", "LĐLĐ huyện Yên Dũng (mô phỏng)",
                    f"phiên bản {report.ruleset[:12]}"):
         assert needle in flat, needle
+    # Every cited document once, although two rules' sources both name 1935/QĐ-VPCP.
+    cited = flat.split("Căn cứ:", 1)[1].split(".", 1)[0] if "Căn cứ:" in flat else ""
+    assert cited.count("1935/") == 1, cited
     # The unit name, rule titles and figures as computed (table cells wrap: compare words).
     words = set(re.findall(r"\w+", flat))
     assert set(re.findall(r"\w+", "Liên đoàn Lao động tỉnh Bắc Giang")) <= words

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -409,7 +409,13 @@ def build_period_report(conn: Connection, unit: str | int, period: Period, lang:
         failing=failing_machines(conn, rules, members, tree, days, timezone),
         waivers=waivers_in_period(conn, members, tree, days, timezone),
         generated_at=now, place=place, previous_period=prev.text,
-        sources=sorted({r.source for r in rules if r.source}))
+        sources=cited_documents(r.source for r in rules))
+
+
+def cited_documents(sources: Iterable[str | None]) -> list[str]:
+    """Each document once, sorted: a rule's source may cite several, separated by ';'."""
+    return sorted({part.strip() for source in sources if source
+                   for part in source.split(";") if part.strip()})
 
 
 def last_closed_day(conn: Connection) -> date | None:
