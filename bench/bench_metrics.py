@@ -12,7 +12,7 @@ dropped after):
   api/ops.py calls it, steady, median of 5;
 - through a real gunicorn server (`kiemke-collector serve`, 2 workers) on loopback:
   a worker's first scrape and the steady median of 10, gzip (as Prometheus asks) and
-  plain.
+  plain, and the resident memory (VmRSS) of each worker after them.
 Run: .venv/bin/python bench/bench_metrics.py [machines] [--keep DIR]
 `--keep DIR` keeps the SQLite database (DIR/kiemke.db) and the PostgreSQL database
 (kiemke_bench_keep) and reuses them on the next run with the same DIR: building them takes
@@ -186,6 +186,7 @@ def bench_gunicorn(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
             session.get(f"{base}/metrics", headers=plain, timeout=60)
         steady_plain = _median(lambda: session.get(f"{base}/metrics", headers=plain,
                                                    timeout=60).content, 10)
+        rss = [worker_rss_mb(pid) for pid in child_pids(proc.pid)]
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -202,7 +203,32 @@ def bench_gunicorn(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
              f"Prometheus asks)", round(steady, 4), "s", BUDGET_S),
         _row(f"{name}: gunicorn 2 workers, steady scrape over loopback (plain text)",
              round(steady_plain, 4), "s", None),
+        # The issue's goal: collector RSS per worker at 100,000 machines <= 150 MB.
+        _row(f"{name}: RSS of the largest gunicorn worker after these scrapes "
+             f"({len(rss)} workers: {', '.join(f'{r:.0f}' for r in rss)} MB)",
+             round(max(rss, default=float("nan")), 1), "MB", 150.0),
     ]
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the gunicorn workers of a master)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def worker_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def bench_backend(label: str, url: str, n: int, workdir: Path, reuse: bool = False

@@ -315,6 +315,8 @@ class Evaluator:
                 rows = conn.execute(query).all()
                 updates = []
                 for row in rows:
+                    if row.report is None:  # a JSON null (SQL NULLs are not read)
+                        continue
                     facts = facts_to_json(facts_from_report(
                         row.report, now=row.last_seen,
                         asset=self.asset_lookup(conn, row.machine_id),
