@@ -289,11 +289,13 @@ def _everything(conn) -> tuple:
 
 
 def test_parallel_pass_gives_the_serial_pass_rows_and_counts(db_url, tmp_path, monkeypatch):
-    """The pass split over two forked processes (two id ranges, several batches each)
-    writes exactly what one process writes: rows, since, counts, digests, unit results."""
+    """The pass split over two forked processes (two id ranges, several batches each,
+    one machine per write transaction, on SQLite taking turns for the write lock) writes
+    exactly what one process writes: rows, since, counts, digests, unit results."""
     from kiemke.collector.evaluation import bulk
 
     monkeypatch.setattr(bulk, "PARALLEL_MIN", 0)  # split even this small fleet
+    monkeypatch.setattr(bulk, "WRITE_CHUNK", 1)  # and write one machine per transaction
     app = make_app(db_url, tmp_path, monkeypatch)
     units = build_tree(app)
     fleet = populate_fleet(app, units)

@@ -24,12 +24,18 @@ seen unless the machine's digest is set to NULL with them.
 
 `run_parallel` splits the machine-id range into one part per worker process (fork):
 each part is its own sequence of batch transactions, exactly as one process would run
-them, so any interleaving of the parts gives the serial pass's rows and counts.
+them, so any interleaving of the parts gives the serial pass's rows and counts. On
+SQLite (one writer at a time) the processes take turns for their writes with a lock of
+their own; on PostgreSQL they write at the same time (their machine rows are disjoint,
+count rows are locked in key order). Writes go WRITE_CHUNK machines per transaction, so
+that ingest never waits for a whole batch of a first evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import pickle
 import traceback
@@ -72,6 +78,9 @@ _RESULT_IDS = ("SELECT r.machine_id FROM (SELECT DISTINCT machine_id FROM rule_r
 _DIGEST_MEMO_MAX = 200_000
 # Below this many machines a pass is not split: forking costs more than it saves.
 PARALLEL_MIN = 20_000
+# Machines written per transaction, and how long a worker waits for the others' writes.
+WRITE_CHUNK = 500
+WRITE_WAIT_S = 600
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)  # a cutoff no machine is active after
 
 
@@ -151,6 +160,7 @@ class BulkEvaluator:
         self.unit_inputs = tuple(unit_inputs)
         self.cutoff = cutoff
         self.per_unit: dict[int, Counter[tuple[Any, ...]]] = {}
+        self.write_lock: Any = None  # set by run_parallel on SQLite
 
     def signature(self, results: tuple[str, ...], facts: Mapping[str, Any]) -> str:
         """The machine's results as digest.signature joins them (unit id apart)."""
@@ -200,8 +210,7 @@ class BulkEvaluator:
                 upper = rows[-1].machine_id if len(rows) == batch else hi
                 work = self._compare(conn, rows, last, upper)
             if work is not None:
-                with write_transaction(engine) as conn:
-                    self._write(conn, *work)
+                self._write_all(engine, *work)
             if len(rows) < batch:
                 return
             last = rows[-1].machine_id
@@ -236,6 +245,29 @@ class BulkEvaluator:
         params = {"lo": lo} if hi is None else {"lo": lo, "hi": hi}
         orphans = list(conn.execute(_result_ids_query(hi is not None), params).scalars())
         return (differ, orphans) if differ or orphans else None
+
+    def _write_all(self, engine: Engine,
+                   differ: dict[str, tuple[int, str, dict[str, Any], tuple[str, ...]]],
+                   orphans: list[str]) -> None:
+        """The writes of one batch, WRITE_CHUNK machines per transaction: a first
+        evaluation writes every row, and ingest must not wait for a whole batch."""
+        ids = sorted(differ)
+        chunks = [ids[i:i + WRITE_CHUNK] for i in range(0, len(ids), WRITE_CHUNK)] or [[]]
+        for n, chunk in enumerate(chunks):
+            with self._write_turn(), write_transaction(engine) as conn:
+                self._write(conn, {mid: differ[mid] for mid in chunk},
+                            orphans if n == 0 else [])
+
+    def _write_turn(self) -> Any:
+        """The worker processes' write lock on SQLite (one writer at a time there: the
+        others wait here instead of running out of the busy timeout)."""
+        lock = self.write_lock
+        if lock is None:
+            return contextlib.nullcontext()
+        if not lock.acquire(timeout=WRITE_WAIT_S):
+            raise RuntimeError(f"another re-evaluation process held the write lock for "
+                               f"{WRITE_WAIT_S} s")
+        return _Release(lock)
 
     def _write(self, conn: Connection,
                differ: dict[str, tuple[int, str, dict[str, Any], tuple[str, ...]]],
@@ -293,6 +325,8 @@ def run_parallel(bulk: BulkEvaluator, engine: Engine, batch: int, workers: int) 
     if not points:
         bulk.run(engine, batch)
         return 1
+    if engine.dialect.name == "sqlite":
+        bulk.write_lock = multiprocessing.Lock()  # shared with the forked workers
     bounds = list(zip(["", *points], [*points, None], strict=True))
     children: list[tuple[int, int]] = []
     try:
@@ -328,6 +362,7 @@ def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str
         engine.dispose(close=False)  # the parent's pooled connections stay the parent's
         part = BulkEvaluator(bulk.ruleset, bulk.lang, bulk.now, unit_inputs=bulk.unit_inputs,
                              cutoff=bulk.cutoff)
+        part.write_lock = bulk.write_lock
         part.run(engine, batch, lo, hi)
         payload = pickle.dumps(("ok", part.summary()), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
@@ -338,6 +373,17 @@ def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str
             out.write(payload)
     finally:
         os._exit(code)
+
+
+class _Release:
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
 
 
 def _collect(pid: int, fd: int) -> tuple[str, Any]:
