@@ -141,8 +141,11 @@ class BulkEvaluator:
     """One full pass over every machine's stored facts; see the module docstring."""
 
     def __init__(self, ruleset: RuleSet, lang: str, now: datetime, *,
-                 unit_inputs: Sequence[str] = (), cutoff: datetime | None = None) -> None:
+                 unit_inputs: Sequence[str] = (), cutoff: datetime | None = None,
+                 counts: bool = True) -> None:
         self.ruleset = ruleset
+        # False: no rule_counts deltas (nor change log); the caller recounts after.
+        self.counts = counts
         self.lang = lang
         self.now = now
         rules = ruleset.machine_rules
@@ -299,7 +302,7 @@ class BulkEvaluator:
         for mid in gone + orphans:  # results of a machine that no longer exists
             if old[mid]:
                 writer.machine(mid, 0, {}, old[mid])
-        self.written += writer.flush(conn, counts=True)
+        self.written += writer.flush(conn, counts=self.counts)
 
     # ------------------------------------------------------------------ parts
 
@@ -361,7 +364,7 @@ def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str
         os.close(read_fd)
         engine.dispose(close=False)  # the parent's pooled connections stay the parent's
         part = BulkEvaluator(bulk.ruleset, bulk.lang, bulk.now, unit_inputs=bulk.unit_inputs,
-                             cutoff=bulk.cutoff)
+                             cutoff=bulk.cutoff, counts=bulk.counts)
         part.write_lock = bulk.write_lock
         part.run(engine, batch, lo, hi)
         payload = pickle.dumps(("ok", part.summary()), protocol=pickle.HIGHEST_PROTOCOL)

@@ -280,8 +280,8 @@ class Evaluator:
         now = now or utcnow()
         started = time.perf_counter()
         refreshed = self._refresh_facts(batch) if recompute else 0
-        bulk = BulkEvaluator(self.ruleset, self.lang, now,
-                             unit_inputs=UNIT_INPUTS, cutoff=now - self.config.stale_after)
+        bulk = BulkEvaluator(self.ruleset, self.lang, now, unit_inputs=UNIT_INPUTS,
+                             cutoff=now - self.config.stale_after, counts=not recompute)
         used = run_parallel(bulk, self.engine, batch, self.workers if workers is None else workers)
         inputs = {uid: [facts for values, n in found.items()
                         for facts in [dict(zip(UNIT_INPUTS, values, strict=True))] * n]

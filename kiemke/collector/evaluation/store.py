@@ -164,7 +164,11 @@ class ResultWriter:
             len(self.deleted)
 
     def flush(self, conn: Connection, *, counts: bool = True) -> int:
-        """Write everything queued; return the number of result rows written."""
+        """Write everything queued; return the number of result rows written.
+
+        counts=False: neither rule_counts deltas nor the compliance change log are
+        written; the caller rebuilds the counts with recount(), whose bump tells /metrics
+        that anything may have changed (a first evaluation inserts every row)."""
         key = and_(rule_results.c.machine_id == bindparam("m"),
                    rule_results.c.rule_id == bindparam("r"))
         if self.digests:
@@ -187,7 +191,7 @@ class ResultWriter:
         if counts:
             add_counts(conn, self.deltas)
         written = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
-        if written:
+        if written and counts:
             # The unit x rule blocks changed, for /metrics: every count key, plus the
             # rows whose reason alone changed (bumped at commit: kiemke.collector.changes).
             record_compliance(conn, {(u, r) for u, r, _ in self.deltas}
