@@ -5,7 +5,9 @@ units, 10 default rules, ~1 % stale machines, 15-20 % failing per rule. Measured
 SQLite and on PostgreSQL when it answers on 127.0.0.1:5432 (a database of its own,
 dropped after):
 - through the Flask test client: the first scrape of a new process (cold: every family
-  built from the database), the steady scrape (median of 5: nothing changed), and the
+  built from the database), the first scrape of another new process that finds the state
+  the first one saved (kiemke.collector.metrics_snapshot), the steady scrape (median of
+  5: nothing changed), and the
   scrape after rule results of 1, 10, 100 and 1,000 random machines changed through the
   store (what ingest does: the blocks they touch are rebuilt), plain and gzip;
 - `render_metrics()` (kiemke/collector/metrics.py), the body GET /metrics serves once
@@ -31,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -120,11 +123,22 @@ def bench_flask(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
             changed.append(_row(f"metrics[{label}]: GET /metrics ({encoding}) after {n} "
                                 f"machines' results changed", round(took, 4), "s",
                                 BUDGET_S if n <= 100 else None))
+    # A new process of the same collector (same data dir): it starts from the state the
+    # scrapes above saved (kiemke.collector.metrics_snapshot), then applies the changes.
+    wait_saved()
+    restarted = create_app(config)
+    started = time.perf_counter()
+    again = restarted.test_client().get("/metrics").get_data()
+    restored = time.perf_counter() - started
+    restarted.extensions["kiemke"].engine.dispose()
     ext.engine.dispose()
     name = f"metrics[{label}]"
     return [
         _row(f"{name}: GET /metrics cold, first scrape of a process ({_series(body)} series, "
              f"{len(body) // 1024} KiB)", round(cold, 4), "s", None),
+        # The issue's goal: first scrape of a new process <= 1 s.
+        _row(f"{name}: GET /metrics, first scrape of a new process with the saved state "
+             f"({_series(again)} series)", round(restored, 4), "s", 1.0),
         _row(f"{name}: GET /metrics steady (Flask test client)", round(steady, 4), "s",
              BUDGET_S),
         _row(f"{name}: render_metrics() steady (the body ops.py serves)", round(fast, 4), "s",
@@ -134,6 +148,13 @@ def bench_flask(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
         _row(f"{name}: GET /metrics gzip steady", round(steady_gzip, 4), "s", BUDGET_S),
         *changed,
     ]
+
+
+def wait_saved() -> None:
+    """Until the background saves of the metrics state are written."""
+    for thread in threading.enumerate():
+        if thread.name == "kiemke-metrics-snapshot":
+            thread.join(120)
 
 
 def _free_port() -> int:

@@ -358,7 +358,10 @@ def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str
     if pid:
         os.close(write_fd)
         return pid, read_fd
-    # The child: never returns into the caller's code (os._exit).
+    # The child: never returns into the caller's code (os._exit). It may be forked from a
+    # threaded process (gunicorn threads, the maintenance thread): it takes no lock that
+    # another thread could hold (a new connection pool, modules imported already, no
+    # logging) and skips atexit handlers and buffers it does not own.
     code = 0
     try:
         os.close(read_fd)
