@@ -385,3 +385,33 @@ def test_compiled_signature_is_the_signature_of_evaluate_machine():
         want = signature(result_part(r, *expected[r]) for r in sorted(expected))
         assert sig(ruleset.machine_results(facts), facts) == want, facts
     assert len(seen_reasons) > 30  # many distinct texts were really compared
+
+
+def test_pass_stays_in_one_process_while_other_threads_run(db_url, tmp_path, monkeypatch):
+    """A serving worker (request threads, the maintenance thread) does not fork: a child
+    would finalize the other threads' database connections on the parent's sockets."""
+    import threading
+
+    from kiemke.collector.evaluation import bulk
+
+    monkeypatch.setattr(bulk, "PARALLEL_MIN", 0)
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    _damage(engine, fleet, units)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, name="a request thread")
+    other.start()
+    try:
+        stats = ev.reevaluate_all(batch=2, workers=2)
+    finally:
+        release.set()
+        other.join()
+    assert stats["processes"] == 1
+    assert stats["written"] > 5
+    with engine.connect() as conn:
+        assert _counts(conn) == _fresh_counts(conn)
+    assert ev.reevaluate_all(batch=2, workers=2)["processes"] == 2
+    engine.dispose()

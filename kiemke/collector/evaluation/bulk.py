@@ -38,6 +38,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,7 @@ PARALLEL_MIN = 20_000
 # Machines written per transaction, and how long a worker waits for the others' writes.
 WRITE_CHUNK = 500
 WRITE_WAIT_S = 600
+_INHERITED: list[Any] = []  # in a forked worker: the parent's pool, never finalized
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)  # a cutoff no machine is active after
 
 
@@ -322,7 +324,11 @@ def run_parallel(bulk: BulkEvaluator, engine: Engine, batch: int, workers: int) 
     machine-id range; returns the number of processes used. Each forked worker opens
     its own connections and sends its figures back through a pipe."""
     points: list[str] = []
-    if workers > 1 and hasattr(os, "fork"):
+    # Only from a process with one thread (startup, the CLI): in a forked child the
+    # other threads' objects are finalized, and a database connection finalized there
+    # would speak on the parent's socket (a rollback, a terminate). The maintenance
+    # thread of a serving worker therefore runs the pass in one process.
+    if workers > 1 and hasattr(os, "fork") and threading.active_count() == 1:
         with engine.connect() as conn:
             points = split_points(conn, workers, PARALLEL_MIN)
     if not points:
@@ -358,14 +364,14 @@ def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str
     if pid:
         os.close(write_fd)
         return pid, read_fd
-    # The child: never returns into the caller's code (os._exit). It may be forked from a
-    # threaded process (gunicorn threads, the maintenance thread): it takes no lock that
-    # another thread could hold (a new connection pool, modules imported already, no
-    # logging) and skips atexit handlers and buffers it does not own.
+    # The child: never returns into the caller's code (os._exit), so it runs no atexit
+    # handler and flushes no buffer it does not own. The parent's pooled connections
+    # stay referenced (_INHERITED) so that nothing finalizes them here.
     code = 0
     try:
         os.close(read_fd)
-        engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+        _INHERITED.append(engine.pool)
+        engine.dispose(close=False)  # a new pool: the parent's connections stay the parent's
         part = BulkEvaluator(bulk.ruleset, bulk.lang, bulk.now, unit_inputs=bulk.unit_inputs,
                              cutoff=bulk.cutoff, counts=bulk.counts)
         part.write_lock = bulk.write_lock
