@@ -328,7 +328,8 @@ def run_parallel(bulk: BulkEvaluator, engine: Engine, batch: int, workers: int) 
     # other threads' objects are finalized, and a database connection finalized there
     # would speak on the parent's socket (a rollback, a terminate). The maintenance
     # thread of a serving worker therefore runs the pass in one process.
-    if workers > 1 and hasattr(os, "fork") and threading.active_count() == 1:
+    if workers > 1 and hasattr(os, "fork") and threading.active_count() == 1 \
+            and not _in_memory(engine):
         with engine.connect() as conn:
             points = split_points(conn, workers, PARALLEL_MIN)
     if not points:
@@ -355,6 +356,13 @@ def run_parallel(bulk: BulkEvaluator, engine: Engine, batch: int, workers: int) 
                            "failure are committed; the next pass redoes the rest):\n"
                            + "\n".join(errors))
     return len(bounds)
+
+
+def _in_memory(engine: Engine) -> bool:
+    """An in-memory SQLite database: a forked worker would write to its own copy."""
+    database = engine.url.database or ""
+    return engine.dialect.name == "sqlite" and (database in ("", ":memory:")
+                                                 or "mode=memory" in str(engine.url))
 
 
 def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str | None
