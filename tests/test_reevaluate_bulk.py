@@ -255,3 +255,163 @@ def test_reason_memo_gives_the_texts_of_evaluate_machine():
             assert memo.reason(i, results[i], facts) == expected[rule.id][1], (rule.id, facts)
             checked += expected[rule.id][1] is not None
     assert checked > 400  # fail and unknown texts were really compared
+
+
+def _damage(engine, fleet: dict[str, str], units: dict[str, int]) -> None:
+    """The same wrong rows every time: a wrong result, a wrong reason, a missing row,
+    results in the wrong unit, orphans before the first and after the last machine id,
+    and counts that agree with none of it."""
+    when = recent() - timedelta(hours=1)
+    with write_transaction(engine) as conn:
+        conn.execute(update(rule_results).where(
+            rule_results.c.machine_id == fleet["PC-VANPHONG-01"], rule_results.c.rule_id == RULE)
+            .values(result="fail", reason="sai"))
+        conn.execute(update(rule_results).where(
+            rule_results.c.machine_id == fleet["PC-YENDUNG-02"], rule_results.c.rule_id == RULE)
+            .values(reason="lý do cũ"))
+        conn.execute(delete(rule_results).where(
+            rule_results.c.machine_id == fleet["PC-TANAN-01"], rule_results.c.rule_id == RULE))
+        conn.execute(update(rule_results).where(
+            rule_results.c.machine_id == fleet["PC-LUCNAM-01"]).values(unit_id=units[ROOT]))
+        for ghost in ("0" * 32, "f" * 32):
+            conn.execute(delete(rule_results).where(rule_results.c.machine_id == ghost))
+            conn.execute(insert(rule_results).values(
+                machine_id=ghost, rule_id=RULE, unit_id=units[DISTRICT_B], result="fail",
+                reason=None, since=when, evaluated_at=when))
+        _forget_digests(conn, *fleet.values())
+        recount(conn)
+
+
+def _everything(conn) -> tuple:
+    return (_results(conn), _counts(conn), dict(conn.execute(
+        select(machines.c.machine_id, machines.c.results_digest)).all()),
+        set(conn.execute(select(unit_rule_results))))
+
+
+def test_parallel_pass_gives_the_serial_pass_rows_and_counts(db_url, tmp_path, monkeypatch):
+    """The pass split over two forked processes (two id ranges, several batches each,
+    one machine per write transaction, on SQLite taking turns for the write lock) writes
+    exactly what one process writes: rows, since, counts, digests, unit results."""
+    from kiemke.collector.evaluation import bulk
+
+    monkeypatch.setattr(bulk, "PARALLEL_MIN", 0)  # split even this small fleet
+    monkeypatch.setattr(bulk, "WRITE_CHUNK", 1)  # and write one machine per transaction
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    now = recent()
+    _damage(engine, fleet, units)
+    serial = ev.reevaluate_all(now, batch=2, workers=1)
+    with engine.connect() as conn:
+        after_serial = _everything(conn)
+        assert after_serial[1] == _fresh_counts(conn)
+    _damage(engine, fleet, units)
+    with engine.connect() as conn:
+        assert _everything(conn) != after_serial
+    parallel = ev.reevaluate_all(now, batch=2, workers=2)
+    with engine.connect() as conn:
+        assert _everything(conn) == after_serial
+    assert (serial["processes"], parallel["processes"]) == (1, 2)
+    assert parallel["machines"] == serial["machines"] == len(fleet)
+    # The wrong result, reason and missing row; the misplaced machine's rows; 2 orphans.
+    assert parallel["written"] == serial["written"] > 5
+    engine.dispose()
+
+
+def test_pass_sees_a_report_that_came_between_its_read_and_its_write(db_url, tmp_path,
+                                                                     monkeypatch):
+    """A batch is compared without locks and written after: facts that changed meanwhile
+    are evaluated again in the write transaction, so the stored results follow them."""
+    from kiemke.collector.evaluation import bulk
+
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    mid = fleet["PC-YENDUNG-02"]  # fails os-supported
+    with write_transaction(engine) as conn:
+        _forget_digests(conn, mid)
+        facts = conn.execute(select(machines.c.facts).where(machines.c.machine_id == mid)
+                             ).scalar()
+    newer = {**facts, "os.supported": True, "os.end_of_support": "2031-10-14",
+             "os.name": "Microsoft Windows 11 Pro"}
+    original = bulk.BulkEvaluator._write
+
+    def write_after_a_report(self, conn, differ, orphans):
+        conn.execute(update(machines).where(machines.c.machine_id == mid)
+                     .values(facts=newer))
+        return original(self, conn, differ, orphans)
+
+    monkeypatch.setattr(bulk.BulkEvaluator, "_write", write_after_a_report)
+    ev.reevaluate_all(workers=1)
+    with engine.connect() as conn:
+        assert _results(conn)[(mid, RULE)][1] == "pass"
+        stored, expected = _digests(conn)[mid]
+        assert stored == expected
+        assert _counts(conn) == _fresh_counts(conn)
+    engine.dispose()
+
+
+def test_compiled_signature_is_the_signature_of_evaluate_machine():
+    """bulk's generated signature function == digest.signature of evaluate_machine's
+    results, memo hits included: True and 1 (equal keys, different texts), lists,
+    nested lists (unhashable), missing facts."""
+    from kiemke.collector.evaluation.digest import result_part, signature
+    from kiemke.collector.evaluation.signatures import compile_signature
+
+    ruleset = load_rules([default_rules_dir()])
+    memo = ReasonMemo(ruleset.machine_rules, "vi")
+    sig = compile_signature(memo)
+    rng = random.Random(5)
+    seen_reasons = set()
+    for _ in range(600):
+        facts = {"os.supported": rng.choice([True, False, None]),
+                 "os.name": rng.choice(["Microsoft Windows 7 Professional", None]),
+                 "antivirus.approved_active": rng.choice([True, False, None]),
+                 "antivirus.names": rng.choice([["Bkav Pro"], [], [["lồng"]], None]),
+                 "antivirus.enabled": rng.choice([True, 1, False, 0, None]),
+                 "monitoring.running": rng.choice([True, False, None]),
+                 "network.networked": rng.choice([True, False, 1, None]),
+                 "hardware.meets_min_spec": rng.choice([True, False, None]),
+                 "hardware.below_spec": rng.choice([["RAM 2 GB < 4 GB"], [], None]),
+                 "hardware.chassis": rng.choice(["desktop", "server", None]),
+                 "hardware.age_years": rng.choice([3.5, 9.0, 9, None])}
+        facts = {k: v for k, v in facts.items() if v is not None}
+        expected = evaluate_machine(ruleset, facts, lang="vi")
+        seen_reasons.update(reason for _, reason in expected.values())
+        want = signature(result_part(r, *expected[r]) for r in sorted(expected))
+        assert sig(ruleset.machine_results(facts), facts) == want, facts
+    assert len(seen_reasons) > 30  # many distinct texts were really compared
+
+
+def test_pass_stays_in_one_process_while_other_threads_run(db_url, tmp_path, monkeypatch):
+    """A serving worker (request threads, the maintenance thread) does not fork: a child
+    would finalize the other threads' database connections on the parent's sockets."""
+    import threading
+
+    from kiemke.collector.evaluation import bulk
+
+    monkeypatch.setattr(bulk, "PARALLEL_MIN", 0)
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    _damage(engine, fleet, units)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, name="a request thread")
+    other.start()
+    try:
+        stats = ev.reevaluate_all(batch=2, workers=2)
+    finally:
+        release.set()
+        other.join()
+    assert stats["processes"] == 1
+    assert stats["written"] > 5
+    with engine.connect() as conn:
+        assert _counts(conn) == _fresh_counts(conn)
+    assert ev.reevaluate_all(batch=2, workers=2)["processes"] == 2
+    engine.dispose()

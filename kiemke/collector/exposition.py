@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
@@ -171,6 +172,10 @@ class BlocksFamily(Metric):
                                               block.rows).encode("utf-8")
             self._segments.append(_Segment(part, b"".join(b.text or b"" for b in part)))
         self._text: bytes | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Saved by kiemke.collector.metrics_snapshot: the joined text is rebuilt on demand.
+        return {**self.__dict__, "_text": None}
 
     @property
     def samples(self) -> list[Sample]:

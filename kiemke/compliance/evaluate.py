@@ -88,6 +88,10 @@ class ReasonMemo:
         self._memo: dict[tuple[Any, ...], str | None] = {}
         self._scope_facts = [r.scope_facts for r in rules]
 
+    def placeholders(self, index: int) -> tuple[str, ...]:
+        """The facts the fail reason of rules[index] shows (its template's placeholders)."""
+        return self._placeholders[index]
+
     def key(self, index: int, result: str, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         """What the reason of rules[index] for `result` (fail or unknown) depends on:
         equal keys, equal texts. May hold an unhashable value (a nested list)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,12 +40,13 @@ from kiemke.collector.config import CollectorConfig
 from kiemke.collector.db.compliance_tables import rule_results, ruleset_state, waivers
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines, units
-from kiemke.collector.evaluation.bulk import BulkEvaluator
+from kiemke.collector.evaluation.bulk import BulkEvaluator, run_parallel
 from kiemke.collector.evaluation.history import snapshot_day
 from kiemke.collector.evaluation.store import (
     ResultWriter,
     active_waivers,
     load_results,
+    load_unit_results,
     move_machine_results,
     recount,
     write_unit_results,
@@ -118,6 +120,9 @@ class Evaluator:
         self.ruleset = ruleset
         self.asset_lookup = asset_lookup
         self.lang = lang
+        # Processes of a full re-evaluation: the cores this process may use.
+        self.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
 
     # ------------------------------------------------------------------ ingest
 
@@ -197,6 +202,7 @@ class Evaluator:
             for unit_id, values in _unit_inputs(conn, ids, now - self.config.stale_after):
                 per_unit[unit_id].append(dict(zip(UNIT_INPUTS, values, strict=True)))
         written = 0
+        stored = load_unit_results(conn, ids)  # one read for all, not one per unit
         for uid in ids:
             if uid not in levels:
                 continue  # deleted meanwhile
@@ -204,7 +210,8 @@ class Evaluator:
                 continue  # the periodic pass takes large units
             facts = unit_facts(per_unit[uid], level=levels[uid])
             written += write_unit_results(conn, uid, evaluate_unit(self.ruleset, facts,
-                                                                   lang=self.lang), now)
+                                                                   lang=self.lang), now,
+                                          stored[uid])
         return written
 
     def evaluate_all_units(self, now: datetime) -> int:
@@ -261,51 +268,68 @@ class Evaluator:
         return written
 
     def reevaluate_all(self, now: datetime | None = None, *, recompute: bool = False,
-                       batch: int = BATCH) -> dict[str, Any]:
+                       batch: int = BATCH, workers: int | None = None) -> dict[str, Any]:
         """Every machine from its stored facts (or its last report when `recompute`),
         one transaction per batch; then unit rules evaluated.
 
         From stored facts (a rule change): kiemke.collector.evaluation.bulk compares by
         signature and keeps rule_counts by deltas. With `recompute` (the facts
-        configuration changed, rare): facts rebuilt from reports, rule_counts rebuilt."""
+        configuration changed, rare): facts rebuilt from reports, rule_counts rebuilt.
+        From stored facts the pass is split over `workers` processes (default: the
+        evaluator's, one per usable core; kiemke.collector.evaluation.bulk.run_parallel)."""
         now = now or utcnow()
         started = time.perf_counter()
-        if not recompute:
-            bulk = BulkEvaluator(self.ruleset, self.lang, now,
-                                 unit_inputs=UNIT_INPUTS, cutoff=now - self.config.stale_after)
-            bulk.run(lambda: write_transaction(self.engine), batch)
-            with write_transaction(self.engine) as conn:
-                unit_ids = list(conn.execute(select(units.c.id)).scalars())
-                self.evaluate_units(conn, unit_ids, now, inputs=bulk.per_unit)
-            return {"machines": bulk.machines, "written": bulk.written,
-                    "seconds": round(time.perf_counter() - started, 3)}
-        last: str | None = None
-        count = written = 0
+        refreshed = self._refresh_facts(batch) if recompute else 0
+        bulk = BulkEvaluator(self.ruleset, self.lang, now, unit_inputs=UNIT_INPUTS,
+                             cutoff=now - self.config.stale_after, counts=not recompute)
+        used = run_parallel(bulk, self.engine, batch, self.workers if workers is None else workers)
+        inputs = {uid: [facts for values, n in found.items()
+                        for facts in [dict(zip(UNIT_INPUTS, values, strict=True))] * n]
+                  for uid, found in bulk.per_unit.items()}
+        with write_transaction(self.engine) as conn:
+            if recompute:
+                # Counts that drifted (a bug, an edit by hand) are rebuilt on this rare path.
+                recount(conn)
+            unit_ids = list(conn.execute(select(units.c.id)).scalars())
+            self.evaluate_units(conn, unit_ids, now, inputs=inputs)
+        stats = {"machines": bulk.machines, "written": bulk.written, "processes": used,
+                 "seconds": round(time.perf_counter() - started, 3)}
+        if recompute:
+            stats["facts_rebuilt"] = refreshed
+        return stats
+
+    def _refresh_facts(self, batch: int) -> int:
+        """Stored facts rebuilt from each machine's last report where they differ (the
+        facts configuration changed); one transaction per batch; returns how many."""
+        last = ""
+        changed = 0
         while True:
             with write_transaction(self.engine) as conn:
-                query = select(machines.c.machine_id, machines.c.unit_id, machines.c.facts)
-                if last is not None:
-                    query = query.where(machines.c.machine_id > last)
-                query = query.order_by(machines.c.machine_id).limit(batch)
+                query = (select(machines.c.machine_id, machines.c.unit_id, machines.c.last_seen,
+                                machines.c.report, machines.c.facts)
+                         .where(machines.c.machine_id > last, machines.c.report.is_not(None))
+                         .order_by(machines.c.machine_id).limit(batch))
                 if conn.dialect.name == "postgresql":
                     # Ingest of one of these machines waits for this batch (row locks).
                     query = query.with_for_update(of=machines)
                 rows = conn.execute(query).all()
-                if not rows:
-                    break
-                written += self._evaluate_rows(conn, rows, now, recompute=recompute,
-                                               contiguous=True, counts=False)
-            count += len(rows)
+                updates = []
+                for row in rows:
+                    if row.report is None:  # a JSON null (SQL NULLs are not read)
+                        continue
+                    facts = facts_to_json(facts_from_report(
+                        row.report, now=row.last_seen,
+                        asset=self.asset_lookup(conn, row.machine_id),
+                        config=self.ruleset.config,
+                        unit_codes=self._unit_codes(conn, row.unit_id)))
+                    if facts != row.facts:
+                        updates.append({"m": row.machine_id, "facts": facts})
+                if updates:
+                    conn.execute(_SET_FACTS, updates)
+                changed += len(updates)
+            if len(rows) < batch:
+                return changed
             last = rows[-1].machine_id
-        with write_transaction(self.engine) as conn:
-            # Results of machines that no longer exist would be counted forever.
-            conn.execute(rule_results.delete().where(not_(exists().where(
-                machines.c.machine_id == rule_results.c.machine_id))))
-            recount(conn)
-            unit_ids = list(conn.execute(select(units.c.id)).scalars())
-            self.evaluate_units(conn, unit_ids, now)
-        return {"machines": count, "written": written,
-                "seconds": round(time.perf_counter() - started, 3)}
 
     # ------------------------------------------------------------------ rule changes
 

@@ -30,6 +30,7 @@ from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
 from kiemke.collector.evaluation.figures import Direct, direct_counts, nest
 from kiemke.collector.exposition import EMPTY_BLOCK, Block, BlocksFamily, RowsFamily
+from kiemke.collector.metrics_snapshot import SnapshotStore
 from kiemke.collector.scrape import (
     UNIT_LABELS,
     Memo,
@@ -91,6 +92,15 @@ class _Changes:
         self.version = -1  # the COMPLIANCE version the blocks reflect
         self.stale: dict[str, int] = {}  # machine_id -> unit_id, as of the build
 
+    def copy(self) -> _Changes:
+        other = _Changes()
+        other.key, other.version, other.stale = self.key, self.version, self.stale
+        return other
+
+    def marker(self) -> tuple[Any, int, dict[str, int]]:
+        """What the state built with these changes reflects (metrics_snapshot)."""
+        return (self.key, self.version, self.stale)
+
     def since(self, conn: Connection, key: Any, stale: tuple[StaleMachine, ...],
               rule_ids: Collection[str]) -> tuple[bool, set[tuple[int, str]]]:
         """(full rebuild?, dirty (unit_id, rule_id) blocks); remembers the new state."""
@@ -112,19 +122,37 @@ class _Changes:
         return full, dirty
 
 
-def rule_compliance(ruleset: RuleSet, stale_after: timedelta) -> Provider:
-    """Ratios and result counts per unit x rule, rolled up over the tree."""
+def rule_compliance(ruleset: RuleSet, stale_after: timedelta,
+                    snapshots: SnapshotStore | None = None) -> Provider:
+    """Ratios and result counts per unit x rule, rolled up over the tree. With
+    `snapshots`, the state is saved after changes and a new process starts from it
+    (kiemke.collector.metrics_snapshot)."""
     state = _FiguresState(ruleset)
     lock = threading.Lock()
+    loaded = [snapshots is None]
 
     def provider(conn: Connection, now: datetime) -> Iterator[Metric]:
         units_ = scrape_units(conn)
         stale = stale_machines(conn, now - stale_after)
         with lock:
+            _restore_once(conn, state, snapshots, loaded)
             families = state.families(conn, now - stale_after, units_, stale)
+            if snapshots is not None:
+                snapshots.maybe_save(conn, state.changes.marker(), state.export)
         yield from families
 
     return provider
+
+
+def _restore_once(conn: Connection, state: _FiguresState | _FailingState,
+                  snapshots: SnapshotStore | None, loaded: list[bool]) -> None:
+    """On a process's first scrape: the saved state, when there is one for this key."""
+    if loaded[0] or snapshots is None:
+        return
+    loaded[0] = True
+    saved = snapshots.load(conn)
+    if saved is not None:
+        state.restore(saved)
 
 
 class _FiguresState:
@@ -145,6 +173,17 @@ class _FiguresState:
         self.blocks: dict[tuple[int, str], tuple[Block, Block]] = {}  # (ratio, counts)
         self.chains: dict[int, list[int]] = {}
         self.out: list[Metric] = []
+
+    def export(self) -> dict[str, Any]:
+        """What metrics_snapshot saves: copies of what later scrapes replace in place."""
+        return {"changes": self.changes.copy(), "direct": dict(self.direct),
+                "rolled": dict(self.rolled), "blocks": dict(self.blocks),
+                "chains": self.chains, "out": list(self.out)}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.changes, self.direct, self.rolled = saved["changes"], saved["direct"], \
+            saved["rolled"]
+        self.blocks, self.chains, self.out = saved["blocks"], saved["chains"], saved["out"]
 
     def families(self, conn: Connection, cutoff: datetime, units_: tuple[Unit, ...],
                  stale: tuple[StaleMachine, ...]) -> list[Metric]:
@@ -254,11 +293,14 @@ def _rolled(direct: dict[tuple[int, str], dict[str, int]], chains: dict[int, lis
     return nest(flat)
 
 
-def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
-    """kiemke_machine_rule_failing (active machines only) and kiemke_machine_stale."""
+def machine_series(ruleset: RuleSet, stale_after: timedelta,
+                   snapshots: SnapshotStore | None = None) -> Provider:
+    """kiemke_machine_rule_failing (active machines only) and kiemke_machine_stale; with
+    `snapshots` as rule_compliance."""
     failing = _FailingState(ruleset)
     stale_cache = Memo()
     lock = threading.Lock()
+    loaded = [snapshots is None]
 
     def build_stale(stale: tuple[StaleMachine, ...]) -> RowsFamily:
         family = RowsFamily(
@@ -274,7 +316,10 @@ def machine_series(ruleset: RuleSet, stale_after: timedelta) -> Provider:
         units_ = scrape_units(conn)
         stale = stale_machines(conn, now - stale_after)
         with lock:
+            _restore_once(conn, failing, snapshots, loaded)
             family = failing.family(conn, now - stale_after, units_, stale)
+            if snapshots is not None:
+                snapshots.maybe_save(conn, failing.changes.marker(), failing.export)
         yield family
         yield stale_cache.get(stale, lambda: build_stale(stale))
 
@@ -294,6 +339,13 @@ class _FailingState:
         self.changes = _Changes()
         self.blocks: dict[tuple[str, int], Block] = {}
         self.out: BlocksFamily | None = None
+
+    def export(self) -> dict[str, Any]:
+        """What metrics_snapshot saves (a copy of the blocks: later scrapes edit them)."""
+        return {"changes": self.changes.copy(), "blocks": dict(self.blocks), "out": self.out}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.changes, self.blocks, self.out = saved["changes"], saved["blocks"], saved["out"]
 
     def family(self, conn: Connection, cutoff: datetime, units_: tuple[Unit, ...],
                stale: tuple[StaleMachine, ...]) -> BlocksFamily:

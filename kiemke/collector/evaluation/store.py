@@ -164,7 +164,11 @@ class ResultWriter:
             len(self.deleted)
 
     def flush(self, conn: Connection, *, counts: bool = True) -> int:
-        """Write everything queued; return the number of result rows written."""
+        """Write everything queued; return the number of result rows written.
+
+        counts=False: neither rule_counts deltas nor the compliance change log are
+        written; the caller rebuilds the counts with recount(), whose bump tells /metrics
+        that anything may have changed (a first evaluation inserts every row)."""
         key = and_(rule_results.c.machine_id == bindparam("m"),
                    rule_results.c.rule_id == bindparam("r"))
         if self.digests:
@@ -187,7 +191,7 @@ class ResultWriter:
         if counts:
             add_counts(conn, self.deltas)
         written = len(self.inserts) + len(self.changed) + len(self.touched) + len(self.deleted)
-        if written:
+        if written and counts:
             # The unit x rule blocks changed, for /metrics: every count key, plus the
             # rows whose reason alone changed (bumped at commit: kiemke.collector.changes).
             record_compliance(conn, {(u, r) for u, r, _ in self.deltas}
@@ -244,12 +248,26 @@ def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> boo
     return True
 
 
+def load_unit_results(conn: Connection, unit_ids: list[int]
+                      ) -> dict[int, dict[str, tuple[str, str | None]]]:
+    """{unit_id: {rule_id: (result, reason)}} of the given units' unit-rule results."""
+    out: dict[int, dict[str, tuple[str, str | None]]] = {u: {} for u in unit_ids}
+    for start in range(0, len(unit_ids), 1000):
+        for unit_id, rule_id, result, reason in conn.execute(
+                select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
+                       unit_rule_results.c.result, unit_rule_results.c.reason)
+                .where(unit_rule_results.c.unit_id.in_(unit_ids[start:start + 1000]))):
+            out[unit_id][rule_id] = (result, reason)
+    return out
+
+
 def write_unit_results(conn: Connection, unit_id: int, new: Mapping[str, Outcome],
-                       now: datetime) -> int:
-    """Store one unit's unit-rule results; unchanged rows are not written."""
-    old = {r.rule_id: (r.result, r.reason) for r in conn.execute(
-        select(unit_rule_results.c.rule_id, unit_rule_results.c.result,
-               unit_rule_results.c.reason).where(unit_rule_results.c.unit_id == unit_id))}
+                       now: datetime,
+                       old: Mapping[str, tuple[str, str | None]] | None = None) -> int:
+    """Store one unit's unit-rule results; unchanged rows are not written. `old`: the
+    unit's stored rows (load_unit_results), when the caller read them for many units."""
+    if old is None:
+        old = load_unit_results(conn, [unit_id])[unit_id]
     gone = [r for r in old if r not in new]
     if gone or any(old.get(r) != new[r] for r in new):
         record_compliance(conn, [(unit_id, r) for r in {*gone, *new}

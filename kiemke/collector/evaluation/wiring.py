@@ -23,6 +23,7 @@ from kiemke.collector.evaluation import api
 from kiemke.collector.evaluation.maintenance import MaintenanceThread
 from kiemke.collector.evaluation.metrics import machine_series, rule_compliance, rule_definitions
 from kiemke.collector.evaluation.ruleset import create_evaluator, load_ruleset
+from kiemke.collector.metrics_snapshot import SnapshotStore
 
 __all__ = ["create_evaluator", "init_app", "load_ruleset", "start"]
 
@@ -33,9 +34,14 @@ def init_app(app: Flask) -> None:
     """The compliance API and the rule metric families."""
     ext = app.extensions["kiemke"]
     ruleset, stale_after = ext.compliance.ruleset, ext.config.stale_after
+    # The large families' states, saved for the next process (metrics_snapshot).
+    saved = ext.config.data_dir / "metrics-state"
+    extra = f"{ruleset.fingerprint}\n{stale_after.total_seconds()}"
     ext.metric_providers.add("rule_definitions", rule_definitions(ruleset))
-    ext.metric_providers.add("rule_compliance", rule_compliance(ruleset, stale_after))
-    ext.metric_providers.add("machine_series", machine_series(ruleset, stale_after))
+    ext.metric_providers.add("rule_compliance", rule_compliance(
+        ruleset, stale_after, SnapshotStore(saved, "rule_compliance", extra)))
+    ext.metric_providers.add("machine_series", machine_series(
+        ruleset, stale_after, SnapshotStore(saved, "machine_series", extra)))
     app.register_blueprint(api.bp)
 
 
