@@ -6,9 +6,14 @@ with p99 <= 1 s (the budget in ARCHITECTURE.md) and /healthz answers:
 (b) through the shipped nginx configuration (deploy/nginx/kiemke-collector.conf) in a real
     nginx from Debian, with a self-signed certificate made by openssl here.
 Each measurement runs 4 s without and 12 s with the hostile connections; the file takes
-about 60 s. The figures are printed (-s). The p99 asserted is the 1 s budget (3x the
-p99 measured without hostile connections in the same run, when the machine is so loaded
-that this floor alone is over 1/3 s); measured on an idle machine: ~100 ms.
+about 60-100 s. The figures are printed (-s), the p99 without hostile connections in the
+same run beside them. The hostile connections come from a process of their own
+(tests/slow_clients.py), so that their work (reopening 50 TLS connections each time
+nginx's header timeout closes them) is not done by the process that measures.
+Measured on the shared 2-core test machine at load 12-20 (five runs): report p99 77-203
+ms with the hostile connections, 125-694 ms without them in the same runs: the tail is
+the machine's load, not the hostile connections; the earlier 1.03 s was one run at load
+18. The assertion is the 1 s budget itself.
 """
 
 from __future__ import annotations
@@ -43,10 +48,7 @@ def _check(figures: AgentFigures, where: str, hostile_mean_open: float,
     report_p99 = figures.p99(figures.report_latencies)
     health_p99 = figures.p99(figures.health_latencies)
     floor_p99 = floor.p99(floor.report_latencies)
-    # The budget is 1 s. On a machine so loaded that the same agents need more than a
-    # third of it without any hostile connection (measured just before), the bound is
-    # three times that floor: the figure stays one of the server, not of the load.
-    budget = max(P99_BUDGET, 3 * floor_p99)
+    budget = P99_BUDGET
     print(f"\n{where}: {len(figures.report_latencies)} reports, p99 {report_p99 * 1000:.1f} ms"
           f" (without hostile connections {floor_p99 * 1000:.1f} ms);"
           f" {len(figures.health_latencies)} /healthz, p99 {health_p99 * 1000:.1f} ms;"
