@@ -6,7 +6,7 @@ Run by tests/test_schemathesis.py as a subprocess (several at once, for volume):
 
 CONFIG holds the database URL, data directory, credentials, machine id, seed, phases,
 the number of requests (over all runs sharing `counts_dir`) to stop at and the time
-bound. The schema is the one the app serves (GET /api/v1/openapi.json through the same
+(epoch seconds) to stop by. The schema is the one the app serves (GET /api/v1/openapi.json through the same
 WSGI app), the checks are the same as the HTTP run's. Every request the app answers is
 recorded by a WSGI middleware (method, path, status), independently of schemathesis'
 own bookkeeping; RESULT gets those, every failed check and every engine error.
@@ -90,7 +90,10 @@ class Recorder:
 def _config(cfg: dict[str, Any]) -> schemathesis.Config:
     phases = cfg["phases"]
     return schemathesis.Config.from_dict({
-        "seed": cfg["seed"], "max-time": cfg["max_seconds"], "workers": 1,
+        # The time left until the test's deadline once the app and schema are loaded
+        # (both take seconds on a loaded machine).
+        "seed": cfg["seed"], "max-time": max(1, int(cfg["deadline"] - time.time())),
+        "workers": 1,
         "generation": {"mode": "all", "no-shrink": True, "max-examples": cfg["max_examples"],
                        "database": "none"},
         "phases": {name: {"enabled": name in phases}
