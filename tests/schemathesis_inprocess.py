@@ -6,10 +6,11 @@ Run by tests/test_schemathesis.py as a subprocess (several at once, for volume):
 
 CONFIG holds the database URL, data directory, credentials, machine id, seed, phases,
 the number of requests (over all runs sharing `counts_dir`) to stop at and the time
-(epoch seconds) to stop by. The schema is the one the app serves (GET /api/v1/openapi.json through the same
-WSGI app), the checks are the same as the HTTP run's. Every request the app answers is
-recorded by a WSGI middleware (method, path, status), independently of schemathesis'
-own bookkeeping; RESULT gets those, every failed check and every engine error.
+(epoch seconds) to stop by. The schema is the one the app serves (GET
+/api/v1/openapi.json through the same WSGI app), the checks are the same as the HTTP
+run's. Every request the app answers is recorded by a WSGI middleware (method, path,
+status), independently of schemathesis' own bookkeeping; RESULT gets those, every
+failed check and every engine error.
 
 Why in-process: over HTTP each generated case costs the fuzzer's CPU plus the HTTP
 client's, gunicorn's and the access log's on the same two cores; in-process only the
