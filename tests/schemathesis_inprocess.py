@@ -4,6 +4,8 @@ Run by tests/test_schemathesis.py as a subprocess (several at once, for volume):
 
     python tests/schemathesis_inprocess.py CONFIG.json RESULT.json
 
+(started before CONFIG exists; it waits for the file).
+
 CONFIG holds the database URL, data directory, credentials, machine id, seed, phases,
 the number of requests (over all runs sharing `counts_dir`) to stop at and the time
 (epoch seconds) to stop by. The schema is the one the app serves (GET
@@ -32,6 +34,7 @@ import schemathesis
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.transport import wsgi as st_wsgi
 
+START_WAIT = 300.0  # seconds to wait for CONFIG (the test writes it once the data is seeded)
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "response_headers_conformance")
 OFF = ("negative_data_rejection", "positive_data_acceptance", "missing_required_header",
@@ -149,7 +152,17 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    cfg = json.loads(Path(sys.argv[1]).read_text("utf-8"))
+    """Started before the collectors: the imports (seconds of CPU) overlap their
+    start-up; the run begins when the test has written CONFIG."""
+    config = Path(sys.argv[1])
+    import kiemke.collector.app  # noqa: F401 - imported now, used by run()
+
+    give_up = time.monotonic() + START_WAIT
+    while not config.exists():
+        if time.monotonic() > give_up:
+            raise SystemExit(f"{config} did not appear within {START_WAIT:g} s")
+        time.sleep(0.1)
+    cfg = json.loads(config.read_text("utf-8"))
     result = run(cfg)
     Path(sys.argv[2]).write_text(json.dumps(result, ensure_ascii=False), "utf-8")
 

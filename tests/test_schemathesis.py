@@ -8,9 +8,10 @@ Two kinds of run, all at the same time, per database:
 - the schemathesis CLI over real HTTP against the served collector (gunicorn with the
   buffered worker), bounded by HTTP_SECONDS; requests counted in the access log;
 - INPROCESS_RUNS processes running schemathesis' engine against the collector's Flask
-  app in-process (WSGI transport: tests/schemathesis_inprocess.py), each with a seed of
-  its own, all stopping once together they answered INPROCESS_TARGET requests, or
-  INPROCESS_SECONDS after they were started (their start-up included).
+  app in-process (WSGI transport: tests/schemathesis_inprocess.py; started first, so
+  their imports overlap the collectors' start-up), each with a seed of its own, all
+  stopping once together they answered INPROCESS_TARGET requests, or INPROCESS_SECONDS
+  after they were configured.
 Over HTTP one request costs ~15 ms of CPU on the test machine (the fuzzer, the HTTP
 client, gunicorn and the app on the same two cores) and a real-HTTP run reaches only
 about 1,000-2,000 requests in the bound when other work shares the machine; in-process
@@ -128,24 +129,30 @@ def _run_http(server, seed: dict[str, str], workdir: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT)
 
 
-def _run_inprocess(server, seed: dict[str, str], workdir: Path, number: int,
-                   counts: Path, deadline: float) -> subprocess.Popen:
-    """schemathesis' engine against the collector app in a process of its own (WSGI):
-    the first of each database runs the coverage phase too, the others fuzz only, each
-    with a seed of its own."""
+def _start_inprocess(workdir: Path) -> subprocess.Popen:
+    """A process for schemathesis' engine against the collector app (WSGI): started
+    first, it imports while the collectors start, then waits for its config."""
     workdir.mkdir(parents=True, exist_ok=True)
-    phases = ["coverage", "fuzzing"] if number == 0 else ["fuzzing"]
-    (workdir / "config.json").write_text(json.dumps({
-        "db_url": server.db_url, "data_dir": str(workdir / "data"), "agent": seed["agent"],
-        "admin": server.admin_token, "machine_id": seed["machine_id"], "seed": 100 + number,
-        "phases": phases, "max_examples": 400, "deadline": deadline,
-        "stop_at": INPROCESS_TARGET, "counts_dir": str(counts), "name": workdir.name}),
-        "utf-8")
     return subprocess.Popen(
         [sys.executable, str(REPO / "tests" / "schemathesis_inprocess.py"),
          str(workdir / "config.json"), str(workdir / "result.json")],
         cwd=workdir, stdout=open(workdir / "run.log", "wb"),  # noqa: SIM115
         stderr=subprocess.STDOUT)
+
+
+def _configure_inprocess(server, seed: dict[str, str], workdir: Path, number: int,
+                         counts: Path, deadline: float) -> None:
+    """The first run of each database runs the coverage phase too, the others fuzz only,
+    each with a seed of its own."""
+    phases = ["coverage", "fuzzing"] if number == 0 else ["fuzzing"]
+    tmp = workdir / "config.json.tmp"
+    tmp.write_text(json.dumps({
+        "db_url": server.db_url, "data_dir": str(workdir / "data"), "agent": seed["agent"],
+        "admin": server.admin_token, "machine_id": seed["machine_id"], "seed": 100 + number,
+        "phases": phases, "max_examples": 400, "deadline": deadline,
+        "stop_at": INPROCESS_TARGET, "counts_dir": str(counts), "name": workdir.name}),
+        "utf-8")
+    tmp.replace(workdir / "config.json")  # whole, or not at all: the process polls for it
 
 
 def _requests_in_log(server) -> list[tuple[str, str, int]]:
@@ -156,6 +163,9 @@ def _requests_in_log(server) -> list[tuple[str, str, int]]:
 def test_schemathesis_every_operation_both_databases(tmp_path: Path, sqlite_url: str,
                                                      pg_url: str) -> None:
     servers: dict[str, CollectorServer] = {}
+    http_runs: dict[str, subprocess.Popen] = {}
+    inprocess_runs = {(name, n): _start_inprocess(tmp_path / f"wsgi-{name}-{n}")
+                      for name in ("sqlite", "postgres") for n in range(INPROCESS_RUNS)}
     try:
         # Both collectors start at once: on a loaded machine start-up is tens of seconds.
         with ThreadPoolExecutor(2) as pool:
@@ -174,15 +184,17 @@ def test_schemathesis_every_operation_both_databases(tmp_path: Path, sqlite_url:
         started = time.monotonic()
         http_runs = {name: _run_http(server, seeds[name], tmp_path / f"st-{name}")
                      for name, server in servers.items()}
-        inprocess_runs = {(name, n): _run_inprocess(server, seeds[name],
-                                                    tmp_path / f"wsgi-{name}-{n}", n,
-                                                    tmp_path / "counts",
-                                                    time.time() + INPROCESS_SECONDS)
-                          for name, server in servers.items() for n in range(INPROCESS_RUNS)}
+        for (name, n), _proc in inprocess_runs.items():
+            _configure_inprocess(servers[name], seeds[name], tmp_path / f"wsgi-{name}-{n}", n,
+                                 tmp_path / "counts", time.time() + INPROCESS_SECONDS)
         for proc in (*http_runs.values(), *inprocess_runs.values()):
             proc.wait(timeout=INPROCESS_SECONDS + 30)
         elapsed = time.monotonic() - started
     finally:
+        for proc in (*http_runs.values(), *inprocess_runs.values()):
+            if proc.poll() is None:  # the test failed before they could finish
+                proc.kill()
+                proc.wait(timeout=10)
         for server in servers.values():
             stop_collector(server)
 
