@@ -142,15 +142,16 @@ def _start_inprocess(workdir: Path) -> subprocess.Popen:
 
 def _configure_inprocess(server, seed: dict[str, str], workdir: Path, number: int,
                          counts: Path, deadline: float) -> None:
-    """The first run of each database runs the coverage phase too, the others fuzz only,
-    each with a seed of its own."""
-    phases = ["coverage", "fuzzing"] if number == 0 else ["fuzzing"]
+    """Each run does the coverage phase of its share of the operations, then fuzzes all
+    of them, with a seed of its own."""
+    phases = ["coverage", "fuzzing"]
     tmp = workdir / "config.json.tmp"
     tmp.write_text(json.dumps({
         "db_url": server.db_url, "data_dir": str(workdir / "data"), "agent": seed["agent"],
         "admin": server.admin_token, "machine_id": seed["machine_id"], "seed": 100 + number,
         "phases": phases, "max_examples": 400, "deadline": deadline,
-        "stop_at": INPROCESS_TARGET, "counts_dir": str(counts), "name": workdir.name}),
+        "stop_at": INPROCESS_TARGET, "counts_dir": str(counts), "name": workdir.name,
+        "coverage_share": [number, INPROCESS_RUNS]}),
         "utf-8")
     tmp.replace(workdir / "config.json")  # whole, or not at all: the process polls for it
 
