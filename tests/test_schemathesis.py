@@ -13,10 +13,13 @@ Two kinds of run, all at the same time, per database:
   stopping once together they answered INPROCESS_TARGET requests, or INPROCESS_SECONDS
   after they were configured.
 Over HTTP one request costs ~15 ms of CPU on the test machine (the fuzzer, the HTTP
-client, gunicorn and the app on the same two cores) and a real-HTTP run reaches only
-about 1,000-2,000 requests in the bound when other work shares the machine; in-process
-~6.5 ms, so the volume comes from the in-process runs and the HTTP runs prove the
-served document and the real server agree with it.
+client, gunicorn and the app on the same two cores); in-process ~3 ms in the coverage
+phase and ~5 ms averaged over coverage and fuzzing (one run alone: 4,673 requests in
+60 s, 24 s of CPU, at load 10), so the volume comes from the in-process runs and the
+HTTP runs prove that the served document and the real server agree with it. Measured
+on the shared 2-core machine: 10,167 requests (1,159 over HTTP) in 128 s at load 8, the
+whole test 155 s; 6,517 at load 12-16; a few hundred at load 22-32, when the runs get a
+few percent of a core each: the figure needs the machine's CPU, not a longer bound.
 
 Asserted, over all runs:
 - at least MIN_REQUESTS (10,000) requests answered, counted by the collector's access
@@ -26,8 +29,8 @@ Asserted, over all runs:
 - the database is unchanged by rejected requests: every table that no accepted write
   could have touched has exactly the rows it had before, and the number of reports
   stored is the number of reports answered 202.
-The run length is bounded (INPROCESS_SECONDS, the whole test under 3 minutes); the
-request count is the assertion.
+The run length is bounded (INPROCESS_SECONDS for the runs, under 3 minutes with the
+set-up at load 8); the request count is the assertion, not a time.
 """
 
 from __future__ import annotations
