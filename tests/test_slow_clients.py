@@ -162,7 +162,7 @@ class Nginx:
 
 
 def _nginx_config(prefix: Path, port: int, upstream: str, cert: Path, key: Path,
-                  temp_dir: Path) -> Path:
+                  temp_dir: Path | None = None) -> Path:
     """The shipped file, with only the listen port, certificate paths, upstream address
     and log paths changed, inside a minimal nginx.conf for a private instance."""
     text = NGINX_CONF.read_text("utf-8")
@@ -179,6 +179,10 @@ def _nginx_config(prefix: Path, port: int, upstream: str, cert: Path, key: Path,
         assert count == 1, f"{NGINX_CONF} no longer has {pattern!r} once"
     (prefix / "conf.d").mkdir()
     (prefix / "conf.d" / "kiemke-collector.conf").write_text(text, "utf-8")
+    if temp_dir is None:  # under the prefix: unreachable for nobody inside pytest's 0700 dir
+        temp_dir = prefix / "temp"
+        temp_dir.mkdir(mode=0o777)
+        temp_dir.chmod(0o777)
     temp = temp_dir
     main = prefix / "nginx.conf"
     main.write_text(f"""
