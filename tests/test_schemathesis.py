@@ -18,8 +18,9 @@ phase and ~5 ms averaged over coverage and fuzzing (one run alone: 4,673 request
 60 s, 24 s of CPU, at load 10), so the volume comes from the in-process runs and the
 HTTP runs prove that the served document and the real server agree with it. Measured
 on the shared 2-core machine: 13,269 requests (2,519 over HTTP) in 111 s at load 1-7,
-the whole test 127 s; 10,167 (1,159 over HTTP) in 128 s at load 8, the whole test 155 s; 6,517 at load 12-16; a few hundred at load 22-32, when the runs get a
-few percent of a core each: the figure needs the machine's CPU, not a longer bound.
+the whole test 127 s; 10,167 (1,159 over HTTP) in 128 s at load 8, the whole test
+155 s; 6,517 at load 12-16; a few hundred at load 22-32, when the runs get a few
+percent of a core each: the figure needs the machine's CPU, not a longer bound.
 
 Asserted, over all runs:
 - at least MIN_REQUESTS (10,000) requests answered, counted by the collector's access
