@@ -292,7 +292,10 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # measure latency or recovery under load run one after another on one worker, so they do
 # not compete with each other; modules with module-scoped fixtures (a Prometheus, a browser,
 # built packages) keep all their tests on one worker so the fixture is built once.
-_ONE_AFTER_ANOTHER = {"test_slow_clients", "test_fault_suite", "test_multi_instance"}
+# test_schemathesis too: it keeps both cores busy for two minutes, which the latency
+# tests must not measure.
+_ONE_AFTER_ANOTHER = {"test_slow_clients", "test_fault_suite", "test_multi_instance",
+                      "test_schemathesis"}
 _SHARED_BUILD = {"test_packaging_wheel", "test_packaging_deb", "test_packaging_msi"}
 
 

@@ -1,23 +1,30 @@
 """Hostile connections (idle and slowloris) and healthy agents measured beside them.
 
 Used by tests/test_slow_clients.py against the collector directly and through nginx.
-- `HostileConnections`: a thread keeping `idle` connections that send nothing and
-  `slowloris` connections that send a request head one header line per second and never
-  finish it. A connection the server closes is opened again at once, so the pressure
-  stays what the issue describes for the whole measurement (the figures say how many
-  were open on average and how often the server closed one).
+- `HostileConnections`: a process of its own keeping `idle` connections that send
+  nothing and `slowloris` connections that send a request head one header line per
+  second and never finish it. A connection the server closes is opened again at once, so
+  the pressure stays what the issue describes for the whole measurement (the figures say
+  how many were open on average and how often the server closed one). A process of its
+  own, not a thread beside the measuring agents, so that its work (reopening 50 TLS
+  connections at once each time nginx's header timeout closes them) never holds the
+  GIL of the process that measures the agents' latencies.
 - `healthy_agents`: enrolled agents sending fresh reports in a loop plus /healthz
   probes; every latency is recorded, every status counted.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
@@ -35,17 +42,15 @@ class HostileFigures:
         return sum(self.open_samples) / max(len(self.open_samples), 1)
 
 
-class HostileConnections:
-    """Keeps `idle` + `slowloris` connections open to host:port (TLS when `tls`)."""
+class _Hostile:
+    """The hostile connections themselves (run in the child process: main() below)."""
 
-    def __init__(self, host: str, port: int, idle: int, slowloris: int,
-                 tls: bool = False) -> None:
+    def __init__(self, host: str, port: int, idle: int, slowloris: int, tls: bool) -> None:
         self.host, self.port, self.tls = host, port, tls
         self.want = {"idle": idle, "slow": slowloris}
         self.conns: dict[str, list[Any]] = {"idle": [], "slow": []}
         self.figures = HostileFigures()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.stopping = threading.Event()
         self._ctx = ssl.create_default_context()
         self._ctx.check_hostname = False
         self._ctx.verify_mode = ssl.CERT_NONE
@@ -69,16 +74,14 @@ class HostileConnections:
             return False
         return bool(data)  # b"": closed; an answer (408) means it is closing
 
-    def start(self) -> HostileConnections:
+    def open_all(self) -> None:
         for kind, count in self.want.items():
             for _ in range(count):
                 self.conns[kind].append(self._open(kind))
-        self._thread.start()
-        return self
 
-    def _run(self) -> None:
+    def run(self) -> None:
         tick = 0
-        while not self._stop.wait(1.0):
+        while not self.stopping.wait(1.0):
             tick += 1
             for kind, socks in self.conns.items():
                 for i, sock in enumerate(socks):
@@ -97,14 +100,52 @@ class HostileConnections:
                         except OSError:
                             pass  # found closed on the next tick
             self.figures.open_samples.append(sum(len(s) for s in self.conns.values()))
-
-    def stop(self) -> HostileFigures:
-        self._stop.set()
-        self._thread.join(timeout=10)
         for socks in self.conns.values():
             for sock in socks:
                 sock.close()
-        return self.figures
+
+
+class HostileConnections:
+    """Keeps `idle` + `slowloris` connections open to host:port (TLS when `tls`), from a
+    child process (this module run as a script)."""
+
+    def __init__(self, host: str, port: int, idle: int, slowloris: int,
+                 tls: bool = False) -> None:
+        self.args = {"host": host, "port": port, "idle": idle, "slowloris": slowloris,
+                     "tls": tls}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> HostileConnections:
+        """Returns once every connection is open."""
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), json.dumps(self.args)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline()
+        if ready.strip() != "ready":
+            self.process.kill()
+            raise RuntimeError(f"the hostile connections could not be opened: {ready!r}")
+        return self
+
+    def stop(self) -> HostileFigures:
+        assert self.process is not None and self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.close()  # the child's signal to stop
+        out = self.process.stdout.read()
+        self.process.wait(timeout=30)
+        return HostileFigures(**json.loads(out))
+
+
+def main() -> None:
+    hostile = _Hostile(**json.loads(sys.argv[1]))
+    hostile.open_all()
+    print("ready", flush=True)
+    thread = threading.Thread(target=hostile.run)
+    thread.start()
+    sys.stdin.read()  # until the parent closes it
+    hostile.stopping.set()
+    thread.join(timeout=10)
+    print(json.dumps(asdict(hostile.figures)), flush=True)
 
 
 @dataclass
@@ -186,3 +227,7 @@ def healthy_agents(url: str, agents: list[tuple[str, str]], seconds: float,
     for thread in threads:
         thread.join(timeout=seconds + 30)
     return figures
+
+
+if __name__ == "__main__":
+    main()

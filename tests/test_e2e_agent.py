@@ -133,3 +133,99 @@ def test_spooled_while_down_then_delivered_in_order(collector_server, tmp_path):
     machine = requests.get(f"{server.url}/api/v1/machines/{machine_id}",
                            headers=server.admin_headers(), timeout=10).json()
     assert machine["last_report_id"] not in spooled  # the newest report is the latest
+
+
+def _stored(server: CollectorServer, machine_id: str) -> dict[str, dict]:
+    """report_id -> the stored report body, for one machine."""
+    from sqlalchemy import create_engine, select
+
+    from kiemke.collector.db.engine import normalize_url
+    from kiemke.collector.db.tables import reports
+
+    engine = create_engine(normalize_url(server.db_url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(reports.c.report_id, reports.c.body)
+                                .where(reports.c.machine_id == machine_id)).all()
+    finally:
+        engine.dispose()
+    return {r.report_id: (r.body if isinstance(r.body, dict) else json.loads(r.body))
+            for r in rows}
+
+
+def _current(server: CollectorServer, machine_id: str) -> str:
+    resp = requests.get(f"{server.url}/api/v1/machines/{machine_id}",
+                        headers=server.admin_headers(), timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["last_report_id"]
+
+
+def _spooled(spool_dir: Path) -> dict[str, dict]:
+    import gzip
+
+    return {p.name: json.loads(gzip.decompress(p.read_bytes()))
+            for p in sorted(spool_dir.glob("*.json.gz"))}
+
+
+def test_sequence_and_sent_at_a_wrong_clock_does_not_freeze_the_machine(collector_server,
+                                                                        tmp_path):
+    """The real agent numbers its reports (state/sequence.json, kept across processes and
+    in the spool) and stamps sent_at at each attempt; the collector makes the report with
+    the highest number current, whatever the machine's clock said."""
+    server = collector_server
+    conf, machine_id = _enrolled(server, tmp_path)
+    shifted = {"PYTHONPATH": str(REPO / "tests" / "shifted_clock")}
+    day = 24 * 3600
+
+    def send(shift: float = 0, extra: dict[str, str] | None = None) -> str:
+        env = {**shifted, "KIEMKE_TEST_CLOCK_SHIFT": str(shift), **(extra or {})}
+        out = agent(conf, "send", env=env)
+        assert out.returncode in (0, 3), out.stderr
+        return out.stdout + out.stderr
+
+    send()  # a correct clock
+    first = _current(server, machine_id)
+    # The clock set back 400 days (within the collector's 10 years): by time this report
+    # would be older than the current one and never replace it; by sequence it does.
+    send(-400 * day)
+    behind = _current(server, machine_id)
+    assert behind != first
+    # Ahead by 10 minutes (within the 15 minutes allowed), then right again: the correct
+    # report after the one from the future becomes current.
+    send(600)
+    ahead = _current(server, machine_id)
+    assert ahead not in (first, behind)
+    send()
+    correct = _current(server, machine_id)
+    assert correct not in (first, behind, ahead)
+    stored = _stored(server, machine_id)
+    sequences = {rid: body["sequence"] for rid, body in stored.items()}
+    assert [sequences[r] for r in (first, behind, ahead, correct)] == [1, 2, 3, 4]
+    assert stored[behind]["collected_at"] < stored[first]["collected_at"]
+    assert stored[behind]["sent_at"] < stored[first]["sent_at"]  # the shifted clock's
+    assert json.loads((tmp_path / "state" / "sequence.json").read_text("utf-8")) == {"last": 4}
+
+    # Collector unreachable: the reports wait in the spool with their numbers, and a
+    # failed attempt changes nothing in the spooled file.
+    dead = {"KIEMKE_SERVER": f"http://127.0.0.1:{free_port()}", "KIEMKE_RETRIES": "2",
+            "KIEMKE_BACKOFF_BASE": "0.05"}
+    assert "will be sent later" in send(extra=dead)
+    spool_dir = tmp_path / "state" / "spool"
+    after_one = _spooled(spool_dir)
+    assert [r["sequence"] for r in after_one.values()] == [5]
+    assert "will be sent later" in send(extra=dead)
+    after_two = _spooled(spool_dir)
+    assert [r["sequence"] for r in after_two.values()] == [5, 6]
+    name = next(iter(after_one))
+    assert after_two[name] == after_one[name] and "sent_at" not in after_one[name]
+    assert "2 spooled earlier" in send()
+    stored = _stored(server, machine_id)
+    by_sequence = {body["sequence"]: body for body in stored.values()}
+    assert sorted(by_sequence) == [1, 2, 3, 4, 5, 6, 7]  # nothing lost, nothing twice
+    spooled_ids = {r["report_id"] for r in after_two.values()}
+    assert {by_sequence[5]["report_id"], by_sequence[6]["report_id"]} == spooled_ids
+    # sent_at is the time of the attempt that delivered them: after report 7, made by the
+    # same `send` just before it delivered the spool, was collected
+    for number in (5, 6):
+        assert by_sequence[number]["sent_at"] >= by_sequence[7]["collected_at"]
+    assert _current(server, machine_id) == by_sequence[7]["report_id"]

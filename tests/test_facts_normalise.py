@@ -100,6 +100,23 @@ def test_linux_clamav_with_old_signatures_fails() -> None:
     assert "up to date: no" in en
 
 
+def test_signatures_older_than_the_maximum_fail_although_the_agent_says_up_to_date() -> None:
+    """The rule's max_signature_age_days (7) decides when the age is known: an agent
+    reporting up_to_date with 30-day-old signatures does not make the machine pass; a
+    product saying it is out of date stays so even with young signatures."""
+    old = {**KASPERSKY, "up_to_date": True, "signatures_age_days": 30}
+    f = facts(make_report(antivirus={"products": [old, DEFENDER_PASSIVE]}))
+    assert f["antivirus.signature_age_days"] == 30
+    assert f["antivirus.up_to_date"] is False and f["antivirus.approved_active"] is False
+    result, reason = evaluate_machine(load_rules([RULES]), f)["av-approved-active"]
+    assert result == "fail" and "cập nhật: không" in reason
+    stale_flag = {**KASPERSKY, "up_to_date": False, "signatures_age_days": 0.3}
+    f = facts(make_report(antivirus={"products": [stale_flag]}))
+    assert f["antivirus.up_to_date"] is False
+    fresh = {**KASPERSKY, "up_to_date": True, "signatures_age_days": 6.5}
+    assert facts(make_report(antivirus={"products": [fresh]}))["antivirus.up_to_date"] is True
+
+
 def test_antivirus_errors_give_unknown_not_fail() -> None:
     report = make_report(antivirus={"products": [], "errors": [
         {"collector": "antivirus", "kind": "timeout",

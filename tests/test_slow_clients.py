@@ -6,18 +6,25 @@ with p99 <= 1 s (the budget in ARCHITECTURE.md) and /healthz answers:
 (b) through the shipped nginx configuration (deploy/nginx/kiemke-collector.conf) in a real
     nginx from Debian, with a self-signed certificate made by openssl here.
 Each measurement runs 4 s without and 12 s with the hostile connections; the file takes
-about 60 s. The figures are printed (-s). The p99 asserted is the 1 s budget (3x the
-p99 measured without hostile connections in the same run, when the machine is so loaded
-that this floor alone is over 1/3 s); measured on an idle machine: ~100 ms.
+about 60-100 s. The figures are printed (-s), the p99 without hostile connections in the
+same run beside them. The hostile connections come from a process of their own
+(tests/slow_clients.py), so that their work (reopening 50 TLS connections each time
+nginx's header timeout closes them) is not done by the process that measures.
+Measured on the shared 2-core test machine at load 12-20 (five runs): report p99 77-203
+ms with the hostile connections, 125-694 ms without them in the same runs: the tail is
+the machine's load, not the hostile connections; the earlier 1.03 s was one run at load
+18. The assertion is the 1 s budget itself.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,10 +48,7 @@ def _check(figures: AgentFigures, where: str, hostile_mean_open: float,
     report_p99 = figures.p99(figures.report_latencies)
     health_p99 = figures.p99(figures.health_latencies)
     floor_p99 = floor.p99(floor.report_latencies)
-    # The budget is 1 s. On a machine so loaded that the same agents need more than a
-    # third of it without any hostile connection (measured just before), the bound is
-    # three times that floor: the figure stays one of the server, not of the load.
-    budget = max(P99_BUDGET, 3 * floor_p99)
+    budget = P99_BUDGET
     print(f"\n{where}: {len(figures.report_latencies)} reports, p99 {report_p99 * 1000:.1f} ms"
           f" (without hostile connections {floor_p99 * 1000:.1f} ms);"
           f" {len(figures.health_latencies)} /healthz, p99 {health_p99 * 1000:.1f} ms;"
@@ -128,6 +132,20 @@ def test_over_limit_bodies_are_413_and_the_connection_stays_usable(collector) ->
         assert b"HTTP/1.1 200 OK" in rest and b'"status":"ok"' in rest, out[-400:]
 
 
+def test_too_long_request_line_or_header_is_a_json_414_or_431(collector) -> None:
+    """gunicorn's parser limits (request line 4094 bytes, header field 8190) answer in
+    the collector's JSON error format naming the part, not with a closed connection."""
+    port = int(collector.url.rsplit(":", 1)[1])
+    long_line = b"GET /healthz?x=%s HTTP/1.1\r\nHost: kiemke\r\n\r\n" % (b"a" * 5000)
+    long_header = b"GET /healthz HTTP/1.1\r\nHost: kiemke\r\nX-Long: %s\r\n\r\n" % (b"a" * 9000)
+    for payload, status, field in ((long_line, b"414", "path"), (long_header, b"431", "headers")):
+        out = _raw_exchange(port, payload)
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 " + status), out[:300]
+        assert b"Content-Type: application/json" in head, head
+        assert json.loads(body)["field"] == field, body
+
+
 # --------------------------------------------------------------------------- nginx
 
 @dataclass
@@ -143,7 +161,8 @@ class Nginx:
         return path.read_text("utf-8", "replace") if path.exists() else ""
 
 
-def _nginx_config(prefix: Path, port: int, upstream: str, cert: Path, key: Path) -> Path:
+def _nginx_config(prefix: Path, port: int, upstream: str, cert: Path, key: Path,
+                  temp_dir: Path | None = None) -> Path:
     """The shipped file, with only the listen port, certificate paths, upstream address
     and log paths changed, inside a minimal nginx.conf for a private instance."""
     text = NGINX_CONF.read_text("utf-8")
@@ -160,9 +179,11 @@ def _nginx_config(prefix: Path, port: int, upstream: str, cert: Path, key: Path)
         assert count == 1, f"{NGINX_CONF} no longer has {pattern!r} once"
     (prefix / "conf.d").mkdir()
     (prefix / "conf.d" / "kiemke-collector.conf").write_text(text, "utf-8")
-    temp = prefix / "temp"
-    temp.mkdir(mode=0o777)
-    temp.chmod(0o777)  # the worker processes run as nobody
+    if temp_dir is None:  # under the prefix: unreachable for nobody inside pytest's 0700 dir
+        temp_dir = prefix / "temp"
+        temp_dir.mkdir(mode=0o777)
+        temp_dir.chmod(0o777)
+    temp = temp_dir
     main = prefix / "nginx.conf"
     main.write_text(f"""
 worker_processes 1;
@@ -196,7 +217,12 @@ def nginx(collector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx
                    check=True, capture_output=True, timeout=60)
     port = free_port()
     upstream = collector.url.removeprefix("http://")
-    conf = _nginx_config(prefix, port, upstream, cert, key)
+    # nginx's temporary files (client_body_temp_path, proxy_temp_path) are written by its
+    # worker processes, which run as nobody: outside pytest's private (0700) directory,
+    # as /var/lib/nginx is in a real installation.
+    temp_dir = Path(tempfile.mkdtemp(prefix="kiemke-nginx-temp-"))
+    temp_dir.chmod(0o777)
+    conf = _nginx_config(prefix, port, upstream, cert, key, temp_dir)
     test = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(conf)],
                           capture_output=True, text=True, timeout=30)
     assert test.returncode == 0, f"nginx -t refused the shipped config:\n{test.stderr}"
@@ -222,6 +248,7 @@ def nginx(collector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_through_nginx_idle_and_slowloris_do_not_starve_agents(collector, nginx) -> None:
@@ -237,21 +264,29 @@ def test_through_nginx_idle_and_slowloris_do_not_starve_agents(collector, nginx)
     assert held.closed_by_server >= SLOWLORIS  # client_header_timeout closed them
 
 
-@pytest.mark.xfail(strict=False, reason="nginx 1.22 answers 500, not the site's JSON 413, "
-                   "to a chunked body over client_max_body_size (seen in the merged CI run); "
-                   "the collector alone answers 413 (test_over_limit_bodies_are_413...)")
 def test_nginx_refuses_an_over_limit_chunked_body_with_413(collector, nginx) -> None:
+    """A chunked body passing client_max_body_size is answered with the site's JSON 413,
+    and neither it nor a chunked body of exactly the limit is spilled to a temporary file
+    (client_body_buffer_size is larger than the limit: with both equal, nginx 1.22 wrote
+    the full buffer to client_body_temp_path before it saw the next chunk was too many,
+    and answered 500 where that directory was not writable)."""
     verify = str(nginx.cert)
     _machine_id, authorization = _agents(collector, nginx.url, 1, verify=verify)[0]
 
-    def chunks():
-        for _ in range(20):
+    def chunks(count: int) -> Iterator[bytes]:
+        for _ in range(count):
             yield b"x" * 65536
 
-    resp = requests.post(f"{nginx.url}/api/v1/reports", data=chunks(), verify=verify,
-                         timeout=10, headers={"Authorization": authorization,
-                                              "Content-Type": "application/json"})
+    headers = {"Authorization": authorization, "Content-Type": "application/json"}
+    resp = requests.post(f"{nginx.url}/api/v1/reports", data=chunks(20), verify=verify,
+                         timeout=10, headers=headers)
     assert resp.status_code == 413, resp.text
+    assert resp.json()["error"] == "body_too_large" and resp.json()["field"] == "body"
+    # 16 x 64 KiB = the limit: passed on to the collector, which reads it (not JSON: 400)
+    resp = requests.post(f"{nginx.url}/api/v1/reports", data=chunks(16), verify=verify,
+                         timeout=10, headers=headers)
+    assert resp.status_code == 400 and resp.json()["error"] == "malformed_json", resp.text
+    assert "buffered to a temporary file" not in nginx.log(), nginx.log()[-2000:]
 
 
 def test_nginx_limits_bodies_and_enrolment_rate(collector, nginx) -> None:

@@ -22,7 +22,7 @@ from kiemke.agent.exitcodes import (
     EXIT_SPOOLED,
 )
 from kiemke.agent.filelock import LockBusy, exclusive
-from kiemke.agent.report import build_report, encode, encode_gzip, nfc
+from kiemke.agent.report import build_report, nfc
 from kiemke.agent.spool import Spool
 from kiemke.agent.state import Credentials, StateDir
 from kiemke.agent.transport import (
@@ -33,6 +33,7 @@ from kiemke.agent.transport import (
     InsecureServer,
     Transport,
     TransportError,
+    stamped_body,
 )
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,12 @@ def add_spool_errors(report: dict[str, Any], entries: list[dict[str, Any]]) -> N
 
 def spool_report(config: AgentConfig, state: StateDir, report: dict[str, Any]
                  ) -> dict[str, Any] | None:
-    """Put the report in the spool; when that fails (disk full, read-only), add the
-    failure to the report itself and return it, to be sent directly."""
+    """Give the report its sequence number, then put it in the spool; when that fails
+    (disk full, read-only), add the failure to the report itself and return it, to be
+    sent directly."""
+    sequence = state.next_sequence()
+    if sequence is not None:
+        report["sequence"] = sequence
     spool = open_spool(config, state)
     try:
         spool.put(report)
@@ -140,8 +145,8 @@ def _lock(state: StateDir, wait: float) -> contextlib.AbstractContextManager[Non
 def _post_direct(transport: Transport, report: dict[str, Any], creds: Credentials,
                  summary: dict[str, Any]) -> None:
     """Send a report that is not in the spool; there is no file to keep or reject."""
-    body = encode_gzip(report) if report.get("kind") == "full" else encode(report)
-    outcome = transport.post_report(body, report.get("kind") == "full", creds)
+    gzipped = report.get("kind") == "full"
+    outcome = transport.post_report(stamped_body(report, gzipped), gzipped, creds)
     report_id = report["report_id"]
     if outcome.result in (DELIVERED, DUPLICATE):
         summary["delivered"].append(report_id)

@@ -5,6 +5,7 @@ Layout (docs/agent-config.md):
         credentials.json      agent_id + secret from enrolment (0600 / SYSTEM+Administrators)
         identity.json         the machine id last used and its source (keeps it stable)
         status.json           last attempt / success / error, last full inventory
+        sequence.json         the last report sequence number given out (never reused)
         agent.log             log of `kiemke-agent run` (rotated, bounded)
         spool/                unsent reports, see spool.py; spool/rejected/ for refused ones
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kiemke.agent.collectors.base import CollectorError
+from kiemke.agent.filelock import LockBusy, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,46 @@ class StateDir:
         write_json(self.credentials_path, asdict(creds), mode=0o600)
         if IS_WINDOWS:
             restrict_windows_acl(self.credentials_path)
+
+    # -- report sequence numbers
+    @property
+    def sequence_path(self) -> Path:
+        return self.path / "sequence.json"
+
+    def next_sequence(self) -> int | None:
+        """The next report sequence number (1, 2, ...), saved before it is returned so a
+        restart never gives it out again; None when it cannot be saved (full or read-only
+        disk, another agent process holding the counter for 10 s): the report then goes
+        without one and the collector orders it by time (docs/report-format.md)."""
+        try:
+            with exclusive(self.path / "sequence.lock", wait=10.0):
+                last = self._last_sequence()
+                if last is None:
+                    return None
+                write_json(self.sequence_path, {"last": last + 1}, mode=0o600)
+        except (OSError, LockBusy) as exc:
+            log.warning("cannot save the report counter in %s (%s); this report is sent "
+                        "without a sequence number", self.sequence_path, exc)
+            return None
+        return last + 1
+
+    def _last_sequence(self) -> int | None:
+        """0 when there is no counter yet; None (logged) when the file is damaged: starting
+        again from 1 would make the collector ignore every later report of this machine."""
+        try:
+            data = json.loads(self.sequence_path.read_text("utf-8"))
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError):
+            data = None
+        last = data.get("last") if isinstance(data, dict) else None
+        if isinstance(last, int) and not isinstance(last, bool) and last >= 0:
+            return last
+        log.error("%s is damaged, so reports are sent without a sequence number (the "
+                  "collector then orders them by time). Restore the file from a backup, or "
+                  "enrol this agent again (a new credential starts a new counter) and "
+                  "delete the file.", self.sequence_path)
+        return None
 
     # -- status (last attempt / success, last full inventory)
     def status(self) -> dict[str, Any]:

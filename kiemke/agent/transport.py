@@ -21,14 +21,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 import kiemke
+from kiemke.agent.collectors.base import iso_utc
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.probe_policy import check_host
+from kiemke.agent.report import encode, encode_gzip
 from kiemke.agent.server_url import (  # noqa: F401 - re-exported for callers of transport
     INSECURE_HINT,
     InsecureServer,
@@ -83,6 +86,16 @@ class Outcome:
     status: int | None = None
 
 
+def stamped_body(report: dict[str, Any], gzipped: bool) -> Callable[[], bytes]:
+    """The report's body with `sent_at` set to the moment of each attempt (the collector
+    measures the machine's clock offset with it); everything else, `sequence` included,
+    stays what the report was given when it was made."""
+    def body() -> bytes:
+        report["sent_at"] = iso_utc(datetime.now(timezone.utc))
+        return encode_gzip(report) if gzipped else encode(report)
+    return body
+
+
 class Transport:
     def __init__(self, config: AgentConfig, server: str,
                  sleep: Callable[[float], Any] = time.sleep,
@@ -120,10 +133,13 @@ class Transport:
         for attempt in range(attempts):
             delay: float | None = None
             check_host(host, f"a request to the collector {self.server}")
+            # A callable body is built again for each attempt (it carries the send time).
+            call = {**kwargs, "data": kwargs["data"]()} if callable(kwargs.get("data")) \
+                else kwargs
             try:
                 resp = self.session.request(method, self.server + path,
                                             timeout=self.config.timeout,
-                                            allow_redirects=False, **kwargs)
+                                            allow_redirects=False, **call)
             except requests.exceptions.SSLError as exc:
                 raise TransportError(RETRY_LATER, f"TLS check of {self.server} failed: "
                                      f"{exc}. Set ca_bundle to your CA file.") from exc
@@ -169,7 +185,10 @@ class Transport:
                                  "(HTTP 404); check the server URL.", 404)
         raise TransportError(REJECTED, _error_text(resp), resp.status_code)
 
-    def post_report(self, body: bytes, gzipped: bool, creds: Credentials) -> Outcome:
+    def post_report(self, body: bytes | Callable[[], bytes], gzipped: bool,
+                    creds: Credentials) -> Outcome:
+        """POST one report body (bytes, or a callable making them at each attempt:
+        stamped_body)."""
         headers = {"Authorization": creds.bearer(), "Content-Type": "application/json"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
@@ -198,17 +217,15 @@ class Transport:
                                    "message": ""}
         for entry in spool.entries():
             try:
-                raw = spool.raw(entry)
-                if entry.kind == "full":
-                    body, gz = raw, True
-                else:
-                    body, gz = gzip.decompress(raw), False
-                    json.loads(body)  # a damaged file is rejected locally, not sent
-            except (OSError, ValueError, EOFError) as exc:
+                report = json.loads(gzip.decompress(spool.raw(entry)))
+                if not isinstance(report, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError, EOFError) as exc:  # rejected locally, not sent
                 spool.reject(entry, f"the spooled file is damaged: {exc}")
                 summary["rejected"].append(entry.report_id)
                 continue
-            outcome = self.post_report(body, gz, creds)
+            gz = entry.kind == "full"
+            outcome = self.post_report(stamped_body(report, gz), gz, creds)
             if outcome.result in (DELIVERED, DUPLICATE):
                 spool.remove(entry)
                 summary["delivered"].append(entry.report_id)

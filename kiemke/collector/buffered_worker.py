@@ -42,6 +42,7 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 from gunicorn import http  # type: ignore[import-untyped]
+from gunicorn.http import errors as parse_errors  # type: ignore[import-untyped]
 from gunicorn.http import wsgi  # type: ignore[import-untyped]
 from gunicorn.workers import base  # type: ignore[import-untyped]
 
@@ -101,6 +102,13 @@ class _Sink:
     def value(self) -> bytes:
         return b"".join(self.parts)
 
+    # gunicorn's error answer (util.write_nonblock) asks for these
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
 
 class _Wakeup:
     """Lets pool threads run a callback on the loop thread (a pipe wakes the selector)."""
@@ -135,13 +143,35 @@ def error_response(status: int, error: str, field: str | None, message: str,
                    close: bool) -> bytes:
     """The collector's JSON error body ({"error", "field", "message"}) as a raw response."""
     reason = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
-              431: "Request Header Fields Too Large",
+              414: "URI Too Long", 431: "Request Header Fields Too Large",
               501: "Not Implemented"}.get(status, "Error")
     body = json.dumps({"error": error, "field": field, "message": message},
                       ensure_ascii=False).encode()
     connection = "close" if close else "keep-alive"
     return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n").encode() + body
+
+
+def parse_refusal(exc: Exception) -> tuple[int, str, str | None, str] | None:
+    """(status, error, field, message) for a request gunicorn's parser refused; None if
+    `exc` is not such a refusal (then it is a bug, answered 500 by gunicorn)."""
+    if isinstance(exc, (parse_errors.InvalidResponseHeader, parse_errors.ConfigurationProblem,
+                        parse_errors.InvalidResponseHeaderName)):
+        return None  # the application's or the configuration's fault, not the client's
+    if isinstance(exc, parse_errors.LimitRequestLine):
+        return (414, "uri_too_long", "path",
+                f"the request line is too long ({exc}); send the parameters in fewer or "
+                f"shorter values")
+    if isinstance(exc, parse_errors.LimitRequestHeaders):
+        return 431, "headers_too_large", "headers", f"the request headers are too large: {exc}"
+    if isinstance(exc, parse_errors.UnsupportedTransferCoding):
+        return 501, "unsupported_transfer_coding", "Transfer-Encoding", str(exc)
+    if isinstance(exc, (parse_errors.InvalidHeader, parse_errors.InvalidHeaderName,
+                        parse_errors.ObsoleteFolding)):
+        return 400, "invalid_header", "headers", f"a request header is invalid: {exc}"
+    if isinstance(exc, parse_errors.ParseException):
+        return 400, "invalid_request", "request_line", f"the request is not valid HTTP: {exc}"
+    return None
 
 
 class BufferedThreadWorker(base.Worker):
@@ -407,7 +437,17 @@ class BufferedThreadWorker(base.Worker):
             if not req:
                 return b"", False
             return self._run_app(req, conn, sink)
-        except Exception as exc:  # noqa: BLE001 - gunicorn answers it (400 or 500) and logs
+        except parse_errors.ParseException as exc:
+            refusal = parse_refusal(exc)
+            if refusal is not None:  # the client's fault: a JSON answer like every other
+                self.log.warning("Invalid request from ip=%s: %s", conn.client[0]
+                                 if isinstance(conn.client, tuple) else conn.client, exc)
+                status, error, field, message = refusal
+                return error_response(status, error, field, message, close=True), False
+            sink.parts.clear()
+            self.handle_error(req, sink, conn.client, exc)
+            return sink.value(), False
+        except Exception as exc:  # noqa: BLE001 - gunicorn answers it (500) and logs
             sink.parts.clear()
             self.handle_error(req, sink, conn.client, exc)
             return sink.value(), False

@@ -213,8 +213,12 @@ def _antivirus_facts(facts: dict[str, Any], report: dict[str, Any],
             enabled = p.get("enabled")
         age = _signature_age(p, today)
         current = p.get("up_to_date")
-        if current is None and age is not None:
-            current = age <= config.max_signature_age_days
+        if age is not None:
+            # The organisation's maximum age decides where the age is known: an agent
+            # (an old one, or a product's own lenient notion of "current") saying
+            # up_to_date does not pass signatures older than it.
+            within = age <= config.max_signature_age_days
+            current = within if current is None else (current is True and within)
         enabled3.append(enabled)
         if enabled is not False:
             current3.append(and3(enabled, current))

@@ -6,7 +6,8 @@
 - The answers every route can give are documented on every route, whichever part of
   the collector added it: 503 where the database is used (database_unavailable, with
   Retry-After), 401 where a credential is required, 400 where parameters or a body are
-  read, 413 and 415 where a body is read.
+  read, 413 and 415 where a body is read; 414 and 431 everywhere (the server refuses a
+  request line or headers over its limits before any route sees them).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def add_common_responses(document: dict[str, Any]) -> None:
             responses = operation.setdefault("responses", {})
             if path not in NO_DATABASE:
                 responses.setdefault("503", unavailable)
+            responses.setdefault("414", _error("Request line (path and query) longer than "
+                                               "the server accepts (field: path)"))
+            responses.setdefault("431", _error("Request headers larger than the server "
+                                               "accepts (field: headers)"))
             if operation.get("security"):
                 responses.setdefault("401", _error("Missing, wrong or revoked credential "
                                                    "(field: Authorization)"))
