@@ -38,10 +38,14 @@ typecheck: $(STAMP)
 
 # The suite waits far more than it computes (servers starting, outages, timeouts), so it
 # runs in TEST_WORKERS processes; tests/conftest.py keeps together what must share a worker.
+# Then the `exclusive` tests (latency and request-volume figures) run alone. Exit code 5 is
+# pytest's "no test selected", when PYTEST_ARGS picks tests of one phase only.
 TEST_WORKERS ?= 3
+PYTEST  = $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test: $(STAMP) system-deps lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PYTEST) -m exclusive $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # Debian packages the benchmarks need (wrk, the HTTP load generator). Installed only when missing.
 bench-deps:

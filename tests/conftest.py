@@ -288,24 +288,27 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --------------------------------------------------------------------------- parallel runs
 
-# `make test` runs the suite in several pytest-xdist workers (--dist loadgroup). Tests that
-# measure latency or recovery under load run one after another on one worker, so they do
-# not compete with each other; modules with module-scoped fixtures (a Prometheus, a browser,
-# built packages) keep all their tests on one worker so the fixture is built once.
-# test_schemathesis too: it keeps both cores busy for two minutes, which the latency
-# tests must not measure.
-_ONE_AFTER_ANOTHER = {"test_slow_clients", "test_fault_suite", "test_multi_instance",
-                      "test_schemathesis"}
+# `make test` runs the suite in two phases (Makefile). First, everything but the
+# `exclusive` tests in several pytest-xdist workers (--dist loadgroup): tests that measure
+# recovery under faults run one after another on one worker; modules with module-scoped
+# fixtures (a Prometheus, a browser, built packages) keep all their tests on one worker so
+# the fixture is built once. Then the `exclusive` tests alone, in one process: the latency
+# figures of the slow-client tests (p99 <= 1 s) and schemathesis's request volume (>= 10,000
+# in 3 minutes, which keeps both cores busy) mean something only on an otherwise idle machine.
+_EXCLUSIVE = {"test_slow_clients", "test_schemathesis"}
+_ONE_AFTER_ANOTHER = {"test_fault_suite", "test_multi_instance"}
 _SHARED_BUILD = {"test_packaging_wheel", "test_packaging_deb", "test_packaging_msi"}
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        module = item.module.__name__ if item.module is not None else ""
+        if module in _EXCLUSIVE:
+            item.add_marker(pytest.mark.exclusive)
         if item.get_closest_marker("xdist_group") is not None:
             continue
-        module = item.module.__name__ if item.module is not None else ""
-        if module in _ONE_AFTER_ANOTHER:
+        if module in _ONE_AFTER_ANOTHER | _EXCLUSIVE:
             group = "timing"
         elif module in _SHARED_BUILD:
             group = "packaging"
