@@ -66,7 +66,7 @@ class Recorder:
 
 def test_the_app_runs_the_declared_steps_in_order(app):
     pipeline = app.extensions["kiemke"].pipeline
-    assert pipeline.names == ["validate", "store", "assets", "evaluate", "changes"]
+    assert pipeline.names == ["validate", "unchanged", "store", "assets", "evaluate", "changes"]
 
 
 def test_pipeline_refuses_misordered_or_repeated_steps(app):

@@ -188,7 +188,8 @@ def flush(config: AgentConfig, state: StateDir, creds: Credentials,
         # One deliverer at a time: a manual `send` during a scheduled run waits its turn
         # instead of posting the same spooled reports twice.
         with _lock(state, config.timeout * 2):
-            summary.update(transport.flush(spool, creds))
+            summary.update(transport.flush(spool, creds,
+                                           state.status().get("facts_digest")))
             if direct is not None:
                 if summary["stopped"]:  # the collector cannot be reached now
                     summary["lost"].append(direct["report_id"])
@@ -201,7 +202,9 @@ def flush(config: AgentConfig, state: StateDir, creds: Credentials,
             summary["lost"].append(direct["report_id"])
     finally:
         transport.close()
-    fields: dict[str, Any] = {"last_attempt_at": now}
+    # Kept even when nothing was delivered: a 409 or a rejection forgets it (None).
+    fields: dict[str, Any] = {"last_attempt_at": now,
+                              "facts_digest": summary.get("facts_digest")}
     if summary["delivered"]:
         fields["last_success_at"] = now
     if summary["stopped"]:

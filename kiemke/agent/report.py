@@ -20,6 +20,7 @@ from kiemke.agent.collectors.base import (
 from kiemke.agent.config import AgentConfig
 from kiemke.agent.parsers.errors import ParseError
 from kiemke.schema import SCHEMA_VERSION
+from kiemke.schema.digest import facts_digest
 
 REPORT_SECTIONS = ("identity", "hardware", "os", "antivirus", "security_monitoring",
                    "network", "printers", "signing", "email", "meeting")
@@ -187,7 +188,11 @@ def build_report(config: AgentConfig, kind: str = "periodic",
     report["identity"] = _ensure_identity(sections.get("identity"), ctx)
     if kind == "periodic":
         trim_periodic(report)
-    return nfc(report)
+    report = nfc(report)
+    # The collector answers with the digest it keeps; a later report with the same
+    # sections then goes as `unchanged` (transport.py, docs/report-format.md).
+    report["facts_digest"] = facts_digest(report)
+    return report
 
 
 def encode(report: dict[str, Any]) -> bytes:

@@ -40,6 +40,7 @@ from kiemke.agent.server_url import (  # noqa: F401 - re-exported for callers of
 )
 from kiemke.agent.spool import Spool
 from kiemke.agent.state import Credentials
+from kiemke.schema.digest import unchanged_form
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,16 @@ class Outcome:
     result: str  # DELIVERED | DUPLICATE | REJECTED | UNAUTHORIZED | RETRY_LATER
     message: str = ""
     status: int | None = None
+    answer: dict[str, Any] | None = None  # the collector's JSON answer, when it had one
+    error: str | None = None  # its `error` code on a 4xx
+
+
+def _answer(resp: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def stamped_body(report: dict[str, Any], gzipped: bool) -> Callable[[], bytes]:
@@ -196,25 +207,50 @@ class Transport:
             resp = self._request("POST", "/api/v1/reports", data=body, headers=headers)
         except TransportError as exc:
             return Outcome(exc.outcome, exc.message, exc.status)
+        answer = _answer(resp)
         if resp.status_code == 202:
-            return Outcome(DELIVERED, "accepted", 202)
+            return Outcome(DELIVERED, "accepted", 202, answer)
         if 200 <= resp.status_code < 300:
             return Outcome(DUPLICATE if resp.status_code == 200 else DELIVERED,
-                           "already received", resp.status_code)
+                           "already received", resp.status_code, answer)
         if resp.status_code == 401:
             return Outcome(UNAUTHORIZED, "the collector no longer accepts this agent's "
                            "credentials: re-enroll with kiemke-agent enroll --server=URL "
                            "--token=TOKEN", 401)
-        return Outcome(REJECTED, _error_text(resp), resp.status_code)
+        error = answer.get("error") if answer else None
+        return Outcome(REJECTED, _error_text(resp), resp.status_code, answer,
+                       error if isinstance(error, str) else None)
 
-    def flush(self, spool: Spool, creds: Credentials) -> dict[str, Any]:
+    def post_spooled(self, report: dict[str, Any], gzipped: bool, creds: Credentials,
+                     known_digest: str | None) -> tuple[Outcome, str | None]:
+        """Post one report: as `unchanged` when its facts_digest is the one the collector
+        last acknowledged, else in full; the same report in full when the collector does
+        not know the digest (409 facts_digest_unknown). Returns the outcome and the digest
+        the collector now holds for this machine (None: not known, send in full next)."""
+        digest = report.get("facts_digest")
+        if digest and digest == known_digest and report.get("kind") == "periodic":
+            def unchanged() -> bytes:  # stamped at each attempt, as stamped_body
+                report["sent_at"] = iso_utc(datetime.now(timezone.utc))
+                return encode(unchanged_form(report))
+
+            outcome = self.post_report(unchanged, False, creds)
+            if outcome.result != REJECTED or outcome.error != "facts_digest_unknown":
+                return outcome, _held_digest(outcome, digest)
+            log.info("the collector does not know the facts of report %s; sending it in "
+                     "full", report.get("report_id"))
+        outcome = self.post_report(stamped_body(report, gzipped), gzipped, creds)
+        return outcome, _held_digest(outcome, digest)
+
+    def flush(self, spool: Spool, creds: Credentials,
+              known_digest: str | None = None) -> dict[str, Any]:
         """Deliver spooled reports oldest first; stop at the first one that must wait.
+        `known_digest`: the facts_digest the collector last acknowledged.
 
         Returns {"delivered": [report_id...], "rejected": [...], "stopped": outcome|None,
-        "message": str}.
+        "message": str, "facts_digest": the digest the collector holds now or None}.
         """
         summary: dict[str, Any] = {"delivered": [], "rejected": [], "stopped": None,
-                                   "message": ""}
+                                   "message": "", "facts_digest": known_digest}
         for entry in spool.entries():
             try:
                 report = json.loads(gzip.decompress(spool.raw(entry)))
@@ -224,8 +260,8 @@ class Transport:
                 spool.reject(entry, f"the spooled file is damaged: {exc}")
                 summary["rejected"].append(entry.report_id)
                 continue
-            gz = entry.kind == "full"
-            outcome = self.post_report(stamped_body(report, gz), gz, creds)
+            outcome, summary["facts_digest"] = self.post_spooled(
+                report, entry.kind == "full", creds, summary["facts_digest"])
             if outcome.result in (DELIVERED, DUPLICATE):
                 spool.remove(entry)
                 summary["delivered"].append(entry.report_id)
@@ -237,3 +273,12 @@ class Transport:
                 summary["message"] = outcome.message
                 break
         return summary
+
+
+def _held_digest(outcome: Outcome, sent: str | None) -> str | None:
+    """The digest the collector says it holds after this answer: only a 202 that names
+    the digest just sent counts (a duplicate, a late report or an old collector: not)."""
+    answer = outcome.answer or {}
+    if outcome.status == 202 and sent and answer.get("facts_digest") == sent:
+        return sent
+    return None

@@ -64,7 +64,8 @@ class IngestStatements:
                       old.last_collected_at > new.last_seen))
         current = {col: case((newer, getattr(new, col)), else_=old[col])
                    for col in ("hostname", "platform", "agent_version", "last_report_id",
-                               "last_collected_at", "last_sequence", "report")}
+                               "last_collected_at", "last_sequence", "report",
+                               "facts_digest")}
         self.machine = upsert.on_conflict_do_update(
             index_elements=["machine_id"],
             set_={"agent_id": upsert.excluded.agent_id, "unit_id": upsert.excluded.unit_id,

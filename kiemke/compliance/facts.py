@@ -350,11 +350,10 @@ def _clock_offset(facts: dict[str, Any], report: dict[str, Any], received: dt.da
     facts["agent.clock_offset_seconds"] = 60 * round(offset / 60)
 
 
-def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict | None,
-                      config: ComplianceConfig, unit_codes: Sequence[str] = ()
-                      ) -> dict[str, Any]:
-    """Flatten a v1 report into facts; see FACTS for names and types. `unit_codes`: the
-    codes of the machine's unit and its ancestors (per-unit official e-mail domains)."""
+def envelope_facts(report: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The facts that come from the report's envelope and the time it arrived, not from
+    its sections: the day, report kind and age, clock offset. An unchanged report
+    (kiemke.collector.pipeline.unchanged) compares these alone."""
     today = now.astimezone(dt.timezone.utc).date() if now.tzinfo else now.date()
     facts: dict[str, Any] = {"now": today}
     _put(facts, "report.kind", report.get("kind"))
@@ -362,6 +361,16 @@ def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict |
     if collected is not None:
         facts["report.age_days"] = (today - collected).days
     _clock_offset(facts, report, now)
+    return facts
+
+
+def facts_from_report(report: dict[str, Any], *, now: dt.datetime, asset: dict | None,
+                      config: ComplianceConfig, unit_codes: Sequence[str] = ()
+                      ) -> dict[str, Any]:
+    """Flatten a v1 report into facts; see FACTS for names and types. `unit_codes`: the
+    codes of the machine's unit and its ancestors (per-unit official e-mail domains)."""
+    facts = envelope_facts(report, now)
+    today = facts["now"]
     identity = report.get("identity") or {}
     _put(facts, "identity.hostname", identity.get("hostname"))
     _put(facts, "identity.platform", identity.get("platform"))

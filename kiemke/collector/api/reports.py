@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -66,16 +67,25 @@ def post_report():
             report = load_json(body)
         except JsonInputError as exc:
             raise ApiError(400, exc.error, exc.field, exc.message) from None
-        # validate -> store -> assets -> evaluate -> changes (kiemke.collector.pipeline)
-        stored = ext.pipeline.ingest(agent, report)
+        # validate -> unchanged -> store -> assets -> evaluate -> changes
+        # (kiemke.collector.pipeline)
+        outcome = ext.pipeline.run(agent, report)
     except ApiError as exc:
         ext.ingest_metrics.rejected(exc.error, time.perf_counter() - started)
         raise
-    if stored:
+    if outcome.stored:
         ext.ingest_metrics.done("accepted", time.perf_counter() - started)
         ext.ingest_metrics.agent_spool_errors.inc(
             len(report.get("agent", {}).get("spool_errors", ())))
-        resp = jsonify({"status": "accepted", "report_id": report["report_id"]})
+        answer: dict[str, Any] = {"status": "accepted", "report_id": report["report_id"]}
+        # The digest the collector now holds as this machine's facts: the agent may send
+        # the next report with the same sections as `unchanged` (docs/report-format.md).
+        if outcome.unchanged:
+            answer["facts"] = "unchanged"
+            answer["facts_digest"] = report["facts_digest"]
+        elif outcome.facts_digest is not None:
+            answer["facts_digest"] = outcome.facts_digest
+        resp = jsonify(answer)
         resp.status_code = 202
         return resp
     ext.ingest_metrics.done("duplicate", time.perf_counter() - started)

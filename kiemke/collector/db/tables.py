@@ -90,6 +90,9 @@ machines = Table(
     # The agent's report counter of the current report (schema field `sequence`), when the
     # agent sends one: it, not the machine's clock, decides which report is current.
     Column("last_sequence", BigInteger, nullable=True),
+    # The facts key of the current report: the agent's facts_digest and what else its
+    # facts were built from (kiemke.collector.pipeline.unchanged); NULL: not known.
+    Column("facts_digest", String(160), nullable=True),
     Index("ix_machines_unit_id_last_seen", "unit_id", "last_seen"),
     Index("ix_machines_hostname", "hostname"),
 )

@@ -31,7 +31,10 @@ class Ingest:
     # is the machine's newest, `stored_facts`: the facts stored before it).
     conn: Connection | None = None
     machine: dict[str, Any] = field(default_factory=dict)
-    stored: bool = False  # False after the store step: a replay, the later steps skip
+    stored: bool = False  # True once the report is stored (store or unchanged step)
+    finished: bool = False  # a step ended the pipeline (a replay, an unchanged report)
+    unchanged: bool = False  # recorded as seen without evaluation (unchanged step)
+    facts_digest: str | None = None  # the digest now held as the machine's current facts
     asset: dict[str, Any] | None = None  # the machine's register entry (assets step)
 
     @property
@@ -44,8 +47,8 @@ class Ingest:
 
 class Step(Protocol):
     """An ingest step: `name` (for docs and errors), whether it runs inside the write
-    transaction, and `run`, which may raise Rejected (only before the transaction) or
-    set `ingest.stored = False` to end the pipeline."""
+    transaction, and `run`, which may raise Rejected (inside the transaction it rolls
+    back: nothing is written) or set `ingest.finished` to end the pipeline."""
 
     name: ClassVar[str]
     in_transaction: ClassVar[bool]
@@ -77,6 +80,11 @@ class Pipeline:
                now: datetime | None = None) -> bool:
         """Run every step; True when stored, False for a replay (report_id known).
         Raises Rejected for a report that must not be stored."""
+        return self.run(agent, report, now).stored
+
+    def run(self, agent: AgentCredential, report: dict[str, Any],
+            now: datetime | None = None) -> Ingest:
+        """Run every step; the report's outcome (the API answers with it)."""
         ingest = Ingest(agent=agent, report=report, now=now or utcnow())
         for step in self._before:
             step.run(ingest)
@@ -84,7 +92,7 @@ class Pipeline:
             ingest.conn = conn
             for step in self._inside:
                 step.run(ingest)
-                if not ingest.stored:
+                if ingest.finished:
                     break
         ingest.conn = None
-        return ingest.stored
+        return ingest
