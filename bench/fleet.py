@@ -28,6 +28,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from reports import make_report  # noqa: E402 - tests/ holds the shared report builder
 
+from kiemke.schema.digest import facts_digest  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get("KIEMKE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REPORT_ID_MARK = b"00000000-0000-4000-8000-000000000000"
 
@@ -82,9 +84,37 @@ class Agent:
     machine_id: str
     authorization: str
     template: bytes  # the report as JSON with REPORT_ID_MARK where report_id goes
+    report: dict[str, Any] = field(default_factory=dict)  # the same as a dict
 
     def body(self) -> bytes:
         return self.template.replace(REPORT_ID_MARK, str(uuid.uuid4()).encode(), 1)
+
+
+def _encode(report: dict[str, Any]) -> bytes:
+    return json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def unchanged_agents(collector: Collector, agents: list[Agent]) -> list[Agent]:
+    """Agents whose next reports repeat their facts, as a real agent sends them: each
+    posts its report in full now (collected now: the facts key holds the clock offset
+    minute, so measure within ~30 s), then sends only `unchanged` reports
+    (docs/report-format.md, "Unchanged reports")."""
+    from kiemke.schema.digest import unchanged_form
+
+    session = requests.Session()
+    out: list[Agent] = []
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for agent in agents:
+        report = {**agent.report, "collected_at": now, "report_id": str(uuid.uuid4())}
+        resp = session.post(f"{collector.url}/api/v1/reports", data=_encode(report),
+                            headers={"Authorization": agent.authorization,
+                                     "Content-Type": "application/json"}, timeout=30)
+        if resp.status_code != 202 or resp.json().get("facts_digest") != report["facts_digest"]:
+            raise RuntimeError(f"full report not held: {resp.status_code} {resp.text}")
+        slim = unchanged_form({**report, "report_id": REPORT_ID_MARK.decode()})
+        out.append(Agent(agent.machine_id, agent.authorization, _encode(slim), slim))
+    session.close()
+    return out
 
 
 @dataclass
@@ -172,6 +202,43 @@ def start_collector(backend: str, workers: int = 2, threads: int = 4,
     raise RuntimeError(f"collector did not start:\n{(data_dir / 'server.log').read_text()}")
 
 
+def start_floor(mode: str, backend: str, workers: int = 2, threads: int = 4
+                ) -> Collector | None:
+    """bench/floor_app.py (echo or store) under gunicorn with serve's settings."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"kiemke-floor-{mode}-{backend}-"))
+    cleanup: list[Any] = [lambda: shutil.rmtree(data_dir, ignore_errors=True)]
+    if backend == "postgres":
+        made = postgres_database()
+        if made is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            return None
+        db_url = made[0]
+        cleanup.append(made[1])
+    else:
+        db_url = f"sqlite:///{data_dir / 'floor.db'}"
+    port = free_port()
+    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - owned by the subprocess
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "floor_app.py"), mode, db_url,
+         f"127.0.0.1:{port}", str(workers), str(threads)],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    floor = Collector(f"http://127.0.0.1:{port}", db_url, data_dir, proc, {}, cleanup)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{floor.url}/readyz", timeout=1).status_code == 200:
+                return floor
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    floor.stop()
+    raise RuntimeError(f"floor did not start:\n{(data_dir / 'server.log').read_text()}")
+
+
 def enroll_fleet(collector: Collector, n: int, seed: int = 1) -> list[Agent]:
     """Units in a 2-level tree, one enrolment token per unit, n agents spread over them."""
     root = _cli(collector.env, "units", "add", UNITS[0])
@@ -190,6 +257,7 @@ def enroll_fleet(collector: Collector, n: int, seed: int = 1) -> list[Agent]:
         cred = resp.json()
         report = varied_report(rng, machine_id, hostname)
         report["report_id"] = REPORT_ID_MARK.decode()
+        report["facts_digest"] = facts_digest(report)  # as the agent sends it
         agents.append(Agent(machine_id, f"Bearer {cred['agent_id']}.{cred['secret']}",
-                            json.dumps(report, ensure_ascii=False).encode()))
+                            _encode(report), report))
     return agents

@@ -13,8 +13,8 @@ from reports import UNIT_NAME, make_report, new_machine_id
 from sqlalchemy import create_engine, select, update
 from test_e2e_agent import _enrolled, agent
 
-from kiemke.collector.db.engine import normalize_url
 from kiemke.collector.db.compliance_tables import rule_results
+from kiemke.collector.db.engine import normalize_url
 from kiemke.collector.db.tables import machines, reports
 from kiemke.collector.ingest import load_agent
 from kiemke.collector.timeutil import utcnow

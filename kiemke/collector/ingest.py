@@ -11,7 +11,9 @@ from functools import cache
 
 from sqlalchemy import Engine, and_, bindparam, case, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
+from kiemke.collector.db.prepared import Prepared, raw_transaction
 from kiemke.collector.db.tables import agents, machines, reports
 
 
@@ -30,13 +32,20 @@ _AGENT = select(agents.c.id, agents.c.machine_id, agents.c.unit_id, agents.c.sec
                 agents.c.revoked_at).where(agents.c.id == bindparam("agent_id"))
 
 
+@cache
+def _agent_prepared(dialect: Dialect) -> Prepared:
+    return Prepared(_AGENT, dialect)
+
+
 def load_agent(engine: Engine, agent_id: str) -> AgentCredential | None:
-    with engine.connect() as conn:
-        row = conn.execute(_AGENT, {"agent_id": agent_id}).first()
+    # On the driver's cursor (kiemke.collector.db.prepared): engine.connect() alone cost
+    # more than this query. Plain columns: no result conversion is needed.
+    with raw_transaction(engine, write=False) as tx:
+        row = tx.one(_agent_prepared(engine.dialect), {"agent_id": agent_id})
     if row is None:
         return None
-    return AgentCredential(row.id, row.machine_id, row.unit_id, row.secret_hash,
-                           row.revoked_at is not None)
+    agent_id, machine_id, unit_id, secret_hash, revoked_at = row
+    return AgentCredential(agent_id, machine_id, unit_id, secret_hash, revoked_at is not None)
 
 
 class IngestStatements:
@@ -82,3 +91,7 @@ def _statements(dialect: str) -> IngestStatements:
 
 def statements(engine: Engine) -> IngestStatements:
     return _statements(engine.dialect.name)
+
+
+def statements_for(dialect: str) -> IngestStatements:
+    return _statements(dialect)

@@ -89,7 +89,13 @@ def serve(config: CollectorConfig, bind: str, workers: int, threads: int,
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log_to_stderr(config.log_level)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_multiproc_dir(config.data_dir))
-    options = {
+    CollectorServer(config, server_options(config, bind, workers, threads, model)).run()
+
+
+def server_options(config: CollectorConfig, bind: str, workers: int, threads: int,
+                   model: str = "buffered") -> dict[str, Any]:
+    """gunicorn's settings for `serve` (bench/floor_app.py runs its floors with them)."""
+    return {
         "bind": bind,
         "workers": workers,
         "threads": threads,
@@ -111,4 +117,3 @@ def serve(config: CollectorConfig, bind: str, workers: int, threads: int,
         # would fight over it and nothing here uses it.
         "control_socket_disable": True,
     }
-    CollectorServer(config, options).run()

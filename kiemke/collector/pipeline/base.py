@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -61,6 +61,11 @@ class Pipeline:
     one write transaction, which commits before the agent gets its answer."""
 
     def __init__(self, engine: Engine, steps: Sequence[Step]) -> None:
+        # A step's fast path before the transaction (the unchanged report's:
+        # kiemke.collector.pipeline.unchanged): True when it stored and committed.
+        fast = [getattr(s, "before_transaction", None) for s in steps]
+        self._fast: Callable[[Engine, Ingest], bool] | None = next(
+            (f for f in fast if f is not None), None)
         names = [s.name for s in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"ingest step names repeat: {names}")
@@ -88,6 +93,9 @@ class Pipeline:
         ingest = Ingest(agent=agent, report=report, now=now or utcnow())
         for step in self._before:
             step.run(ingest)
+        if report.get("unchanged") and self._fast is not None and self._fast(self.engine,
+                                                                              ingest):
+            return ingest  # recorded as seen (or a replay), committed
         with write_transaction(self.engine) as conn:
             ingest.conn = conn
             for step in self._inside:

@@ -7,8 +7,8 @@ facts were built from (agent, unit, day, report kind and age, clock offset minut
 kiemke.compliance.facts.envelope_facts). Three cases:
 
 - same key: nothing the rules read changed. The report row (the small body as sent) and
-  the machine's last_seen / last report are written; assets and evaluation are skipped
-  (the pipeline ends here).
+  the machine's last_seen / last report are written in one short transaction on the
+  driver's cursor (try_record_seen); assets and evaluation are skipped.
 - same digest, other envelope (a new day, another kind, another clock offset minute,
   re-enrolled): the stored report's sections are put under this envelope and the report
   goes through store -> assets -> evaluate like a full one.
@@ -24,10 +24,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BigInteger, Engine, and_, bindparam, case, or_, select, update
+from sqlalchemy.engine import Dialect
 
+from kiemke.collector.db.prepared import Prepared, raw_transaction
 from kiemke.collector.db.tables import machines
-from kiemke.collector.ingest import AgentCredential, statements
+from kiemke.collector.db.types import UTCDateTime
+from kiemke.collector.ingest import AgentCredential, statements_for
 from kiemke.collector.pipeline.base import Ingest, Rejected
 from kiemke.collector.timeutil import parse_iso
 from kiemke.compliance.facts import envelope_facts
@@ -46,80 +49,113 @@ def facts_key(report: dict[str, Any], agent: AgentCredential, now: datetime) -> 
 
 
 class _Statements:
-    def __init__(self) -> None:
+    """Prepared per dialect (kiemke.collector.db.prepared): the fast path runs on the
+    driver's cursor."""
+
+    def __init__(self, dialect: Dialect) -> None:
         # FOR UPDATE (PostgreSQL; SQLite holds the write lock already): the row cannot
         # change between this read and the update below.
-        self.current = (select(machines.c.facts_digest, machines.c.last_sequence,
-                               machines.c.last_collected_at)
-                        .where(machines.c.machine_id == bindparam("m")).with_for_update())
+        self.current = Prepared(select(machines.c.facts_digest)
+                                .where(machines.c.machine_id == bindparam("m"))
+                                .with_for_update(), dialect)
+        self.report = Prepared(statements_for(dialect.name).report, dialect,
+                               ["report_id", "machine_id", "agent_id", "kind",
+                                "collected_at", "received_at", "body"])
+        old = machines.c
+        seq = bindparam("sequence", type_=BigInteger)
+        collected = bindparam("collected_at", type_=UTCDateTime)
+        now = bindparam("now", type_=UTCDateTime)
+        # The rule of the machine upsert (kiemke.collector.ingest) for the same credential
+        # (the facts key holds the agent): the counter when both carry one, else
+        # collection time unless the stored time lies after now (a clock that ran ahead).
+        newer = case((and_(seq.is_not(None), old.last_sequence.is_not(None)),
+                      seq > old.last_sequence),
+                     else_=or_(collected >= old.last_collected_at, old.last_collected_at > now))
+        self.seen = Prepared(update(machines).where(machines.c.machine_id == bindparam("m"))
+                             .values(last_seen=now,
+                                     last_report_id=case((newer, bindparam("report_id")),
+                                                         else_=old.last_report_id),
+                                     last_collected_at=case((newer, collected),
+                                                            else_=old.last_collected_at),
+                                     last_sequence=case((newer, seq),
+                                                        else_=old.last_sequence)), dialect)
+        self.agent_seen = Prepared(statements_for(dialect.name).agent_seen, dialect)
         self.stored_report = select(machines.c.report).where(
             machines.c.machine_id == bindparam("m"))
-        self.seen = (update(machines).where(machines.c.machine_id == bindparam("m"))
-                     .values(last_seen=bindparam("now")))
-        self.seen_current = (update(machines).where(machines.c.machine_id == bindparam("m"))
-                             .values(last_seen=bindparam("now"),
-                                     last_report_id=bindparam("report_id"),
-                                     last_collected_at=bindparam("collected_at"),
-                                     last_sequence=bindparam("sequence")))
 
 
 @cache
-def _statements() -> _Statements:
-    return _Statements()
+def _statements(dialect_name: str, dialect: Dialect) -> _Statements:
+    return _Statements(dialect)
 
 
-def is_newer(sequence: int | None, collected: datetime, now: datetime,
-             old_sequence: int | None, old_collected: datetime | None) -> bool:
-    """The rule of the machine upsert (kiemke.collector.ingest) for the same credential:
-    the agent's counter when both carry one, else collection time unless the stored
-    time lies after now (a clock that ran ahead)."""
-    if sequence is not None and old_sequence is not None:
-        return sequence > old_sequence
-    return old_collected is None or collected >= old_collected or old_collected > now
+def record_seen(engine: Engine, ingest: Ingest) -> bool:
+    """The fast path, before any SQLAlchemy transaction: when the machine's facts key is
+    this report's, store the report row and last seen and end the pipeline (True). Else
+    nothing is written (False): the pipeline's transaction takes the other cases."""
+    report, agent = ingest.report, ingest.agent
+    stmts = _statements(engine.dialect.name, engine.dialect)
+    mid = report["identity"]["machine_id"]
+    key = facts_key(report, agent, ingest.now)
+    collected = parse_iso(report["collected_at"])
+    with raw_transaction(engine) as tx:
+        row = tx.one(stmts.current, {"m": mid})
+        if row is None or row[0] != key:
+            raise _NotFast
+        inserted = tx.one(stmts.report, {
+            "report_id": report["report_id"], "machine_id": mid, "agent_id": agent.id,
+            "kind": report["kind"], "collected_at": collected, "received_at": ingest.now,
+            "body": report})
+        if inserted is not None:  # else a replay: nothing changes
+            tx.run(stmts.seen, {"m": mid, "now": ingest.now, "report_id": report["report_id"],
+                                "collected_at": collected, "sequence": report.get("sequence")})
+            tx.run(stmts.agent_seen, {"agent_id": agent.id, "seen": ingest.now})
+    ingest.finished = True
+    ingest.stored = ingest.unchanged = inserted is not None
+    return True
+
+
+class _NotFast(Exception):
+    """Rolls the fast path's transaction back: not this machine's current facts key."""
+
+
+def try_record_seen(engine: Engine, ingest: Ingest) -> bool:
+    try:
+        return record_seen(engine, ingest)
+    except _NotFast:
+        return False
 
 
 class UnchangedStep:
-    """First in the transaction: ends the pipeline for an unchanged report, or hands the
-    rebuilt report to `store`. A report without `unchanged` passes untouched."""
+    """First in the transaction, for an unchanged report the fast path (try_record_seen,
+    run by the Pipeline before the transaction) did not take: 409 when the digest is
+    not the machine's, else the rebuilt report goes on to `store`. A report without
+    `unchanged` passes untouched."""
 
     name: ClassVar[str] = "unchanged"
     in_transaction: ClassVar[bool] = True
+
+    @staticmethod
+    def before_transaction(engine: Engine, ingest: Ingest) -> bool:
+        return try_record_seen(engine, ingest)
 
     def run(self, ingest: Ingest) -> None:
         report = ingest.report
         if not report.get("unchanged"):
             return
-        conn, stmts = ingest.db, _statements()
+        # try_record_seen (Pipeline.run) found another key: rebuild or 409.
+        conn = ingest.db
         mid = report["identity"]["machine_id"]
-        row = conn.execute(stmts.current, {"m": mid}).first()
-        digest = report["facts_digest"]
-        if row is None or not (row.facts_digest or "").startswith(digest + ":"):
+        stmts = _statements(conn.engine.dialect.name, conn.engine.dialect)
+        digest = conn.execute(select(machines.c.facts_digest).with_for_update()
+                              .where(machines.c.machine_id == mid)).scalar()
+        if not (digest or "").startswith(report["facts_digest"] + ":"):
             raise Rejected(409, "facts_digest_unknown", "facts_digest",
                            "the collector does not hold this machine's facts with this "
                            "digest (its database was restored, or the facts changed "
                            "meanwhile); the agent sends the same report in full, nothing "
                            "to do")
-        if row.facts_digest != facts_key(report, ingest.agent, ingest.now):
-            stored = conn.execute(stmts.stored_report, {"m": mid}).scalar_one()
-            rebuilt = {k: v for k, v in stored.items() if k not in NOT_SECTIONS}
-            rebuilt.update((k, v) for k, v in report.items() if k != "unchanged")
-            ingest.report = rebuilt
-            return
-        collected = parse_iso(report["collected_at"])
-        inserted = conn.execute(statements(conn.engine).report, {
-            "report_id": report["report_id"], "machine_id": mid, "agent_id": ingest.agent.id,
-            "kind": report["kind"], "collected_at": collected, "received_at": ingest.now,
-            "body": report}).first()
-        ingest.finished = True
-        if inserted is None:  # a replay: nothing changes
-            return
-        sequence = report.get("sequence")
-        if is_newer(sequence, collected, ingest.now, row.last_sequence, row.last_collected_at):
-            conn.execute(stmts.seen_current, {"m": mid, "now": ingest.now,
-                                              "report_id": report["report_id"],
-                                              "collected_at": collected, "sequence": sequence})
-        else:
-            conn.execute(stmts.seen, {"m": mid, "now": ingest.now})
-        conn.execute(statements(conn.engine).agent_seen,
-                     {"agent_id": ingest.agent.id, "seen": ingest.now})
-        ingest.stored = ingest.unchanged = True
+        stored = conn.execute(stmts.stored_report, {"m": mid}).scalar_one()
+        rebuilt = {k: v for k, v in stored.items() if k not in NOT_SECTIONS}
+        rebuilt.update((k, v) for k, v in report.items() if k != "unchanged")
+        ingest.report = rebuilt
