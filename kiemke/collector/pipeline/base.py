@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy import Connection, Engine
 
 from kiemke.collector.api.errors import ApiError
-from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.ingest import AgentCredential
+from kiemke.collector.pipeline.group_commit import GroupCommitter
 from kiemke.collector.timeutil import utcnow
 
 
@@ -37,6 +37,12 @@ class Ingest:
     facts_digest: str | None = None  # the digest now held as the machine's current facts
     asset: dict[str, Any] | None = None  # the machine's register entry (assets step)
 
+    def reset(self, report: dict[str, Any]) -> None:
+        """Back to the state before the transaction's steps (the work is run again)."""
+        self.report, self.conn, self.machine, self.asset = report, None, {}, None
+        self.stored = self.finished = self.unchanged = False
+        self.facts_digest = None
+
     @property
     def db(self) -> Connection:
         """The write transaction (steps with in_transaction = True)."""
@@ -58,14 +64,10 @@ class Step(Protocol):
 
 class Pipeline:
     """Runs the steps in order: those outside the transaction first, then the others in
-    one write transaction, which commits before the agent gets its answer."""
+    one write transaction (shared with other reports: group_commit.py), which commits
+    before the agent gets its answer."""
 
     def __init__(self, engine: Engine, steps: Sequence[Step]) -> None:
-        # A step's fast path before the transaction (the unchanged report's:
-        # kiemke.collector.pipeline.unchanged): True when it stored and committed.
-        fast = [getattr(s, "before_transaction", None) for s in steps]
-        self._fast: Callable[[Engine, Ingest], bool] | None = next(
-            (f for f in fast if f is not None), None)
         names = [s.name for s in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"ingest step names repeat: {names}")
@@ -73,6 +75,7 @@ class Pipeline:
         if inside != sorted(inside):
             raise ValueError(f"ingest steps outside the transaction must come first: {names}")
         self.engine = engine
+        self.committer = GroupCommitter(engine)
         self.steps = tuple(steps)
         self._before = tuple(s for s in steps if not s.in_transaction)
         self._inside = tuple(s for s in steps if s.in_transaction)
@@ -89,18 +92,24 @@ class Pipeline:
 
     def run(self, agent: AgentCredential, report: dict[str, Any],
             now: datetime | None = None) -> Ingest:
-        """Run every step; the report's outcome (the API answers with it)."""
+        """Run every step; the report's outcome (the API answers with it). The steps in
+        the transaction run in this process's group commit (group_commit.py): returns
+        after the commit."""
         ingest = Ingest(agent=agent, report=report, now=now or utcnow())
         for step in self._before:
             step.run(ingest)
-        if report.get("unchanged") and self._fast is not None and self._fast(self.engine,
-                                                                              ingest):
-            return ingest  # recorded as seen (or a replay), committed
-        with write_transaction(self.engine) as conn:
+
+        def work(conn: Connection) -> None:
+            # May run twice (a failed batch is run again report by report): from the start.
+            ingest.reset(report)
             ingest.conn = conn
-            for step in self._inside:
-                step.run(ingest)
-                if ingest.finished:
-                    break
-        ingest.conn = None
+            try:
+                for step in self._inside:
+                    step.run(ingest)
+                    if ingest.finished:
+                        break
+            finally:
+                ingest.conn = None
+
+        self.committer.submit(work)
         return ingest

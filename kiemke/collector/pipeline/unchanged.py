@@ -7,8 +7,8 @@ facts were built from (agent, unit, day, report kind and age, clock offset minut
 kiemke.compliance.facts.envelope_facts). Three cases:
 
 - same key: nothing the rules read changed. The report row (the small body as sent) and
-  the machine's last_seen / last report are written in one short transaction on the
-  driver's cursor (try_record_seen); assets and evaluation are skipped.
+  the machine's last_seen / last report are written (on the driver's cursor); assets
+  and evaluation are skipped, the pipeline ends here.
 - same digest, other envelope (a new day, another kind, another clock offset minute,
   re-enrolled): the stored report's sections are put under this envelope and the report
   goes through store -> assets -> evaluate like a full one.
@@ -24,10 +24,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Engine, and_, bindparam, case, or_, select, update
+from sqlalchemy import BigInteger, and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import Dialect
 
-from kiemke.collector.db.prepared import Prepared, raw_transaction
+from kiemke.collector.db.prepared import Prepared, RawTransaction
 from kiemke.collector.db.tables import machines
 from kiemke.collector.db.types import UTCDateTime
 from kiemke.collector.ingest import AgentCredential, statements_for
@@ -89,67 +89,38 @@ def _statements(dialect_name: str, dialect: Dialect) -> _Statements:
     return _Statements(dialect)
 
 
-def record_seen(engine: Engine, ingest: Ingest) -> bool:
-    """The fast path, before any SQLAlchemy transaction: when the machine's facts key is
-    this report's, store the report row and last seen and end the pipeline (True). Else
-    nothing is written (False): the pipeline's transaction takes the other cases."""
-    report, agent = ingest.report, ingest.agent
-    stmts = _statements(engine.dialect.name, engine.dialect)
-    mid = report["identity"]["machine_id"]
-    key = facts_key(report, agent, ingest.now)
-    collected = parse_iso(report["collected_at"])
-    with raw_transaction(engine) as tx:
-        row = tx.one(stmts.current, {"m": mid})
-        if row is None or row[0] != key:
-            raise _NotFast
-        inserted = tx.one(stmts.report, {
-            "report_id": report["report_id"], "machine_id": mid, "agent_id": agent.id,
-            "kind": report["kind"], "collected_at": collected, "received_at": ingest.now,
-            "body": report})
-        if inserted is not None:  # else a replay: nothing changes
-            tx.run(stmts.seen, {"m": mid, "now": ingest.now, "report_id": report["report_id"],
-                                "collected_at": collected, "sequence": report.get("sequence")})
-            tx.run(stmts.agent_seen, {"agent_id": agent.id, "seen": ingest.now})
-    ingest.finished = True
-    ingest.stored = ingest.unchanged = inserted is not None
-    return True
-
-
-class _NotFast(Exception):
-    """Rolls the fast path's transaction back: not this machine's current facts key."""
-
-
-def try_record_seen(engine: Engine, ingest: Ingest) -> bool:
-    try:
-        return record_seen(engine, ingest)
-    except _NotFast:
-        return False
-
-
 class UnchangedStep:
-    """First in the transaction, for an unchanged report the fast path (try_record_seen,
-    run by the Pipeline before the transaction) did not take: 409 when the digest is
-    not the machine's, else the rebuilt report goes on to `store`. A report without
-    `unchanged` passes untouched."""
+    """First in the transaction; a report without `unchanged` passes untouched."""
 
     name: ClassVar[str] = "unchanged"
     in_transaction: ClassVar[bool] = True
 
-    @staticmethod
-    def before_transaction(engine: Engine, ingest: Ingest) -> bool:
-        return try_record_seen(engine, ingest)
-
     def run(self, ingest: Ingest) -> None:
-        report = ingest.report
+        report, agent, conn = ingest.report, ingest.agent, ingest.db
         if not report.get("unchanged"):
             return
-        # try_record_seen (Pipeline.run) found another key: rebuild or 409.
-        conn = ingest.db
-        mid = report["identity"]["machine_id"]
         stmts = _statements(conn.engine.dialect.name, conn.engine.dialect)
-        digest = conn.execute(select(machines.c.facts_digest).with_for_update()
-                              .where(machines.c.machine_id == mid)).scalar()
-        if not (digest or "").startswith(report["facts_digest"] + ":"):
+        # The common case on the driver's cursor, in this same transaction
+        # (kiemke.collector.db.prepared): SQLAlchemy's execute cost more than the SQL.
+        tx = RawTransaction(conn.connection.driver_connection)
+        mid = report["identity"]["machine_id"]
+        row = tx.one(stmts.current, {"m": mid})
+        held = row[0] if row is not None else None
+        if held is not None and held == facts_key(report, agent, ingest.now):
+            collected = parse_iso(report["collected_at"])
+            inserted = tx.one(stmts.report, {
+                "report_id": report["report_id"], "machine_id": mid, "agent_id": agent.id,
+                "kind": report["kind"], "collected_at": collected,
+                "received_at": ingest.now, "body": report})
+            ingest.finished = True
+            if inserted is None:  # a replay: nothing changes
+                return
+            tx.run(stmts.seen, {"m": mid, "now": ingest.now, "report_id": report["report_id"],
+                                "collected_at": collected, "sequence": report.get("sequence")})
+            tx.run(stmts.agent_seen, {"agent_id": agent.id, "seen": ingest.now})
+            ingest.stored = ingest.unchanged = True
+            return
+        if not (held or "").startswith(report["facts_digest"] + ":"):
             raise Rejected(409, "facts_digest_unknown", "facts_digest",
                            "the collector does not hold this machine's facts with this "
                            "digest (its database was restored, or the facts changed "
@@ -158,4 +129,4 @@ class UnchangedStep:
         stored = conn.execute(stmts.stored_report, {"m": mid}).scalar_one()
         rebuilt = {k: v for k, v in stored.items() if k not in NOT_SECTIONS}
         rebuilt.update((k, v) for k, v in report.items() if k != "unchanged")
-        ingest.report = rebuilt
+        ingest.report = rebuilt  # store -> assets -> evaluate take it as a full report
