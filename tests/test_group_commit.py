@@ -11,8 +11,10 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 import requests
 from collector_helpers import add_units, enroll_agent, enrollment_token
+from compliance_helpers import make_app
 from reports import UNIT_NAME, make_report, new_machine_id
 from sqlalchemy import create_engine, select
 from test_fault_suite import _enroll, _worker_pids
@@ -23,6 +25,14 @@ from kiemke.schema.digest import facts_digest, unchanged_form
 
 AGENTS = 12
 THREADS = 12
+
+
+@pytest.fixture
+def dbapp(db_url, tmp_path, monkeypatch):
+    """The in-process app on SQLite and on PostgreSQL."""
+    application = make_app(db_url, tmp_path, monkeypatch)
+    yield application
+    application.extensions["kiemke"].engine.dispose()
 
 
 def _stored(db_url: str) -> Counter:
@@ -143,7 +153,8 @@ def test_sigkill_mid_batch_loses_no_answered_report(collector_server):
     assert set(answered) | {r["report_id"] for _a, r in unanswered} <= set(stored)
 
 
-def test_one_bad_report_in_a_batch_fails_alone(app):
+def test_one_bad_report_in_a_batch_fails_alone(dbapp):
+    app = dbapp
     """In-process: 16 threads at once, one with an unknown digest (409 raised inside
     the transaction): the others are stored, in shared transactions."""
     ext = app.extensions["kiemke"]
@@ -179,6 +190,6 @@ def test_one_bad_report_in_a_batch_fails_alone(app):
         t.join()
     assert statuses[0] == [409] * 10
     assert all(codes == [202] * 10 for k, codes in statuses.items() if k != 0), statuses
-    stored = _stored(str(ext.engine.url))
+    stored = _stored(ext.engine.url.render_as_string(hide_password=False))
     assert sum(stored.values()) == 150 and max(stored.values()) == 1
     assert ext.pipeline.committer.batches > 0, "no two reports ever shared a transaction"

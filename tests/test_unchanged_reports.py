@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from collector_helpers import add_units, enroll_agent, enrollment_token, row_counts
+from compliance_helpers import make_app
 from reports import UNIT_NAME, make_report, new_machine_id
 from sqlalchemy import create_engine, select, update
 from test_e2e_agent import _enrolled, agent
@@ -19,6 +21,14 @@ from kiemke.collector.db.tables import machines, reports
 from kiemke.collector.ingest import load_agent
 from kiemke.collector.timeutil import utcnow
 from kiemke.schema.digest import facts_digest, unchanged_form
+
+
+@pytest.fixture
+def dbapp(db_url, tmp_path, monkeypatch):
+    """The in-process app on SQLite and on PostgreSQL."""
+    application = make_app(db_url, tmp_path, monkeypatch)
+    yield application
+    application.extensions["kiemke"].engine.dispose()
 
 
 def _post(client, body, headers):
@@ -52,7 +62,8 @@ def _state(app, machine_id):
     return row, sorted(results)
 
 
-def test_unchanged_report_recorded_without_evaluation(app, client):
+def test_unchanged_report_recorded_without_evaluation(dbapp):
+    app, client = dbapp, dbapp.test_client()
     machine_id, headers, report = _setup(app, client)
     first = _post(client, report, headers)
     assert first.status_code == 202
@@ -82,7 +93,8 @@ def test_unchanged_report_recorded_without_evaluation(app, client):
     assert row_counts(app)["reports"] == 2
 
 
-def test_unknown_digest_is_409_and_changes_nothing(app, client):
+def test_unknown_digest_is_409_and_changes_nothing(dbapp):
+    app, client = dbapp, dbapp.test_client()
     machine_id, headers, report = _setup(app, client)
     slim = unchanged_form(_again(report))
     # no machine row yet
@@ -105,7 +117,8 @@ def test_unknown_digest_is_409_and_changes_nothing(app, client):
     assert resp.status_code == 202 and resp.get_json()["facts_digest"] == report["facts_digest"]
 
 
-def test_facts_changed_meanwhile_is_409(app, client):
+def test_facts_changed_meanwhile_is_409(dbapp):
+    app, client = dbapp, dbapp.test_client()
     machine_id, headers, report = _setup(app, client)
     assert _post(client, report, headers).status_code == 202
     changed = _again(report)
@@ -118,7 +131,8 @@ def test_facts_changed_meanwhile_is_409(app, client):
     assert resp.status_code == 409 and resp.get_json()["error"] == "facts_digest_unknown"
 
 
-def test_unchanged_report_with_sections_is_refused(app, client):
+def test_unchanged_report_with_sections_is_refused(dbapp):
+    app, client = dbapp, dbapp.test_client()
     _machine_id, headers, report = _setup(app, client)
     assert _post(client, report, headers).status_code == 202
     bad = {**unchanged_form(_again(report)), "os": report["os"]}
@@ -130,7 +144,8 @@ def test_unchanged_report_with_sections_is_refused(app, client):
     assert resp.status_code == 400 and resp.get_json()["field"] == "facts_digest"
 
 
-def test_new_day_evaluates_the_stored_sections_again(app, client):
+def test_new_day_evaluates_the_stored_sections_again(dbapp):
+    app, client = dbapp, dbapp.test_client()
     """Same digest, another envelope (here the next day): the stored sections under the
     new envelope go through the whole pipeline; the facts' day moves on."""
     machine_id, headers, report = _setup(app, client)

@@ -27,7 +27,8 @@ class Prepared:
 
     def __init__(self, stmt: ClauseElement, dialect: Dialect,
                  column_keys: Sequence[str] | None = None) -> None:
-        compiled = stmt.compile(dialect=dialect, column_keys=list(column_keys or ()) or None)
+        compiled: Any = stmt.compile(dialect=dialect,
+                                     column_keys=list(column_keys or ()) or None)
         self.sql = compiled.string
         self.positional = compiled.positional
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
@@ -40,6 +41,16 @@ class Prepared:
         if self.positional:
             return tuple(procs[k](values[k]) if k in procs else values[k] for k in self.order)
         return {k: (procs[k](v) if k in procs else v) for k, v in values.items()}
+
+
+class RawSQL(Prepared):
+    """SQL written for one driver (its parameter style, its casts): passed as given."""
+
+    def __init__(self, sql: str) -> None:  # noqa: D107 - no compile step
+        self.sql, self.positional, self.order, self.processors = sql, False, (), {}
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        return values
 
 
 class RawTransaction:
@@ -70,7 +81,7 @@ def raw_transaction(engine: Engine, write: bool = True) -> Iterator[RawTransacti
     an exception. `write` on SQLite takes the write lock first (BEGIN IMMEDIATE); without
     it SQLite runs the statements in autocommit (use it for one read)."""
     pooled = engine.raw_connection()
-    driver = pooled.driver_connection
+    driver: Any = pooled.driver_connection
     sqlite = engine.dialect.name == "sqlite"
     try:
         if sqlite and not write:
