@@ -38,7 +38,8 @@ class Kiemke:
     # Metric families by provider name; every part adds its own in its init_app.
     metric_providers: MetricsProviders = field(default_factory=MetricsProviders)
     db_collector: DatabaseCollector = field(init=False)
-    # validate -> store -> assets -> evaluate -> changes (kiemke.collector.pipeline)
+    # validate -> unchanged -> store -> assets -> evaluate -> changes
+    # (kiemke.collector.pipeline)
     pipeline: Pipeline = field(init=False)
     maintenance: MaintenanceThread | None = None  # the periodic pass, when running
     retention: RetentionThread | None = None  # the raw report retention job, when running

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
@@ -54,53 +55,95 @@ class RawSQL(Prepared):
 
 
 class RawTransaction:
-    """The driver connection inside raw_transaction: `one` and `run` take a Prepared."""
+    """A driver connection: `one` and `run` take a Prepared. Driver errors come out as
+    SQLAlchemy's DBAPIError (with `connection_invalidated` for a lost connection), like
+    from Connection.execute, so the outage handler answers 503 for them
+    (kiemke.collector.api.outage)."""
 
-    def __init__(self, driver: Any) -> None:
-        self.driver = driver
+    def __init__(self, driver: Any, dialect: Dialect,
+                 on_lost: Callable[[], Any] | None = None) -> None:
+        self.driver, self.dialect, self.on_lost = driver, dialect, on_lost
 
     def one(self, stmt: Prepared, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        cur = self.driver.cursor()
-        try:
-            cur.execute(stmt.sql, stmt.params(values))
-            return cur.fetchone()
-        finally:
-            cur.close()
+        return self._execute(stmt, values, fetch=True)
 
     def run(self, stmt: Prepared, values: Mapping[str, Any]) -> None:
-        cur = self.driver.cursor()
+        self._execute(stmt, values, fetch=False)
+
+    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool) -> Any:
+        cur = None
         try:
+            cur = self.driver.cursor()
             cur.execute(stmt.sql, stmt.params(values))
+            return cur.fetchone() if fetch else None
+        except self.dialect.loaded_dbapi.Error as exc:
+            error = wrapped(exc, self.dialect, stmt.sql, self.driver, cur)
+            if error.connection_invalidated and self.on_lost is not None:
+                self.on_lost()  # the SQLAlchemy Connection around it: drop it
+            raise error from exc
         finally:
-            cur.close()
+            if cur is not None:
+                cur.close()
+
+
+def wrapped(exc: Exception, dialect: Dialect, sql: str | None, driver: Any = None,
+            cursor: Any = None) -> sa_exc.DBAPIError:
+    """The driver's error as SQLAlchemy raises it (parameters hidden: they hold reports
+    and credentials)."""
+    lost = bool(dialect.is_disconnect(exc, driver, cursor))  # type: ignore[arg-type]
+    error = sa_exc.DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error,
+                                       hide_parameters=True, connection_invalidated=lost,
+                                       dialect=dialect)
+    if not isinstance(error, sa_exc.DBAPIError):  # only for non-driver exceptions
+        raise exc
+    return error
 
 
 @contextmanager
 def raw_transaction(engine: Engine, write: bool = True) -> Iterator[RawTransaction]:
     """One transaction on a pooled driver connection; commits on success, rolls back on
     an exception. `write` on SQLite takes the write lock first (BEGIN IMMEDIATE); without
-    it SQLite runs the statements in autocommit (use it for one read)."""
-    pooled = engine.raw_connection()
+    it SQLite runs the statements in autocommit (use it for one read). A connection
+    that failed is dropped from the pool, not returned to it."""
+    dialect = engine.dialect
+    try:
+        pooled = engine.raw_connection()  # the pool's pre-ping as for engine.connect()
+    except dialect.loaded_dbapi.Error as exc:
+        raise wrapped(exc, dialect, None) from exc
     driver: Any = pooled.driver_connection
-    sqlite = engine.dialect.name == "sqlite"
+    sqlite = dialect.name == "sqlite"
+    tx = RawTransaction(driver, dialect)
     try:
         if sqlite and not write:
             # isolation_level None (db/engine.py): one read statement needs no BEGIN.
-            yield RawTransaction(driver)
+            yield tx
             return
-        if sqlite:  # the driver begins nothing itself
-            driver.execute("BEGIN IMMEDIATE")
-        try:
-            yield RawTransaction(driver)
-        except BaseException:
-            if sqlite:
-                driver.execute("ROLLBACK")
-            else:
-                driver.rollback()
-            raise
         if sqlite:
-            driver.execute("COMMIT")
-        else:
-            driver.commit()
+            tx.run(_BEGIN_IMMEDIATE, {})
+        try:
+            yield tx
+        except BaseException:
+            try:
+                if sqlite:
+                    driver.execute("ROLLBACK")
+                else:
+                    driver.rollback()
+            except dialect.loaded_dbapi.Error:
+                pooled.invalidate()
+            raise
+        try:
+            if sqlite:
+                driver.execute("COMMIT")
+            else:
+                driver.commit()
+        except dialect.loaded_dbapi.Error as exc:
+            raise wrapped(exc, dialect, "COMMIT", driver) from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            pooled.invalidate()
+        raise
     finally:
         pooled.close()
+
+
+_BEGIN_IMMEDIATE = RawSQL("BEGIN IMMEDIATE")

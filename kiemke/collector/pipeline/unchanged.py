@@ -142,7 +142,8 @@ class UnchangedStep:
         stmts = _statements(conn.engine.dialect.name, conn.engine.dialect)
         # The common case on the driver's cursor, in this same transaction
         # (kiemke.collector.db.prepared): SQLAlchemy's execute cost more than the SQL.
-        tx = RawTransaction(conn.connection.driver_connection)
+        tx = RawTransaction(conn.connection.driver_connection, conn.engine.dialect,
+                            on_lost=conn.invalidate)
         mid = report["identity"]["machine_id"]
         key = facts_key(report, agent, ingest.now)
         if conn.engine.dialect.name == "postgresql":
