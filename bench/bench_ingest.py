@@ -184,6 +184,7 @@ def _pct(sorted_values: list[float], q: float) -> float:
 
 
 ROUNDS = int(os.environ.get("KIEMKE_BENCH_ROUNDS", "2"))
+BASELINE = os.environ.get("KIEMKE_BENCH_BASELINE", "")
 FLOOR_RATIO = 0.8  # kiemke's ingest goal against the echo floor of the same run
 CPU_BUDGET_MS = 1.0  # collector CPU per report
 UNCHANGED_BUDGET_MS = 0.3  # an unchanged report, above the echo floor's CPU
@@ -225,16 +226,22 @@ def bench_backend(backend: str) -> list[dict[str, Any]]:
     try:
         echo, store = start_floor("echo", backend), start_floor("store", backend)
         collector = start_collector(backend)
-        servers = [s for s in (echo, store, collector) if s is not None]
+        # KIEMKE_BENCH_BASELINE: another checkout (e.g. `git archive main`), measured in
+        # the same rounds on full reports: the before of an A/B.
+        baseline = start_collector(backend, code=Path(BASELINE)) if BASELINE else None
+        servers = [s for s in (echo, store, collector, baseline) if s is not None]
         if echo is None or store is None or collector is None:
             return [{"name": f"ingest {name}", "value": float("nan"), "unit": "reports/s",
                      "budget": "PostgreSQL unreachable: not measured", "ok": False}]
         agents = enroll_fleet(collector, AGENTS)
-        runs: dict[str, list[dict[str, float]]] = {k: [] for k in
-                                                   ("echo", "store", "full", "unchanged")}
+        base_agents = enroll_fleet(baseline, AGENTS, digest=False) if baseline else []
+        runs: dict[str, list[dict[str, float]]] = {
+            k: [] for k in ("echo", "store", "baseline", "full", "unchanged")}
         for _ in range(ROUNDS):
             runs["echo"].append(_closed(echo, agents, CLOSED_SECONDS))
             runs["store"].append(_closed(store, agents, CLOSED_SECONDS))
+            if baseline is not None:
+                runs["baseline"].append(_closed(baseline, base_agents, CLOSED_SECONDS))
             runs["full"].append(_closed(collector, agents, CLOSED_SECONDS))
             runs["unchanged"].append(_closed(collector, unchanged_agents(collector, agents),
                                              CLOSED_SECONDS))
@@ -258,6 +265,12 @@ def bench_backend(backend: str) -> list[dict[str, Any]]:
         rows.append({"name": f"ingest {name} {key} floor CPU per request / wrk p99",
                      "value": f"{med[key]['cpu_ms']:.3f} / {med[key]['p99_ms']:.1f}",
                      "unit": "ms", "budget": None, "ok": None})
+    if runs["baseline"]:
+        rate, cpu = med["baseline"]["rate"], med["baseline"]["cpu_ms"]
+        rows.append({"name": f"ingest {name} BASELINE ({BASELINE}) full reports: reports/s, "
+                             f"x echo, CPU ms/report",
+                     "value": f"{rate:,.0f} / {rate / floor:.2f} / {cpu:.2f}", "unit": "",
+                     "budget": None, "ok": None})
     for key, what in (("full", "full reports, every one evaluated"),
                       ("unchanged", "unchanged periodic reports")):
         rate, cpu = med[key]["rate"], med[key]["cpu_ms"]

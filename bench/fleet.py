@@ -125,6 +125,7 @@ class Collector:
     process: subprocess.Popen
     env: dict[str, str]
     cleanup: list[Any] = field(default_factory=list)
+    code: Path = REPO  # the checkout it runs (start_collector's `code`)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -137,9 +138,9 @@ class Collector:
             func()
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
+def _cli(env: dict[str, str], *args: str, cwd: Path = REPO) -> str:
     result = subprocess.run([sys.executable, "-m", "kiemke.collector", *args], env=env,
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=cwd, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"kiemke-collector {' '.join(args)}: {result.stderr}")
     return result.stdout.strip()
@@ -164,7 +165,8 @@ def postgres_database() -> tuple[str, Any] | None:
 
 
 def start_collector(backend: str, workers: int = 2, threads: int = 4,
-                    worker: str = "buffered") -> Collector | None:
+                    worker: str = "buffered", code: Path | None = None) -> Collector | None:
+    """`code`: run another checkout of kiemke (a baseline for A/B in the same run)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"kiemke-bench-{backend}-"))
     cleanup: list[Any] = [lambda: shutil.rmtree(data_dir, ignore_errors=True)]
     if backend == "postgres":
@@ -178,16 +180,20 @@ def start_collector(backend: str, workers: int = 2, threads: int = 4,
         db_url = f"sqlite:///{data_dir / 'kiemke.db'}"
     env = {**os.environ, "KIEMKE_DATABASE_URL": db_url, "KIEMKE_DATA_DIR": str(data_dir),
            "KIEMKE_LOG_LEVEL": "WARNING"}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    _cli(env, "db", "upgrade")
+    _cli(env, "db", "upgrade", cwd=code or REPO)
     port = free_port()
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - owned by the subprocess
     proc = subprocess.Popen(
         [sys.executable, "-m", "kiemke.collector", "serve", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads), "--worker", worker],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=env, cwd=code or REPO, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
     log.close()
-    collector = Collector(f"http://127.0.0.1:{port}", db_url, data_dir, proc, env, cleanup)
+    collector = Collector(f"http://127.0.0.1:{port}", db_url, data_dir, proc, env, cleanup,
+                          code or REPO)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -239,12 +245,14 @@ def start_floor(mode: str, backend: str, workers: int = 2, threads: int = 4
     raise RuntimeError(f"floor did not start:\n{(data_dir / 'server.log').read_text()}")
 
 
-def enroll_fleet(collector: Collector, n: int, seed: int = 1) -> list[Agent]:
+def enroll_fleet(collector: Collector, n: int, seed: int = 1,
+                 digest: bool = True) -> list[Agent]:
     """Units in a 2-level tree, one enrolment token per unit, n agents spread over them."""
-    root = _cli(collector.env, "units", "add", UNITS[0])
-    unit_ids = [root] + [_cli(collector.env, "units", "add", name, "--parent", root)
+    env, cwd = collector.env, collector.code
+    root = _cli(env, "units", "add", UNITS[0], cwd=cwd)
+    unit_ids = [root] + [_cli(env, "units", "add", name, "--parent", root, cwd=cwd)
                          for name in UNITS[1:]]
-    tokens = [_cli(collector.env, "tokens", "create", "--unit", uid) for uid in unit_ids]
+    tokens = [_cli(env, "tokens", "create", "--unit", uid, cwd=cwd) for uid in unit_ids]
     rng = random.Random(seed)
     session = requests.Session()
     agents: list[Agent] = []
@@ -257,7 +265,8 @@ def enroll_fleet(collector: Collector, n: int, seed: int = 1) -> list[Agent]:
         cred = resp.json()
         report = varied_report(rng, machine_id, hostname)
         report["report_id"] = REPORT_ID_MARK.decode()
-        report["facts_digest"] = facts_digest(report)  # as the agent sends it
+        if digest:  # as the agent sends it (a baseline collector may not know the field)
+            report["facts_digest"] = facts_digest(report)
         agents.append(Agent(machine_id, f"Bearer {cred['agent_id']}.{cred['secret']}",
                             _encode(report), report))
     return agents
