@@ -7,8 +7,8 @@ same digest is then recorded as seen without evaluating anything (docs/report-fo
 "Unchanged reports"). NULL: not known (old agents, rows before this version): the agent
 is asked for its full report.
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
