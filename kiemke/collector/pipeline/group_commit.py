@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine
@@ -34,6 +35,16 @@ MAX_BATCH = 32  # reports per transaction: bounds how long one batch holds the l
 IDLE_EXIT = 30.0  # seconds without work after which the committer thread ends
 
 Work = Callable[[Connection], None]
+
+_LIVE: weakref.WeakSet[GroupCommitter] = weakref.WeakSet()  # this process's committers
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """End the thread of every committer of this process (each restarts with its next
+    report): for a caller that needs this process to run one thread only, as the
+    re-evaluation pass does before it forks (evaluation/bulk.py)."""
+    for committer in list(_LIVE):
+        committer.stop(timeout)
 
 
 class _Item:
@@ -55,7 +66,9 @@ class GroupCommitter:
         self._queue: list[_Item] = []
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._stopping = False
         self.batches = 0  # transactions committed with more than one report (tests, bench)
+        _LIVE.add(self)
 
     def submit(self, work: Work) -> None:
         """Run `work(conn)` in a write transaction; return once it is committed, or raise
@@ -74,10 +87,25 @@ class GroupCommitter:
         if item.error is not None:
             raise item.error
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the committer thread once its queue is empty; a later submit starts
+        another. For a caller that needs this process to run one thread only: the
+        re-evaluation pass forks its workers only then (evaluation/bulk.py)."""
+        with self._cond:
+            thread = self._thread
+            self._stopping = True
+            self._cond.notify_all()
+        try:
+            if thread is not None:
+                thread.join(timeout)
+        finally:
+            with self._cond:
+                self._stopping = False
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if not self._queue:
+                if not self._queue and not self._stopping:
                     self._cond.wait(timeout=IDLE_EXIT)
                 if not self._queue:
                     self._thread = None  # idle: the next submit starts another
