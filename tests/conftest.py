@@ -295,6 +295,7 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # the fixture is built once. Then the `exclusive` tests alone, in one process: the latency
 # figures of the slow-client tests (p99 <= 1 s) and schemathesis's request volume (>= 10,000
 # in 3 minutes, which keeps both cores busy) mean something only on an otherwise idle machine.
+# Single tests may also be marked `exclusive` (test_reevaluate_bulk: a pass that forks).
 _EXCLUSIVE = {"test_slow_clients", "test_schemathesis"}
 _ONE_AFTER_ANOTHER = {"test_fault_suite", "test_multi_instance"}
 _SHARED_BUILD = {"test_packaging_wheel", "test_packaging_deb", "test_packaging_msi"}

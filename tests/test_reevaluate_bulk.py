@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import pytest
 from compliance_helpers import (
     DISTRICT_A,
     DISTRICT_B,
@@ -289,6 +290,10 @@ def _everything(conn) -> tuple:
         set(conn.execute(select(unit_rule_results))))
 
 
+# The pass forks only from a process running one thread; in make test's parallel phase a
+# worker also runs other modules' tests, whose threads may still be alive: these two run
+# in the exclusive phase (one process, this module's tests first).
+@pytest.mark.exclusive
 def test_parallel_pass_gives_the_serial_pass_rows_and_counts(db_url, tmp_path, monkeypatch):
     """The pass split over two forked processes (two id ranges, several batches each,
     one machine per write transaction, on SQLite taking turns for the write lock) writes
@@ -391,6 +396,10 @@ def test_compiled_signature_is_the_signature_of_evaluate_machine():
     assert len(seen_reasons) > 30  # many distinct texts were really compared
 
 
+# The pass forks only from a process running one thread; in make test's parallel phase a
+# worker also runs other modules' tests, whose threads may still be alive: these two run
+# in the exclusive phase (one process, this module's tests first).
+@pytest.mark.exclusive
 def test_pass_stays_in_one_process_while_other_threads_run(db_url, tmp_path, monkeypatch):
     """A serving worker (request threads, the maintenance thread) does not fork: a child
     would finalize the other threads' database connections on the parent's sockets."""
