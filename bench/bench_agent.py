@@ -49,11 +49,29 @@ def row(name: str, value: float, unit: str, budget: float | None) -> dict[str, A
             "ok": None if budget is None else value <= budget}
 
 
-def _conf(tmp: Path) -> Path:
+def _conf(tmp: Path, server: str | None = None) -> Path:
+    """The agent's config: probes off (local facts only), or, with `server`, the agent of
+    bench_rss: enrolled, delivering, probing loopback only."""
     tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "agent.conf"
+    if server is None:
+        head, network = "", """gateway_check = off
+internet_probes =
+dns_names =
+dns_direct = false
+check_collector = false
+"""
+    else:
+        port = server.rsplit(":", 1)[1]
+        head, network = f"server = {server}\n", f"""gateway_check = off
+internet_probes = tcp://127.0.0.1:{port}, {server}/healthz
+dns_names = localhost
+dns_direct = false
+check_collector = true
+probe_timeout = 2
+"""
     conf.write_text(f"""[agent]
-unit = Liên đoàn Lao động tỉnh Bắc Giang
+{head}unit = Liên đoàn Lao động tỉnh Bắc Giang
 state_dir = {tmp / 'state'}
 interval = 1
 jitter = 0
@@ -61,12 +79,7 @@ start_delay_max = 0
 full_interval = 3600
 
 [network]
-gateway_check = off
-internet_probes =
-dns_names =
-dns_direct = false
-check_collector = false
-""", encoding="utf-8")
+{network}""", encoding="utf-8")
     return conf
 
 
@@ -83,31 +96,6 @@ def _rss_max(pid: int, samples: int = 5) -> float:
         values.append(_rss_kb(pid))
         time.sleep(0.3)
     return max(values) / 1024
-
-
-def _run_conf(tmp: Path, server: str) -> Path:
-    """The agent of bench_rss: enrolled, delivering, probing loopback only."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    conf = tmp / "agent.conf"
-    port = server.rsplit(":", 1)[1]
-    conf.write_text(f"""[agent]
-server = {server}
-unit = Liên đoàn Lao động tỉnh Bắc Giang
-state_dir = {tmp / 'state'}
-interval = 1
-jitter = 0
-start_delay_max = 0
-full_interval = 3600
-
-[network]
-gateway_check = off
-internet_probes = tcp://127.0.0.1:{port}, {server}/healthz
-dns_names = localhost
-dns_direct = false
-check_collector = true
-probe_timeout = 2
-""", encoding="utf-8")
-    return conf
 
 
 def bench_rss(tmp: Path, early: int = 6, collections: int = 300, every: int = 30
@@ -127,7 +115,7 @@ def bench_rss(tmp: Path, early: int = 6, collections: int = 300, every: int = 30
         token = subprocess.run([sys.executable, "-m", "kiemke.collector", "tokens", "create",
                                 "--unit", unit.strip()], env=collector.env, cwd=REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
-        conf = _run_conf(tmp, collector.url)
+        conf = _conf(tmp, collector.url)
         agent = [sys.executable, "-m", "kiemke.agent", "--config", str(conf)]
         subprocess.run([*agent, "enroll", f"--server={collector.url}", f"--token={token}"],
                        cwd=REPO, env=env, check=True, capture_output=True, timeout=120)

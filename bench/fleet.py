@@ -194,18 +194,23 @@ def start_collector(backend: str, workers: int = 2, threads: int = 4,
     log.close()
     collector = Collector(f"http://127.0.0.1:{port}", db_url, data_dir, proc, env, cleanup,
                           code or REPO)
+    return _ready(collector, "collector")
+
+
+def _ready(server: Collector, what: str) -> Collector:
+    """Wait up to 30 s for /readyz; stop the server and raise with its log otherwise."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{collector.url}/readyz", timeout=1).status_code == 200:
-                return collector
+            if requests.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return server
         except requests.RequestException:
             pass
-        if proc.poll() is not None:
+        if server.process.poll() is not None:
             break
         time.sleep(0.1)
-    collector.stop()
-    raise RuntimeError(f"collector did not start:\n{(data_dir / 'server.log').read_text()}")
+    server.stop()
+    raise RuntimeError(f"{what} did not start:\n{(server.data_dir / 'server.log').read_text()}")
 
 
 def start_floor(mode: str, backend: str, workers: int = 2, threads: int = 4
@@ -231,18 +236,7 @@ def start_floor(mode: str, backend: str, workers: int = 2, threads: int = 4
         stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     floor = Collector(f"http://127.0.0.1:{port}", db_url, data_dir, proc, {}, cleanup)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{floor.url}/readyz", timeout=1).status_code == 200:
-                return floor
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    floor.stop()
-    raise RuntimeError(f"floor did not start:\n{(data_dir / 'server.log').read_text()}")
+    return _ready(floor, "floor")
 
 
 def enroll_fleet(collector: Collector, n: int, seed: int = 1,
