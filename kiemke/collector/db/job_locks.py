@@ -10,6 +10,9 @@ it skips the run (another process is doing the work):
 | scheduled report delivery (reports/delivery.py)| `delivery`    | 0x6B69656D6B6511 |
 | raw report retention (retention.py)            | `retention`   | 0x6B69656D6B6512 |
 
+(0x6B69656D6B6520 is taken too: the ingest lock of pipeline/group_commit.py, held by
+each ingest transaction until its commit, not by a job.)
+
 - PostgreSQL: `pg_try_advisory_lock(key)` on a connection held for the whole run; a
   process that dies (SIGKILL, power cut) loses its session and so the lock at once.
 - SQLite (one host): a row in `history_lock` (name, holder = host:pid:thread,

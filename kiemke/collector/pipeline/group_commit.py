@@ -13,8 +13,19 @@ digest, or the commit itself), the batch is rolled back and each of its reports 
 again alone in its own transaction: one bad report never fails the others, and the
 work is written to be re-run from the start (Pipeline.run resets the report's state).
 
-SQLite: one writer at a time across processes, as before: the batch's transaction
-begins IMMEDIATE (write_transaction) and waits for the lock with the busy timeout.
+One ingest writer at a time across processes, on both databases. SQLite: the batch's
+transaction begins IMMEDIATE (write_transaction) and waits for the lock with the busy
+timeout. PostgreSQL: it first takes a transaction-scoped advisory lock (INGEST_LOCK_KEY,
+every process and instance the same). Without it two processes' batches formed lock
+cycles: every report of a unit updates the unit's shared rows (rule counts, unit rules,
+the change version), so batch A held those after its first report and waited for a
+machine that batch B had locked before B waited for them; PostgreSQL then aborted one
+("deadlock detected", answered 503). The rows the reports share are locked by nearly
+every ingest transaction until its commit anyway, so serialising the batches costs
+little; group commit keeps the throughput. A transaction that PostgreSQL still rolls
+back (a deadlock or serialization failure against another writer: an administrator's
+change, the re-evaluation pass) is run again, up to ROLLBACK_RETRIES times, before its
+error reaches the report.
 """
 
 from __future__ import annotations
@@ -23,9 +34,11 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy import exc as sa_exc
 
 from kiemke.collector.db.engine import write_transaction
 
@@ -33,10 +46,28 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # reports per transaction: bounds how long one batch holds the lock
 IDLE_EXIT = 30.0  # seconds without work after which the committer thread ends
+INGEST_LOCK_KEY = 0x6B69656D6B6520  # "kiemke" + 0x20; the job locks use 0x09..0x12
+ROLLBACK_RETRIES = 3  # runs again of a transaction PostgreSQL rolled back (SQLSTATE 40xxx)
 
 Work = Callable[[Connection], None]
 
 _LIVE: weakref.WeakSet[GroupCommitter] = weakref.WeakSet()  # this process's committers
+
+
+@contextmanager
+def ingest_transaction(engine: Engine) -> Iterator[Connection]:
+    """write_transaction, holding the ingest lock on PostgreSQL until the commit."""
+    with write_transaction(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INGEST_LOCK_KEY})
+        yield conn
+
+
+def rolled_back_by_server(exc: BaseException) -> bool:
+    """A deadlock or serialization failure (SQLSTATE class 40): safe to run again."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, sa_exc.DBAPIError) and isinstance(code, str) \
+        and code.startswith("40")
 
 
 def stop_all(timeout: float = 10.0) -> None:
@@ -117,7 +148,7 @@ class GroupCommitter:
     def _commit(self, batch: list[_Item]) -> None:
         if len(batch) > 1:
             try:
-                with write_transaction(self.engine) as conn:
+                with ingest_transaction(self.engine) as conn:
                     for item in batch:
                         item.work(conn)
             except Exception as exc:  # noqa: BLE001 - each report again alone, below
@@ -129,9 +160,15 @@ class GroupCommitter:
                     item.done.set()
                 return
         for item in batch:
-            try:
-                with write_transaction(self.engine) as conn:
-                    item.work(conn)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                item.error = exc
+            for attempt in range(ROLLBACK_RETRIES + 1):
+                try:
+                    with ingest_transaction(self.engine) as conn:
+                        item.work(conn)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                    if attempt < ROLLBACK_RETRIES and rolled_back_by_server(exc):
+                        log.info("a report's transaction was rolled back by the database "
+                                 "(%s); running it again", type(getattr(exc, "orig", exc)).__name__)
+                        continue
+                    item.error = exc
+                break
             item.done.set()
