@@ -67,6 +67,9 @@ def build_document() -> dict[str, Any]:
                                   "JSON path such as hardware.memory_bytes)"),
                     "401": UNAUTH,
                     "403": _error("identity.machine_id is not the enrolled machine"),
+                    "409": _error("An unchanged report whose facts_digest the collector does "
+                                  "not hold (facts_digest_unknown): nothing was stored; the "
+                                  "agent sends the same report in full"),
                     "413": _error("Body larger than KIEMKE_MAX_BODY_BYTES, compressed or not"),
                     "415": _error("Not application/json, or an unsupported Content-Encoding"),
                 }}},
