@@ -6,8 +6,8 @@ rules, the change version). Two processes each committing a batch of several rep
 batch held the unit's counts and waited for a machine that the other batch had locked
 before it waited for the counts. PostgreSQL broke the cycle by aborting one of them,
 which the agent saw as 503. CI caught it once in test_collector_server; this test
-makes the cycle likely (machines whose facts flip on every report, 16 senders) and
-asserts that every report is answered 202 and that the counts add up.
+makes the cycle likely (six machines whose facts flip every round, 16 senders) and
+asserts that every report is answered 202 and that the log names no deadlock.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Topics (`change_versions` rows):
   before commit (the ingest pipeline's `changes` step calls it explicitly), so the
   version row is the last lock every writer takes: no deadlock can form on it, and
   versions commit in order (a reader that sees version v sees every version before it).
+  One exception: a group-commit batch of reports (pipeline/group_commit.py) runs each
+  report's `changes` step before the next report's rows, so there the version row is
+  not last; ingest transactions hold the ingest lock instead and never meet each other.
   A plain `bump(conn, COMPLIANCE)` (a recount) leaves a gap in the log, which readers
   take as "anything may have changed".
 - MACHINES: rows of `machines` added or removed, or their hostname, unit or agent

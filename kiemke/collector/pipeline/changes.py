@@ -10,8 +10,10 @@ from kiemke.collector.pipeline.base import Ingest
 
 class ChangesStep:
     """kiemke.collector.changes.flush: one COMPLIANCE bump with the unit x rule blocks the
-    earlier steps recorded, as the last lock of the transaction (the machines and units
-    topics are bumped by triggers, with the rows)."""
+    earlier steps recorded, as the last lock of the report's work (the machines and units
+    topics are bumped by triggers, with the rows). In a group-commit batch the next
+    report's work follows it; the ingest lock (pipeline/group_commit.py) keeps batches
+    from deadlocking on the version row."""
 
     name: ClassVar[str] = "changes"
     in_transaction: ClassVar[bool] = True
