@@ -102,6 +102,19 @@ class Rule:
             "reason": self.reason, "enabled": self.enabled, "level": list(self.level),
         }
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of normalised(): the stored results of this rule were computed from
+        the definition with this fingerprint (kiemke.collector.evaluation.rulestate)."""
+        blob = json.dumps(self.normalised(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def facts_read(self, lang: str) -> tuple[str, ...]:
+        """Every fact the rule's result and reason texts in `lang` read: its scope and
+        condition, the placeholders of its reason (the template of `lang`, else en)."""
+        template = self.reason.get(lang) or self.reason.get("en") or ""
+        return tuple(dict.fromkeys((*self.facts_used, *PLACEHOLDER_RE.findall(template))))
+
     def result_code(self, gen: expr.CodeGen) -> str:
         """Python expression giving this rule's result string (see expr's safety notes)."""
         assert self.condition_node is not None

@@ -96,4 +96,10 @@ ruleset_state = Table(
     Column("claimed_at", UTCDateTime, nullable=True),
     # The last periodic maintenance pass: workers skip theirs when another just ran.
     Column("maintained_at", UTCDateTime, nullable=True),
+    # What the stored results were computed with, besides `fingerprint` (migration 0012;
+    # kiemke.collector.evaluation.rulestate): each enabled rule's fingerprint (a JSON
+    # object, rule id -> SHA-256 of its definition), so that a change of some rules
+    # re-evaluates only theirs, and the rule engine's. NULL: not known, a full pass.
+    Column("rule_fingerprints", Text, nullable=True),
+    Column("engine_fingerprint", String(64), nullable=True),
 )

@@ -82,6 +82,9 @@ PARALLEL_MIN = 20_000
 # Machines written per transaction, and how long a worker waits for the others' writes.
 WRITE_CHUNK = 500
 WRITE_WAIT_S = 600
+# A machine to write: (unit id, facts text, decoded facts, results) as the compare read
+# them; None: not read (the write transaction reads and evaluates the machine's facts).
+Pending = tuple[int, "str | None", "dict[str, Any] | None", "tuple[str, ...] | None"]
 _INHERITED: list[Any] = []  # in a forked worker: the parent's pool, never finalized
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)  # a cutoff no machine is active after
 
@@ -201,8 +204,7 @@ class BulkEvaluator:
     def run(self, engine: Engine, batch: int, lo: str = "", hi: str | None = None) -> None:
         """The batches of machine ids in (lo, hi] (hi None: to the end), in order."""
         last = lo  # machine ids are non-empty: every id sorts after ""
-        dialect = engine.dialect.name
-        query = _batch_query(dialect, hi is not None)
+        query = self._query(engine.dialect.name, hi is not None)
         # No cutoff: no machine counts as active (nothing is gathered).
         cutoff = self.cutoff if self.unit_inputs and self.cutoff is not None else _NEVER
         while True:
@@ -220,14 +222,18 @@ class BulkEvaluator:
                 return
             last = rows[-1].machine_id
 
+    def _query(self, dialect: str, bounded: bool) -> Any:
+        """The batch read: machine id, unit id, active, facts text, results digest."""
+        return _batch_query(dialect, bounded)
+
     def _compare(self, conn: Connection, rows: Sequence[Any], lo: str, hi: str | None
-                 ) -> tuple[dict[str, tuple[int, str, dict[str, Any], tuple[str, ...]]],
+                 ) -> tuple[dict[str, Pending],
                             list[str]] | None:
         """The machines of the batch to write, and the orphaned result ids; None if none."""
         ids = [r.machine_id for r in rows]
         waived = active_waivers(conn, ids, self.now, contiguous=True) if ids else {}
         evaluate, digest = self.ruleset.machine_results, self.digest
-        differ: dict[str, tuple[int, str, dict[str, Any], tuple[str, ...]]] = {}
+        differ: dict[str, Pending] = {}
         inputs, per_unit = self.unit_inputs, self.per_unit
         loads = json.loads
         for mid, unit_id, active, raw, stored in rows:
@@ -252,7 +258,7 @@ class BulkEvaluator:
         return (differ, orphans) if differ or orphans else None
 
     def _write_all(self, engine: Engine,
-                   differ: dict[str, tuple[int, str, dict[str, Any], tuple[str, ...]]],
+                   differ: dict[str, Pending],
                    orphans: list[str]) -> None:
         """The writes of one batch, WRITE_CHUNK machines per transaction: a first
         evaluation writes every row, and ingest must not wait for a whole batch."""
@@ -275,7 +281,7 @@ class BulkEvaluator:
         return _Release(lock)
 
     def _write(self, conn: Connection,
-               differ: dict[str, tuple[int, str, dict[str, Any], tuple[str, ...]]],
+               differ: dict[str, Pending],
                orphans: list[str]) -> None:
         dialect = conn.dialect.name
         again = {r.machine_id: r for r in conn.execute(_again_query(dialect),
@@ -295,7 +301,9 @@ class BulkEvaluator:
             row = again[mid]
             if row.facts is None:
                 continue
-            if row.facts != raw:  # a report came meanwhile: its facts, evaluated again
+            # A report came meanwhile (or the caller read only some facts): the facts
+            # of the row, evaluated again.
+            if facts is None or results is None or row.facts != raw:
                 facts = decode_stored_facts(json.loads(row.facts))
                 results = self.ruleset.machine_results(facts)
             new = self.outcomes(results, facts, waived.get(mid, {}))
@@ -307,6 +315,11 @@ class BulkEvaluator:
         self.written += writer.flush(conn, counts=self.counts)
 
     # ------------------------------------------------------------------ parts
+
+    def part(self) -> BulkEvaluator:
+        """A new evaluator of the same pass, for a worker process's part."""
+        return BulkEvaluator(self.ruleset, self.lang, self.now, unit_inputs=self.unit_inputs,
+                             cutoff=self.cutoff, counts=self.counts)
 
     def summary(self) -> dict[str, Any]:
         return {"machines": self.machines, "written": self.written,
@@ -380,8 +393,7 @@ def _fork_part(bulk: BulkEvaluator, engine: Engine, batch: int, lo: str, hi: str
         os.close(read_fd)
         _INHERITED.append(engine.pool)
         engine.dispose(close=False)  # a new pool: the parent's connections stay the parent's
-        part = BulkEvaluator(bulk.ruleset, bulk.lang, bulk.now, unit_inputs=bulk.unit_inputs,
-                             cutoff=bulk.cutoff, counts=bulk.counts)
+        part = bulk.part()
         part.write_lock = bulk.write_lock
         part.run(engine, batch, lo, hi)
         payload = pickle.dumps(("ok", part.summary()), protocol=pickle.HIGHEST_PROTOCOL)

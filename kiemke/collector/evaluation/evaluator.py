@@ -3,8 +3,10 @@
 - `on_report` runs inside the ingest transaction: facts from the report, results of
   the machine rules (with its waivers), deltas to the per-unit counts, and the unit
   rules of the machine's unit when a fact they read changed.
-- `ensure_current` re-evaluates every machine when the rule set's fingerprint differs
-  from the one the stored results were computed with (claimed by one worker only).
+- `ensure_current` re-evaluates when the rule set's fingerprint differs from the one
+  the stored results were computed with (claimed by one worker only): only the rules
+  whose definition changed when that is enough (kiemke.collector.evaluation.rulestate),
+  otherwise every machine.
 - `maintain` is the periodic pass: rule-set check, waiver expiry, unit rules of every
   unit (machines turning stale change them) and today's history snapshot.
 Every step is idempotent, so any number of workers and instances may run it.
@@ -41,7 +43,9 @@ from kiemke.collector.db.compliance_tables import rule_results, ruleset_state, w
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines, units
 from kiemke.collector.evaluation.bulk import BulkEvaluator, run_parallel
+from kiemke.collector.evaluation.changed_rules import ChangedRulesEvaluator
 from kiemke.collector.evaluation.history import snapshot_day
+from kiemke.collector.evaluation.rulestate import plan, state_values
 from kiemke.collector.evaluation.store import (
     ResultWriter,
     active_waivers,
@@ -298,6 +302,26 @@ class Evaluator:
             stats["facts_rebuilt"] = refreshed
         return stats
 
+    def reevaluate_rules(self, rule_ids: Sequence[str], now: datetime | None = None, *,
+                         unit_rules: bool = False, batch: int = BATCH,
+                         workers: int | None = None) -> dict[str, Any]:
+        """The results of the machine rules `rule_ids` only (rulestate.plan says when
+        that is enough; kiemke.collector.evaluation.changed_rules), split over `workers`
+        processes as reevaluate_all; then, if `unit_rules`, the unit rules of every
+        unit, their inputs read from the machines (the maintenance pass's way)."""
+        now = now or utcnow()
+        started = time.perf_counter()
+        stats: dict[str, Any] = {"machines": 0, "written": 0, "processes": 0}
+        if rule_ids:
+            bulk = ChangedRulesEvaluator(self.ruleset, self.lang, now, rule_ids)
+            stats["processes"] = run_parallel(bulk, self.engine, batch,
+                                              self.workers if workers is None else workers)
+            stats["machines"], stats["written"] = bulk.machines, bulk.written
+        if unit_rules:
+            stats["unit_results_written"] = self.evaluate_all_units(now)
+        stats["seconds"] = round(time.perf_counter() - started, 3)
+        return stats
+
     def _refresh_facts(self, batch: int) -> int:
         """Stored facts rebuilt from each machine's last report where they differ (the
         facts configuration changed); one transaction per batch; returns how many."""
@@ -335,7 +359,8 @@ class Evaluator:
 
     def ensure_current(self, now: datetime | None = None, *, force: bool = False
                        ) -> dict[str, Any] | None:
-        """Re-evaluate everything when the rules changed since the stored results.
+        """Re-evaluate when the rules changed since the stored results: the changed
+        rules only, or everything (rulestate.plan; `force`: everything, always).
 
         Only the worker whose UPDATE claims the new fingerprint does it; the others go
         on serving (their ingest already uses the new rules). Returns the statistics,
@@ -343,7 +368,6 @@ class Evaluator:
         """
         now = now or utcnow()
         fingerprint = self.ruleset.fingerprint
-        config_fp = self.ruleset.config.fingerprint
         with write_transaction(self.engine) as conn:
             state = conn.execute(select(ruleset_state).where(ruleset_state.c.id == 1)).first()
             if state is None:
@@ -360,11 +384,18 @@ class Evaluator:
             ).values(pending_fingerprint=fingerprint, claimed_at=now))
             if claim.rowcount != 1 and not force:
                 return None
-            recompute = state.config_fingerprint != config_fp
-        log.info("rules changed (fingerprint %s): re-evaluating every machine%s",
-                 fingerprint[:12], " from its last report" if recompute else "")
+            todo = plan(dict(state._mapping), self.ruleset, self.lang, force=force)
         try:
-            stats = self.reevaluate_all(now, recompute=recompute)
+            if todo.full:
+                log.info("rules changed (fingerprint %s): re-evaluating every machine%s",
+                         fingerprint[:12], " from its last report" if todo.recompute else "")
+                stats = self.reevaluate_all(now, recompute=todo.recompute)
+            else:
+                log.info("rules changed (fingerprint %s): re-evaluating the rules %s%s",
+                         fingerprint[:12], ", ".join(todo.machine_rules) or "(no machine rule)",
+                         " and the unit rules" if todo.unit_rules else "")
+                stats = self.reevaluate_rules(todo.machine_rules, now,
+                                              unit_rules=todo.unit_rules)
         except BaseException:
             with write_transaction(self.engine) as conn:  # let another worker retry
                 conn.execute(update(ruleset_state).where(ruleset_state.c.id == 1)
@@ -372,11 +403,12 @@ class Evaluator:
             raise
         with write_transaction(self.engine) as conn:
             conn.execute(update(ruleset_state).where(ruleset_state.c.id == 1).values(
-                fingerprint=fingerprint, config_fingerprint=config_fp, applied_at=now,
+                **state_values(self.ruleset, self.lang), applied_at=now,
                 pending_fingerprint=None, claimed_at=None))
         log.info("re-evaluated %(machines)d machines in %(seconds)s s "
                  "(%(written)d results changed)", stats)
-        return {**stats, "recomputed_facts": recompute}
+        return {**stats, "recomputed_facts": todo.recompute,
+                "rules": "all" if todo.full else list(todo.machine_rules)}
 
     # ------------------------------------------------------------------ maintenance
 

@@ -45,6 +45,7 @@ from kiemke.collector.db.compliance_tables import (
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.history_tables import history_intervals, history_presence
 from kiemke.collector.db.tables import machines, units
+from kiemke.collector.evaluation.rulestate import state_values
 from kiemke.collector.reports.history import UNIT_PREFIX, close_days
 from kiemke.compliance import RuleSet, evaluate_unit, unit_facts
 
@@ -286,8 +287,7 @@ def load(engine: Engine, ruleset: RuleSet, sim: Simulation, *, now: datetime | N
         # facts). A database that has applied rules keeps its state.
         conn.execute(update(ruleset_state).where(ruleset_state.c.id == 1,
                                                  ruleset_state.c.fingerprint.is_(None))
-                     .values(fingerprint=ruleset.fingerprint,
-                             config_fingerprint=ruleset.config.fingerprint, applied_at=now))
+                     .values(**state_values(ruleset, "vi"), applied_at=now))
     closed = 0
     if close:
         # One pass over the intervals for all days: the catch-up code path of the job.
