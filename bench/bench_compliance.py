@@ -5,6 +5,10 @@ Measured on SQLite (and on PostgreSQL when it answers on 127.0.0.1:5432):
   row inserted) and a forced pass after a rule change (nothing left to write), in one
   process and over every core (alternating, median of 2), beside the floor: reading
   and json-decoding every machine's facts in one process;
+- the re-evaluation after one rule changed (only that rule's results are re-evaluated,
+  kiemke.collector.evaluation.changed_rules): its condition (the results of ~40% of
+  the machines change and are written), and its target alone (nothing to write:
+  what reading and comparing that rule costs, median of 2);
 - /metrics render: the whole scrape (every provider, rules and depreciation included)
   through the Flask app, median of 5 (budget ≤ 100 ms);
 - one maintenance pass (waiver expiry, unit rules of every unit, today's snapshot).
@@ -38,7 +42,8 @@ from kiemke.collector.config import DEFAULT_RULES_DIR  # noqa: E402
 from kiemke.collector.db.engine import make_engine, write_transaction  # noqa: E402
 from kiemke.collector.db.migrate import upgrade  # noqa: E402
 from kiemke.collector.db.tables import machines, units  # noqa: E402
-from kiemke.compliance import facts_to_json  # noqa: E402
+from kiemke.collector.evaluation.evaluator import Evaluator  # noqa: E402
+from kiemke.compliance import facts_to_json, load_rules  # noqa: E402
 
 MACHINES = 100_000
 RE_EVAL_BUDGET_S = 1.0  # the architecture's figure for the engine; the DB part is reported
@@ -111,10 +116,10 @@ def read_floor(engine: Any) -> float:
     return time.perf_counter() - started
 
 
-def timed_pass(ev: Any) -> dict[str, Any]:
-    """ensure_current(force=True) with its CPU time (this process and its workers)."""
+def timed_pass(ev: Any, force: bool = True) -> dict[str, Any]:
+    """ensure_current(force=...) with its CPU time (this process and its workers)."""
     before = os.times()
-    stats = ev.ensure_current(force=True)
+    stats = ev.ensure_current(force=force)
     after = os.times()
     cpu = sum(getattr(after, f) - getattr(before, f)
               for f in ("user", "system", "children_user", "children_system"))
@@ -143,11 +148,15 @@ def bench_backend(label: str, url: str, n: int, workdir: Path) -> list[dict[str,
     app = create_app({"database_url": url, "data_dir": str(workdir / "data"),
                       "rules_dir": str(rules), "maintenance_interval": 0})  # first evaluation
     first_s = time.perf_counter() - started
-    app.extensions["kiemke"].engine.dispose()
+    first = app.extensions["kiemke"]
     os_yml = rules / "os.yml"
     os_yml.write_text(os_yml.read_text("utf-8").replace(
         "condition: os.supported\n", 'condition: os.supported or os.family == "linux"\n'),
         "utf-8")
+    # One rule changed, as a collector restarted with the new rules does it first thing.
+    changed = timed_pass(Evaluator(first.engine, first.config, load_rules([rules])),
+                         force=False)
+    first.engine.dispose()
     app = create_app({"database_url": url, "data_dir": str(workdir / "data"),
                       "rules_dir": str(rules), "maintenance_interval": 0})
     ext = app.extensions["kiemke"]
@@ -163,6 +172,15 @@ def bench_backend(label: str, url: str, n: int, workdir: Path) -> list[dict[str,
     ev.workers = cores
     serial = _median_pass(passes[1])
     parallel = _median_pass(passes[cores])
+    # The same rule's target alone, back and forth: read and compare, nothing to write.
+    targets = []
+    for target in ("0.99", "1.0"):
+        os_yml.write_text(os_yml.read_text("utf-8").replace(
+            "target: 1.0\n" if target != "1.0" else "target: 0.99\n", f"target: {target}\n",
+            1), "utf-8")
+        targets.append(timed_pass(Evaluator(ext.engine, ext.config, load_rules([rules])),
+                                  force=False))
+    target = _median_pass(targets)
     started = time.perf_counter()
     ev.maintain()
     maintain_s = time.perf_counter() - started
@@ -193,6 +211,13 @@ def bench_backend(label: str, url: str, n: int, workdir: Path) -> list[dict[str,
              f"all; {parallel['seconds'] / floor_s:.1f}x the floor; load average "
              f"{os.getloadavg()[0]:.1f})", parallel["seconds"], "s",
              1.0 if n >= 100_000 else None),
+        _row(f"compliance[{label}]: one rule changed (os-supported's condition), only its "
+             f"results re-evaluated, {changed['written']} written, {changed['processes']} "
+             f"processes ({changed['cpu']:.2f} s CPU in all)", changed["seconds"], "s", None),
+        _row(f"compliance[{label}]: one rule's target changed, only its results "
+             f"re-evaluated, nothing to write, {target['processes']} processes (median of 2; "
+             f"{target['cpu']:.2f} s CPU in all; {target['seconds'] / floor_s:.1f}x the floor)",
+             target["seconds"], "s", None),
         _row(f"compliance[{label}]: maintenance pass (unit rules, waivers, snapshot)",
              round(maintain_s, 2), "s", None),
         _row(f"compliance[{label}]: /metrics render at {n} machines ({series} series, "
