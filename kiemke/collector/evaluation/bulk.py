@@ -134,6 +134,8 @@ def split_points(conn: Connection, parts: int, minimum: int = 0) -> list[str]:
     points: list[str] = []
     if total < minimum:
         return points
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")  # the primary key's order (run)
     for n in range(1, parts):
         found = conn.execute(select(machines.c.machine_id).order_by(machines.c.machine_id)
                              .limit(1).offset(total * n // parts)).scalar()
@@ -204,7 +206,8 @@ class BulkEvaluator:
     def run(self, engine: Engine, batch: int, lo: str = "", hi: str | None = None) -> None:
         """The batches of machine ids in (lo, hi] (hi None: to the end), in order."""
         last = lo  # machine ids are non-empty: every id sorts after ""
-        query = self._query(engine.dialect.name, hi is not None)
+        dialect = engine.dialect.name
+        query = self._query(dialect, hi is not None)
         # No cutoff: no machine counts as active (nothing is gathered).
         cutoff = self.cutoff if self.unit_inputs and self.cutoff is not None else _NEVER
         while True:
@@ -212,6 +215,12 @@ class BulkEvaluator:
             if hi is not None:
                 params["hi"] = hi
             with engine.connect() as conn, conn.begin():  # one snapshot per batch
+                if dialect == "postgresql":
+                    # Walk the primary key in order. Without statistics (a table just
+                    # filled, autovacuum off) the planner expects a few rows in the range
+                    # and bitmap-scans, decodes and sorts the whole rest of the part for
+                    # each batch: 0.4 s instead of 0.03 s per batch at 100,000 machines.
+                    conn.exec_driver_sql("SET LOCAL enable_sort = off")
                 rows = conn.execute(query, params).all()
                 # The last batch of the part owns every result row up to the part's end.
                 upper = rows[-1].machine_id if len(rows) == batch else hi
@@ -343,7 +352,7 @@ def run_parallel(bulk: BulkEvaluator, engine: Engine, batch: int, workers: int) 
     # thread of a serving worker therefore runs the pass in one process.
     if workers > 1 and hasattr(os, "fork") and threading.active_count() == 1 \
             and not _in_memory(engine):
-        with engine.connect() as conn:
+        with engine.connect() as conn, conn.begin():
             points = split_points(conn, workers, PARALLEL_MIN)
     if not points:
         bulk.run(engine, batch)

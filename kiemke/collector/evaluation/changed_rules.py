@@ -65,20 +65,23 @@ def _extracted(dialect: str, names: Sequence[str]) -> Any:
 
 def _changed_query(dialect: str, bounded: bool, rule_ids: Sequence[str],
                    names: Sequence[str]) -> Any:
-    columns = [machines.c.machine_id, machines.c.unit_id,
-               _extracted(dialect, names).label("facts")]
-    source: Any = machines
+    # The batch of machines first, in a subquery, then the joins: a planner without
+    # statistics (a table just filled) would otherwise join the whole id range and sort.
+    batch = select(machines.c.machine_id, machines.c.unit_id,
+                   _extracted(dialect, names).label("facts")).where(
+        machines.c.machine_id > bindparam("lo"))
+    if bounded:
+        batch = batch.where(machines.c.machine_id <= bindparam("hi"))
+    m = batch.order_by(machines.c.machine_id).limit(bindparam("n")).subquery("m")
+    columns: list[Any] = [m.c.machine_id, m.c.unit_id, m.c.facts]
+    source: Any = m
     for j, rule_id in enumerate(rule_ids):
         stored = rule_results.alias(f"r{j}")
-        source = source.outerjoin(stored, and_(stored.c.machine_id == machines.c.machine_id,
+        source = source.outerjoin(stored, and_(stored.c.machine_id == m.c.machine_id,
                                                stored.c.rule_id == literal(rule_id)))
         columns += [stored.c.result.label(f"result{j}"), stored.c.reason.label(f"reason{j}"),
                     stored.c.unit_id.label(f"unit{j}")]
-    query = select(*columns).select_from(source).where(
-        machines.c.machine_id > bindparam("lo"))
-    if bounded:
-        query = query.where(machines.c.machine_id <= bindparam("hi"))
-    return query.order_by(machines.c.machine_id).limit(bindparam("n"))
+    return select(*columns).select_from(source).order_by(m.c.machine_id)
 
 
 class ChangedRulesEvaluator(BulkEvaluator):
