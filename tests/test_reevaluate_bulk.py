@@ -429,3 +429,35 @@ def test_pass_stays_in_one_process_while_other_threads_run(db_url, tmp_path, mon
         assert _counts(conn) == _fresh_counts(conn)
     assert ev.reevaluate_all(batch=2, workers=2)["processes"] == 2
     engine.dispose()
+
+
+def test_digest_memo_dropped_when_it_misses_gives_the_same_digests(monkeypatch):
+    """Past _MEMO_TRIAL lookups with fewer than half hits the pass hashes directly: the
+    digests are the same as with the memo (and as digest.results_digest)."""
+    from datetime import datetime, timezone
+
+    from kiemke.collector.evaluation import bulk
+
+    ruleset = load_rules([default_rules_dir()])
+    now = datetime.now(timezone.utc)
+    rng = random.Random(3)
+    machines_facts = [{"os.supported": rng.choice([True, False, None]),
+                       "os.name": rng.choice(["Microsoft Windows 7 Professional", None]),
+                       "hardware.age_years": rng.choice([3.5, 9.0, None])}
+                      for _ in range(300)]
+    machines_facts = [{k: v for k, v in f.items() if v is not None} for f in machines_facts]
+    units = [rng.randrange(1, 200) for _ in machines_facts]
+
+    def digests(trial: int) -> tuple[list[str], bool]:
+        monkeypatch.setattr(bulk, "_MEMO_TRIAL", trial)
+        ev = bulk.BulkEvaluator(ruleset, "vi", now)
+        out = [ev.digest(u, ruleset.machine_results(f), f)
+               for u, f in zip(units, machines_facts, strict=True)]
+        return out, ev._memo_off
+
+    memoised, off = digests(10_000)
+    direct, dropped = digests(20)
+    assert (off, dropped) == (False, True)
+    assert memoised == direct == [
+        results_digest(u, evaluate_machine(ruleset, f, lang="vi"))
+        for u, f in zip(units, machines_facts, strict=True)]
