@@ -4,15 +4,18 @@ Large families are `RowsFamily` objects: their exposition text is built once fro
 rows and kept by their provider while the change versions it came from are the same
 (kiemke/collector/changes.py), so a scrape at 100,000 machines concatenates text instead
 of formatting 100,000 samples. `BlocksFamily` goes further: a family made of blocks
-(unit x rule) re-renders only the blocks a change touched. Both render exactly what
-prometheus_client's generate_latest would, and `exposition()` joins them with the
-small families that go through prometheus_client.
+(unit x rule) re-renders only the blocks a change touched, keeps each block's text once
+(not its rows, not a joined copy) and sends the blocks' texts, or their gzip members, as
+the parts of the body. Both render exactly what prometheus_client's generate_latest
+would, and `exposition()` joins them with the small families that go through
+prometheus_client.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
@@ -118,6 +121,22 @@ class LineFormat:
             lines.append(f"{template(*escaped)}{float_text(value)}\n")
         return "".join(lines)
 
+    def render_packed(self, packed: str, width: int) -> str:
+        """render() of rows packed by Block: `width` fields per row (the label values in
+        the family's label order, escaped, then the formatted value)."""
+        if not packed:
+            return ""
+        fields = packed.split("\n")
+        last = width - 1
+        if not self.order:
+            return "".join(f"{self.name} {v}\n" for v in fields)
+        order, template = self.order, self.template
+        lines = []
+        for start in range(0, len(fields), width):
+            row = fields[start:start + width]
+            lines.append(f"{template(*[row[i] for i in order])}{row[last]}\n")
+        return "".join(lines)
+
 
 def gzip_member(data: bytes) -> bytes:
     """`data` as one gzip member. Members concatenate into one valid gzip stream (RFC 1952
@@ -130,20 +149,38 @@ def gzip_member(data: bytes) -> bytes:
 
 
 class Block:
-    """A part of a BlocksFamily: rows of label values until rendered, then only their text.
+    """A part of a BlocksFamily: its rows packed into one string until a family renders
+    them, then only their text.
 
-    The family that renders the block drops its rows (the text is what a scrape needs and
-    what a process keeps: at 100,000 machines the rows of the failing series took more
-    memory than their text); `gz` is the text as one gzip member, made on the first gzip
-    scrape that needs it.
+    The rows are packed when the block is made: label values escaped and numbers
+    formatted as in the text, every field followed by a newline (an escaped label value
+    holds none). The caller's lists can then go while it reads the next blocks: at 100,000
+    machines the failing series' rows as lists took about 380 bytes each, and a first
+    build that held them all kept the worker's memory that much higher. The family that
+    renders the block drops the packed rows (the text is what a scrape needs and what a
+    process keeps); `gz` is the text as one gzip member, made on the first gzip scrape
+    that needs it.
     """
 
-    __slots__ = ("rows", "text", "gz")
+    __slots__ = ("packed", "width", "text", "gz")
 
-    def __init__(self, rows: Sequence[tuple[Sequence[str], float]]) -> None:
-        self.rows: Sequence[tuple[Sequence[str], float]] | None = rows
-        self.text: bytes | None = None
+    def __init__(self, rows: Iterable[tuple[Sequence[str], float]]) -> None:
+        fields: list[str] = []
+        width = 0
+        for values, value in rows:
+            fields.extend(map(escape, values))
+            fields.append(float_text(value))
+            width = len(values) + 1
+        self.packed: str | None = "\n".join(fields) if fields else None
+        self.width = width
+        self.text: bytes | None = None if fields else b""
         self.gz: bytes | None = None
+
+    def render(self, lines: LineFormat) -> None:
+        """The text of the packed rows in the family's line format; the rows are dropped."""
+        if self.text is None:
+            self.text = lines.render_packed(self.packed or "", self.width).encode("utf-8")
+            self.packed = None
 
     def member(self) -> bytes:
         if self.gz is None:
@@ -152,7 +189,6 @@ class Block:
 
 
 EMPTY_BLOCK = Block([])
-EMPTY_BLOCK.rows, EMPTY_BLOCK.text, EMPTY_BLOCK.gz = None, b"", b""
 
 # A segment with more text than this is compressed block by block, so that a change
 # re-compresses its own blocks only (a failing-series block of one unit and rule is a few
@@ -204,15 +240,20 @@ class BlocksFamily(Metric):
         for n, start in enumerate(range(0, len(self.blocks), per_segment)):
             part = tuple(self.blocks[start:start + per_segment])
             reuse = old[n] if n < len(old) else None
-            if reuse is not None and len(reuse.blocks) == len(part) and all(
-                    a is b for a, b in zip(reuse.blocks, part, strict=True)):
+            # Tuple equality of blocks is identity (Block has no __eq__), compared in C.
+            if reuse is not None and reuse.blocks == part:
                 self._segments.append(reuse)
                 continue
             for block in part:
-                if block.text is None:
-                    block.text = lines.render(block.rows or ()).encode("utf-8")
-                    block.rows = None
+                block.render(lines)
             self._segments.append(_Segment(part))
+        # The lists a scrape sends, made on the first scrape that asks (references only).
+        self._chunks: list[bytes] | None = None
+        self._members: list[bytes] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Saved by kiemke.collector.metrics_snapshot without the lists made from the rest.
+        return {**self.__dict__, "_chunks": None, "_members": None}
 
     @property
     def samples(self) -> list[Sample]:
@@ -229,17 +270,21 @@ class BlocksFamily(Metric):
 
     def chunks(self) -> list[bytes]:
         """The family's text in parts (the head, then each non-empty block)."""
-        return [self._head, *(b.text for b in self.blocks if b.text)]
+        if self._chunks is None:
+            self._chunks = [self._head, *(b.text for b in self.blocks if b.text)]
+        return self._chunks
 
     def text(self) -> bytes:
         return b"".join(self.chunks())
 
     def gzip(self) -> list[bytes]:
         """The text as gzip members: the head's, then the segments' (made once each)."""
-        parts = [gzip_member(self._head)]
-        for segment in self._segments:
-            parts.extend(segment.members())
-        return parts
+        if self._members is None:
+            parts = [gzip_member(self._head)]
+            for segment in self._segments:
+                parts.extend(segment.members())
+            self._members = parts
+        return self._members
 
 
 def exposition(families: Iterable[Metric], gzip: bool = False) -> list[bytes]:
