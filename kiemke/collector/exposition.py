@@ -4,9 +4,11 @@ Large families are `RowsFamily` objects: their exposition text is built once fro
 rows and kept by their provider while the change versions it came from are the same
 (kiemke/collector/changes.py), so a scrape at 100,000 machines concatenates text instead
 of formatting 100,000 samples. `BlocksFamily` goes further: a family made of blocks
-(unit x rule) re-renders only the blocks a change touched. Both render exactly what
-prometheus_client's generate_latest would, and `exposition()` joins them with the
-small families that go through prometheus_client.
+(unit x rule) re-renders only the blocks a change touched, keeps each block's text once
+(not its rows, not a joined copy) and sends the blocks' texts, or their gzip members, as
+the parts of the body. Both render exactly what prometheus_client's generate_latest
+would, and `exposition()` joins them with the small families that go through
+prometheus_client.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -86,24 +89,53 @@ def render_lines(name: str, label_names: Sequence[str],
                  rows: Iterable[tuple[Sequence[str], float]]) -> str:
     """Sample lines like prometheus_client's generate_latest: labels sorted by name,
     values through floatToGoString."""
-    order = sorted(range(len(label_names)), key=label_names.__getitem__)
-    if not order:
-        return "".join(f"{name} {float_text(v)}\n" for _, v in rows)
-    # One format string per family: name{a="{0}",b="{1}"} - filled per row.
-    parts = ",".join(f'{label_names[i]}="{{{n}}}"' for n, i in enumerate(order))
-    template = (name + "{{" + parts + "}} ").format
-    seen: dict[str, str] = {}  # unit paths and rule ids repeat: escape each once
-    lines = []
-    for values, value in rows:
-        escaped = []
-        for i in order:
-            v = values[i]
-            e = seen.get(v)
-            if e is None:
-                e = seen[v] = escape(v)
-            escaped.append(e)
-        lines.append(f"{template(*escaped)}{float_text(value)}\n")
-    return "".join(lines)
+    return LineFormat(name, label_names).render(rows)
+
+
+class LineFormat:
+    """The sample line format of one family, made once and filled per row."""
+
+    __slots__ = ("name", "order", "template")
+
+    def __init__(self, name: str, label_names: Sequence[str]) -> None:
+        self.name = name
+        self.order = sorted(range(len(label_names)), key=label_names.__getitem__)
+        # name{a="{0}",b="{1}"} - one format string per family.
+        parts = ",".join(f'{label_names[i]}="{{{n}}}"' for n, i in enumerate(self.order))
+        self.template = (name + "{{" + parts + "}} ").format
+
+    def render(self, rows: Iterable[tuple[Sequence[str], float]]) -> str:
+        order, template = self.order, self.template
+        if not order:
+            return "".join(f"{self.name} {float_text(v)}\n" for _, v in rows)
+        seen: dict[str, str] = {}  # unit ids and rule ids repeat: escape each once
+        lines = []
+        for values, value in rows:
+            escaped = []
+            for i in order:
+                v = values[i]
+                e = seen.get(v)
+                if e is None:
+                    e = seen[v] = escape(v)
+                escaped.append(e)
+            lines.append(f"{template(*escaped)}{float_text(value)}\n")
+        return "".join(lines)
+
+    def render_packed(self, packed: str, width: int) -> str:
+        """render() of rows packed by Block: `width` fields per row (the label values in
+        the family's label order, escaped, then the formatted value)."""
+        if not packed:
+            return ""
+        fields = packed.split("\n")
+        last = width - 1
+        if not self.order:
+            return "".join(f"{self.name} {v}\n" for v in fields)
+        order, template = self.order, self.template
+        lines = []
+        for start in range(0, len(fields), width):
+            row = fields[start:start + width]
+            lines.append(f"{template(*[row[i] for i in order])}{row[last]}\n")
+        return "".join(lines)
 
 
 def gzip_member(data: bytes) -> bytes:
@@ -117,36 +149,81 @@ def gzip_member(data: bytes) -> bytes:
 
 
 class Block:
-    """A part of a BlocksFamily: rows of label values, rendered and compressed once."""
+    """A part of a BlocksFamily: its rows packed into one string until a family renders
+    them, then only their text.
 
-    __slots__ = ("rows", "text")
+    The rows are packed when the block is made: label values escaped and numbers
+    formatted as in the text, every field followed by a newline (an escaped label value
+    holds none). The caller's lists can then go while it reads the next blocks: at 100,000
+    machines the failing series' rows as lists took about 380 bytes each, and a first
+    build that held them all kept the worker's memory that much higher. The family that
+    renders the block drops the packed rows (the text is what a scrape needs and what a
+    process keeps); `gz` is the text as one gzip member, made on the first gzip scrape
+    that needs it.
+    """
 
-    def __init__(self, rows: Sequence[tuple[Sequence[str], float]]) -> None:
-        self.rows = rows
-        self.text: bytes | None = None
+    __slots__ = ("packed", "width", "text", "gz")
+
+    def __init__(self, rows: Iterable[tuple[Sequence[str], float]]) -> None:
+        fields: list[str] = []
+        width = 0
+        for values, value in rows:
+            fields.extend(map(escape, values))
+            fields.append(float_text(value))
+            width = len(values) + 1
+        self.packed: str | None = "\n".join(fields) if fields else None
+        self.width = width
+        self.text: bytes | None = None if fields else b""
+        self.gz: bytes | None = None
+
+    def render(self, lines: LineFormat) -> None:
+        """The text of the packed rows in the family's line format; the rows are dropped."""
+        if self.text is None:
+            self.text = lines.render_packed(self.packed or "", self.width).encode("utf-8")
+            self.packed = None
+
+    def member(self) -> bytes:
+        if self.gz is None:
+            self.gz = gzip_member(self.text) if self.text else b""
+        return self.gz
 
 
 EMPTY_BLOCK = Block([])
-EMPTY_BLOCK.text = b""
+
+# A segment with more text than this is compressed block by block, so that a change
+# re-compresses its own blocks only (a failing-series block of one unit and rule is a few
+# kB, and alone compresses about 10 % worse than within its segment); smaller segments
+# (the figures: a few lines per block) are one gzip member, which compresses them 3-6
+# times better than block by block.
+SEGMENT_MEMBER_MAX = 16 * 1024
 
 
 class _Segment:
-    __slots__ = ("blocks", "text", "gz")
+    __slots__ = ("blocks", "size", "gz")
 
-    def __init__(self, blocks: tuple[Block, ...], text: bytes) -> None:
+    def __init__(self, blocks: tuple[Block, ...]) -> None:
         self.blocks = blocks
-        self.text = text
+        self.size = sum(len(b.text or b"") for b in blocks)
         self.gz: bytes | None = None
+
+    def members(self) -> list[bytes]:
+        if self.size > SEGMENT_MEMBER_MAX:
+            return [b.member() for b in self.blocks if b.text]
+        if self.gz is None:
+            self.gz = gzip_member(b"".join(b.text or b"" for b in self.blocks)) \
+                if self.size else b""
+        return [self.gz]
 
 
 class BlocksFamily(Metric):
     """A gauge family made of blocks in a fixed order (for example unit x rule), so that a
     change rebuilds only the blocks it touched.
 
-    Consecutive blocks are grouped in segments of `per_segment`; a segment whose blocks
-    are the same objects as in the `previous` family is reused with its text and gzip
-    member, so a small change re-renders and re-compresses a few segments only. The
-    text is what RowsFamily renders for the same rows in the same order.
+    A block is rendered once, when a family first holds it; consecutive blocks are grouped
+    in segments of `per_segment` for gzip, and a segment whose blocks are the same objects
+    as in the `previous` family keeps its gzip member(s). The text is what RowsFamily
+    renders for the same rows in the same order; it is joined on each plain scrape rather
+    than kept a second time (a copy of 20 MB at 100,000 machines costs milliseconds).
     """
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str],
@@ -158,47 +235,56 @@ class BlocksFamily(Metric):
         self._head = family_head(name, documentation)
         old = previous._segments if previous is not None and \
             previous.label_names == self.label_names else []
+        lines = LineFormat(name, self.label_names)
         self._segments: list[_Segment] = []
         for n, start in enumerate(range(0, len(self.blocks), per_segment)):
             part = tuple(self.blocks[start:start + per_segment])
             reuse = old[n] if n < len(old) else None
-            if reuse is not None and len(reuse.blocks) == len(part) and all(
-                    a is b for a, b in zip(reuse.blocks, part, strict=True)):
+            # Tuple equality of blocks is identity (Block has no __eq__), compared in C.
+            if reuse is not None and reuse.blocks == part:
                 self._segments.append(reuse)
                 continue
             for block in part:
-                if block.text is None:
-                    block.text = render_lines(self.name, self.label_names,
-                                              block.rows).encode("utf-8")
-            self._segments.append(_Segment(part, b"".join(b.text or b"" for b in part)))
-        self._text: bytes | None = None
+                block.render(lines)
+            self._segments.append(_Segment(part))
+        # The lists a scrape sends, made on the first scrape that asks (references only).
+        self._chunks: list[bytes] | None = None
+        self._members: list[bytes] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Saved by kiemke.collector.metrics_snapshot: the joined text is rebuilt on demand.
-        return {**self.__dict__, "_text": None}
+        # Saved by kiemke.collector.metrics_snapshot without the lists made from the rest.
+        return {**self.__dict__, "_chunks": None, "_members": None}
 
     @property
     def samples(self) -> list[Sample]:
-        names, name = self.label_names, self.name
-        return [Sample(name, dict(zip(names, values, strict=True)), value, None, None)
-                for block in self.blocks for values, value in block.rows]
+        # The rows are gone once rendered: the prometheus_client path (collect(), tests)
+        # reads the samples back from the text.
+        found: list[Sample] = []
+        for family in text_string_to_metric_families(self.text().decode("utf-8")):
+            found.extend(family.samples)
+        return found
 
     @samples.setter
     def samples(self, _value: list[Sample]) -> None:
         pass  # Metric.__init__ sets an empty list; the blocks hold the samples
 
-    def text(self) -> bytes:
-        if self._text is None:
-            self._text = b"".join([self._head, *(s.text for s in self._segments)])
-        return self._text
+    def chunks(self) -> list[bytes]:
+        """The family's text in parts (the head, then each non-empty block)."""
+        if self._chunks is None:
+            self._chunks = [self._head, *(b.text for b in self.blocks if b.text)]
+        return self._chunks
 
-    def gzip(self) -> bytes:
-        parts = [gzip_member(self._head)]
-        for segment in self._segments:
-            if segment.gz is None:
-                segment.gz = gzip_member(segment.text) if segment.text else b""
-            parts.append(segment.gz)
-        return b"".join(parts)
+    def text(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def gzip(self) -> list[bytes]:
+        """The text as gzip members: the head's, then the segments' (made once each)."""
+        if self._members is None:
+            parts = [gzip_member(self._head)]
+            for segment in self._segments:
+                parts.extend(segment.members())
+            self._members = parts
+        return self._members
 
 
 def exposition(families: Iterable[Metric], gzip: bool = False) -> list[bytes]:
@@ -216,7 +302,10 @@ def exposition(families: Iterable[Metric], gzip: bool = False) -> list[bytes]:
             plain.clear()
 
     for family in families:
-        if isinstance(family, (RowsFamily, BlocksFamily)):
+        if isinstance(family, BlocksFamily):
+            flush_plain()
+            out.extend(family.gzip() if gzip else family.chunks())
+        elif isinstance(family, RowsFamily):
             flush_plain()
             out.append(family.gzip() if gzip else family.text())
         else:

@@ -61,8 +61,8 @@ __all__ = [
     "EMPTY_BLOCK", "UNIT_INFO_LABELS", "UNIT_LABELS", "Block", "BlocksFamily",
     "DatabaseCollector", "IngestMetrics", "Memo", "MetricsProvider", "MetricsProviders",
     "RowsFamily", "StaleMachine", "agent_versions", "change_versions", "escape", "exposition",
-    "family_head", "gzip_member", "init_app", "machines_by_status", "render_lines",
-    "render_metrics", "rollup", "scrape_units", "stale_machines", "unit_info",
+    "family_head", "gzip_member", "init_app", "machines_by_status", "metrics_chunks",
+    "render_lines", "render_metrics", "rollup", "scrape_units", "stale_machines", "unit_info",
     "unit_info_labels", "unit_labels",
 ]
 
@@ -286,6 +286,12 @@ def render_metrics(ext: Kiemke, gzip: bool = False) -> bytes:
     """The body of GET /metrics: the ingest counters (merged over gunicorn workers in
     multiprocess mode) followed by the database families; with `gzip`, the same text as
     a gzip stream of several members (Content-Encoding: gzip)."""
+    return b"".join(metrics_chunks(ext, gzip))
+
+
+def metrics_chunks(ext: Kiemke, gzip: bool = False) -> list[bytes]:
+    """render_metrics() in the parts it joins: GET /metrics sends them as they are (the
+    kept parts of the large families are not copied into one body first)."""
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         counters = CollectorRegistry()
@@ -293,7 +299,7 @@ def render_metrics(ext: Kiemke, gzip: bool = False) -> bytes:
         head = generate_latest(counters)
     else:
         head = generate_latest(_IngestCollector(ext.ingest_metrics))
-    return b"".join([gzip_member(head) if gzip else head, *ext.db_collector.exposition(gzip)])
+    return [gzip_member(head) if gzip else head, *ext.db_collector.exposition(gzip)]
 
 
 class IngestMetrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -50,7 +51,30 @@ class CollectorServer(BaseApplication):
         # prometheus_client chooses per-process or multiprocess values on import.
         from kiemke.collector.app import create_app
 
+        return_large_blocks()
         return create_app(self.collector_config)
+
+
+# glibc's mallopt parameter number (malloc.h).
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 * 1024
+
+
+def return_large_blocks() -> None:
+    """Let glibc give large blocks (a /metrics body, 20 MB in plain text at 100,000
+    machines) back to the system when they are freed.
+
+    By default glibc serves blocks over 128 KiB by mmap but raises that threshold to the
+    size of the first such block freed, so later bodies come from the arenas of the
+    worker's threads and stay resident there: measured 163 -> 230-250 MB after twelve
+    plain scrapes of one worker. Setting the threshold fixes it at its default. Other C
+    libraries are left as they are.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 # `serve --worker`: the buffered worker is the default (docs/deployment.md, "Server

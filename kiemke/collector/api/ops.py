@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from kiemke import __version__
 from kiemke.collector.db.migrate import current_revision, head_revision, is_up_to_date
-from kiemke.collector.metrics import render_metrics
+from kiemke.collector.metrics import metrics_chunks
 
 bp = Blueprint("ops", __name__)
 
@@ -45,10 +45,11 @@ def readyz():
 def metrics():
     # Ingest counters (merged over gunicorn workers in multiprocess mode) + the database
     # families, whose text is kept per process while the database has not changed.
-    # Prometheus always accepts gzip: the body is then cached gzip members joined (about
-    # 13 times smaller at 100,000 machines); plain text for clients that do not.
+    # Prometheus always accepts gzip: the body is then cached gzip members (about 7 times
+    # smaller at 100,000 machines); plain text for clients that do not. The parts go out
+    # as they are kept (a list: Werkzeug sets Content-Length), not joined into one copy.
     gzip = request.accept_encodings.quality("gzip") > 0
-    resp = Response(render_metrics(current_app.extensions["kiemke"], gzip=gzip),
+    resp = Response(metrics_chunks(current_app.extensions["kiemke"], gzip=gzip),
                     mimetype=CONTENT_TYPE_LATEST)
     if gzip:
         resp.headers["Content-Encoding"] = "gzip"
