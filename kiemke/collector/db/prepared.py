@@ -64,17 +64,27 @@ class RawTransaction:
                  on_lost: Callable[[], Any] | None = None) -> None:
         self.driver, self.dialect, self.on_lost = driver, dialect, on_lost
 
-    def one(self, stmt: Prepared, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        return self._execute(stmt, values, fetch=True)
+    def one(self, stmt: Prepared, values: Mapping[str, Any],
+            first: tuple[Prepared, Mapping[str, Any]] | None = None
+            ) -> tuple[Any, ...] | None:
+        """The statement's first row. `first` (PostgreSQL): a statement run before it in
+        the same round trip (a psycopg pipeline: the server runs them in that order)."""
+        return self._execute(stmt, values, fetch=True, first=first)
 
     def run(self, stmt: Prepared, values: Mapping[str, Any]) -> None:
         self._execute(stmt, values, fetch=False)
 
-    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool) -> Any:
+    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool,
+                 first: tuple[Prepared, Mapping[str, Any]] | None = None) -> Any:
         cur = None
         try:
             cur = self.driver.cursor()
-            cur.execute(stmt.sql, stmt.params(values))
+            if first is None:
+                cur.execute(stmt.sql, stmt.params(values))
+            else:
+                with self.driver.pipeline():
+                    self.driver.execute(first[0].sql, first[0].params(first[1]))
+                    cur.execute(stmt.sql, stmt.params(values))
             return cur.fetchone() if fetch else None
         except self.dialect.loaded_dbapi.Error as exc:
             error = wrapped(exc, self.dialect, stmt.sql, self.driver, cur)
@@ -103,8 +113,9 @@ def wrapped(exc: Exception, dialect: Dialect, sql: str | None, driver: Any = Non
 def raw_transaction(engine: Engine, write: bool = True) -> Iterator[RawTransaction]:
     """One transaction on a pooled driver connection; commits on success, rolls back on
     an exception. `write` on SQLite takes the write lock first (BEGIN IMMEDIATE); without
-    it SQLite runs the statements in autocommit (use it for one read). A connection
-    that failed is dropped from the pool, not returned to it."""
+    it both databases run the statements in autocommit (use it for one read: on
+    PostgreSQL it saves the BEGIN and COMMIT round trips). A connection that failed is
+    dropped from the pool, not returned to it."""
     dialect = engine.dialect
     try:
         pooled = engine.raw_connection()  # the pool's pre-ping as for engine.connect()
@@ -117,6 +128,16 @@ def raw_transaction(engine: Engine, write: bool = True) -> Iterator[RawTransacti
         if sqlite and not write:
             # isolation_level None (db/engine.py): one read statement needs no BEGIN.
             yield tx
+            return
+        if not write:
+            # One read statement is its own snapshot; autocommit is a client-side switch
+            # of psycopg (the dialect's pre-ping flips it the same way).
+            driver.autocommit = True
+            try:
+                yield tx
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
             return
         if sqlite:
             tx.run(_BEGIN_IMMEDIATE, {})
