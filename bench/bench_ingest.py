@@ -185,6 +185,9 @@ def _pct(sorted_values: list[float], q: float) -> float:
 
 ROUNDS = int(os.environ.get("KIEMKE_BENCH_ROUNDS", "2"))
 BASELINE = os.environ.get("KIEMKE_BENCH_BASELINE", "")
+# The baseline on unchanged reports too (it must know `facts_digest`): the A/B of a change
+# to the unchanged path.
+BASELINE_UNCHANGED = os.environ.get("KIEMKE_BENCH_BASELINE_UNCHANGED", "") == "1"
 FLOOR_RATIO = 0.8  # kiemke's ingest goal against the echo floor of the same run
 CPU_BUDGET_MS = 1.0  # collector CPU per report
 UNCHANGED_BUDGET_MS = 0.3  # an unchanged report, above the echo floor's CPU
@@ -234,14 +237,19 @@ def bench_backend(backend: str) -> list[dict[str, Any]]:
             return [{"name": f"ingest {name}", "value": float("nan"), "unit": "reports/s",
                      "budget": "PostgreSQL unreachable: not measured", "ok": False}]
         agents = enroll_fleet(collector, AGENTS)
-        base_agents = enroll_fleet(baseline, AGENTS, digest=False) if baseline else []
+        base_agents = enroll_fleet(baseline, AGENTS, digest=BASELINE_UNCHANGED) \
+            if baseline else []
         runs: dict[str, list[dict[str, float]]] = {
-            k: [] for k in ("echo", "store", "baseline", "full", "unchanged")}
+            k: [] for k in ("echo", "store", "baseline", "baseline_unchanged", "full",
+                            "unchanged")}
         for _ in range(ROUNDS):
             runs["echo"].append(_closed(echo, agents, CLOSED_SECONDS))
             runs["store"].append(_closed(store, agents, CLOSED_SECONDS))
             if baseline is not None:
                 runs["baseline"].append(_closed(baseline, base_agents, CLOSED_SECONDS))
+                if BASELINE_UNCHANGED:
+                    runs["baseline_unchanged"].append(_closed(
+                        baseline, unchanged_agents(baseline, base_agents), CLOSED_SECONDS))
             runs["full"].append(_closed(collector, agents, CLOSED_SECONDS))
             runs["unchanged"].append(_closed(collector, unchanged_agents(collector, agents),
                                              CLOSED_SECONDS))
@@ -270,6 +278,13 @@ def bench_backend(backend: str) -> list[dict[str, Any]]:
         rows.append({"name": f"ingest {name} BASELINE ({BASELINE}) full reports: reports/s, "
                              f"x echo, CPU ms/report",
                      "value": f"{rate:,.0f} / {rate / floor:.2f} / {cpu:.2f}", "unit": "",
+                     "budget": None, "ok": None})
+    if runs["baseline_unchanged"]:
+        rate, cpu = med["baseline_unchanged"]["rate"], med["baseline_unchanged"]["cpu_ms"]
+        rows.append({"name": f"ingest {name} BASELINE ({BASELINE}) unchanged reports: "
+                             f"reports/s, x echo, CPU ms/report, above echo",
+                     "value": f"{rate:,.0f} / {rate / floor:.2f} / {cpu:.2f} / "
+                              f"{cpu - med['echo']['cpu_ms']:.2f}", "unit": "",
                      "budget": None, "ok": None})
     for key, what in (("full", "full reports, every one evaluated"),
                       ("unchanged", "unchanged periodic reports")):

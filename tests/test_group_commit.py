@@ -16,7 +16,7 @@ import requests
 from collector_helpers import add_units, enroll_agent, enrollment_token
 from compliance_helpers import make_app
 from reports import UNIT_NAME, make_report, new_machine_id
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from test_fault_suite import _enroll, _worker_pids
 
 from kiemke.collector.db.engine import normalize_url
@@ -193,3 +193,206 @@ def test_one_bad_report_in_a_batch_fails_alone(dbapp):
     stored = _stored(ext.engine.url.render_as_string(hide_password=False))
     assert sum(stored.values()) == 150 and max(stored.values()) == 1
     assert ext.pipeline.committer.batches > 0, "no two reports ever shared a transaction"
+
+
+# --------------------------------------------------------------- the leader hand-off
+# GroupCommitter itself on a real engine (SQLite file, PostgreSQL): each work item
+# inserts one row of a table of the test's own and notes which thread ran it in which
+# transaction. A slow first item holds the commit, so the others queue behind it.
+
+
+class Interrupted(BaseException):
+    """Not an Exception: what a thread sees when the process is going down."""
+
+
+@pytest.fixture
+def committers(db_url):
+    """GroupCommitter(engine, max_batch, lead_batches) on a fresh table `gc_probe`."""
+    from kiemke.collector.db.engine import make_engine
+    from kiemke.collector.pipeline.group_commit import GroupCommitter
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE gc_probe (id VARCHAR(40) PRIMARY KEY)")
+    yield lambda max_batch=4, lead_batches=1: GroupCommitter(engine, max_batch, lead_batches)
+    engine.dispose()
+
+
+class Probe:
+    """Work items that insert `gc_probe` rows and record who ran them, and where; the
+    outcome of each submit."""
+
+    def __init__(self, committer) -> None:
+        self.committer = committer
+        # (id, running thread, transaction): the transaction objects are kept alive
+        # here, so their id() are distinct
+        self.ran: list[tuple[str, int, int]] = []
+        self.transactions: list[object] = []
+        self.results: dict[str, BaseException | None] = {}
+        self.lock = threading.Lock()
+
+    def work(self, key: str, before=None):
+        def run(conn) -> None:
+            if before is not None:
+                before()
+            conn.execute(text("INSERT INTO gc_probe (id) VALUES (:id)"), {"id": key})
+            with self.lock:
+                tx = conn.get_transaction()
+                self.transactions.append(tx)
+                self.ran.append((key, threading.get_ident(), id(tx)))
+        return run
+
+    def submit(self, key: str, before=None) -> None:
+        try:
+            self.committer.submit(self.work(key, before))
+            self.results[key] = None
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertions
+            self.results[key] = exc
+
+    def runner(self) -> dict[str, int]:
+        """The thread that ran each item's last run."""
+        return {key: r for key, r, _tx in self.ran}
+
+    def stored(self) -> set[str]:
+        with self.committer.engine.connect() as conn:
+            return set(conn.exec_driver_sql("SELECT id FROM gc_probe").scalars())
+
+    def hold_then_queue(self, items: list[tuple[str, object]]) -> list[threading.Thread]:
+        """'slow' commits first and waits; the items queue behind it in this order; then
+        'slow' goes on. Waiting for the queue is a bound, not a timing."""
+        release = threading.Event()
+        threads = [_thread(self.submit, "slow", release.wait)]
+        for n, (key, before) in enumerate(items):
+            deadline = time.monotonic() + 30
+            while len(self.committer._waiting) < n and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if n == 0:
+                while not self.committer._busy and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            threads.append(_thread(self.submit, key, before))
+        deadline = time.monotonic() + 30
+        while len(self.committer._waiting) < len(items):
+            assert time.monotonic() < deadline, "the threads did not queue"
+            time.sleep(0.005)
+        release.set()
+        return threads
+
+
+def _thread(target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args)
+    thread.start()
+    return thread
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """A bound for a hung hand-over (a waiter nobody wakes), not a timing."""
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a submit never returned"
+
+
+def _fails() -> None:
+    raise ValueError("bad report")
+
+
+def test_leaders_are_the_request_threads(committers):
+    """24 threads x 5 submits, batches of at most 4, 4 batches per leader: every item
+    runs on a thread that is inside its own submit (no committer thread), which commits
+    its own item first and at most 4 transactions; each item is committed when its
+    submit returns."""
+    from kiemke.collector.pipeline.group_commit import LEAD_BATCHES
+
+    committer = committers(max_batch=4, lead_batches=LEAD_BATCHES)
+    probe = Probe(committer)
+    threads_before = threading.active_count()
+    submitted: dict[str, int] = {}  # item -> the thread that submitted it
+    problems: list[str] = []
+
+    def run(k: int) -> None:
+        me = threading.get_ident()
+        for i in range(5):
+            key = f"t{k}-{i}"
+            submitted[key] = me
+            with probe.lock:
+                before = len(probe.ran)
+            committer.submit(probe.work(key, before=lambda: time.sleep(0.002)))
+            with probe.lock:
+                mine = [(k2, tx) for k2, r, tx in probe.ran[before:] if r == me]
+            txs = list(dict.fromkeys(tx for _k, tx in mine))
+            if len(txs) > LEAD_BATCHES:
+                problems.append(f"{key}: its thread ran {len(txs)} transactions")
+            if txs and key not in {k2 for k2, tx in mine if tx == txs[0]}:
+                problems.append(f"{key}: its leader did not commit its own item first")
+            if key not in probe.stored():
+                problems.append(f"{key}: submit returned before the commit")
+
+    threads = [_thread(run, k) for k in range(24)]
+    _join(threads)
+    assert problems == []
+    assert probe.stored() == set(submitted)
+    assert committer.batches > 0, "no two items ever shared a transaction"
+    assert max(Counter(tx for _key, _r, tx in probe.ran).values()) <= 4
+    assert {r for _key, r, _tx in probe.ran} <= set(submitted.values())
+    assert threading.active_count() == threads_before, "group commit left a thread"
+    assert not committer._busy and not committer._waiting
+
+
+def test_a_leader_hands_over_after_its_batches(committers):
+    """One item per batch, two batches per leader: 'slow' commits its own and the next
+    one (a), then promotes b, which commits its own and c; d is b's to hand over."""
+    probe = Probe(committers(max_batch=1, lead_batches=2))
+    _join(probe.hold_then_queue([(k, None) for k in "abcd"]))
+    assert probe.results == dict.fromkeys(["slow", "a", "b", "c", "d"])
+    runner = probe.runner()
+    assert runner["a"] == runner["slow"]
+    assert runner["c"] == runner["b"] != runner["slow"]
+    assert runner["d"] not in (runner["slow"], runner["b"])
+    assert probe.stored() == {"slow", "a", "b", "c", "d"}
+
+
+def test_a_failing_item_in_a_batch_fails_alone(committers):
+    """4 items queue behind a slow one, one raises: it gets its error with nothing
+    written, the other three are committed (the batch is run again item by item, on
+    the leader's thread), and the item after the batch is promoted and committed."""
+    probe = Probe(committers(max_batch=4, lead_batches=1))
+    queue = [("a", None), ("bad", _fails), ("c", None), ("d", None), ("after", None)]
+    _join(probe.hold_then_queue(queue))
+    assert isinstance(probe.results.pop("bad"), ValueError)
+    assert probe.results == dict.fromkeys(["slow", "a", "c", "d", "after"])
+    assert probe.stored() == {"slow", "a", "c", "d", "after"}
+    runner = probe.runner()
+    assert runner["a"] == runner["c"] == runner["d"] != runner["slow"]
+    assert runner["after"] not in (runner["a"], runner["slow"])
+
+
+def test_an_error_in_the_leaders_own_work(committers):
+    """The promoted leader's own item raises: the leader gets the error, the items of
+    its batch are still committed (each alone), on the leader's thread."""
+    probe = Probe(committers(max_batch=4, lead_batches=1))
+    _join(probe.hold_then_queue([("leader", _fails), ("x", None), ("y", None)]))
+    assert isinstance(probe.results.pop("leader"), ValueError)
+    assert probe.results == {"slow": None, "x": None, "y": None}
+    assert probe.stored() == {"slow", "x", "y"}
+    runner = probe.runner()
+    assert runner["x"] == runner["y"] != runner["slow"]
+
+
+def test_an_interrupted_leader_claims_no_success_and_hands_over(committers):
+    """The leader's thread is interrupted inside its batch (a BaseException, not an
+    Exception), while it runs a follower's work: the followers in its batch get
+    BatchInterrupted, none of the batch is written, and the item queued behind the
+    batch is still promoted and committed."""
+    from kiemke.collector.pipeline.group_commit import BatchInterrupted
+
+    def interrupt() -> None:
+        raise Interrupted
+
+    probe = Probe(committers(max_batch=4, lead_batches=1))
+    # The leader's batch is lead, f1, f2, f3; "next" waits behind it.
+    queue = [("lead", None), ("f1", None), ("f2", None), ("f3", interrupt), ("next", None)]
+    _join(probe.hold_then_queue(queue))
+    assert isinstance(probe.results.pop("lead"), Interrupted)  # the leader's thread
+    assert all(isinstance(probe.results.pop(k), BatchInterrupted) for k in ("f1", "f2", "f3"))
+    assert probe.results == {"slow": None, "next": None}
+    assert probe.stored() == {"slow", "next"}
+    assert not probe.committer._busy and not probe.committer._waiting

@@ -10,7 +10,7 @@ it skips the run (another process is doing the work):
 | scheduled report delivery (reports/delivery.py)| `delivery`    | 0x6B69656D6B6511 |
 | raw report retention (retention.py)            | `retention`   | 0x6B69656D6B6512 |
 
-(0x6B69656D6B6520 is taken too: the ingest lock of pipeline/group_commit.py, held by
+(0x6B69656D6B6520 is taken too: the ingest lock of pipeline/ingest_lock.py, held by
 each ingest transaction until its commit, not by a job.)
 
 - PostgreSQL: `pg_try_advisory_lock(key)` on a connection held for the whole run; a

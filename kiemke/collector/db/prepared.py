@@ -83,8 +83,12 @@ class RawTransaction:
                  on_lost: Callable[[], Any] | None = None) -> None:
         self.driver, self.dialect, self.on_lost = driver, dialect, on_lost
 
-    def one(self, stmt: Prepared, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        return self._execute(stmt, values, fetch=True)
+    def one(self, stmt: Prepared, values: Mapping[str, Any],
+            first: tuple[Prepared, Mapping[str, Any]] | None = None
+            ) -> tuple[Any, ...] | None:
+        """The statement's first row. `first` (PostgreSQL): a statement run before it in
+        the same round trip (a psycopg pipeline: the server runs them in that order)."""
+        return self._execute(stmt, values, fetch=True, first=first)
 
     def run(self, stmt: Prepared, values: Mapping[str, Any]) -> None:
         self._execute(stmt, values, fetch=False)
@@ -93,11 +97,17 @@ class RawTransaction:
         """Every row of `query`, converted (Query.row)."""
         return [query.row(r) for r in self._execute(query, values, fetch="all")]
 
-    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool | str) -> Any:
+    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool | str,
+                 first: tuple[Prepared, Mapping[str, Any]] | None = None) -> Any:
         cur = None
         try:
             cur = self.driver.cursor()
-            cur.execute(stmt.sql, stmt.params(values))
+            if first is None:
+                cur.execute(stmt.sql, stmt.params(values))
+            else:
+                with self.driver.pipeline():
+                    self.driver.execute(first[0].sql, first[0].params(first[1]))
+                    cur.execute(stmt.sql, stmt.params(values))
             if fetch == "all":
                 return cur.fetchall()
             return cur.fetchone() if fetch else None
@@ -128,8 +138,9 @@ def wrapped(exc: Exception, dialect: Dialect, sql: str | None, driver: Any = Non
 def raw_transaction(engine: Engine, write: bool = True) -> Iterator[RawTransaction]:
     """One transaction on a pooled driver connection; commits on success, rolls back on
     an exception. `write` on SQLite takes the write lock first (BEGIN IMMEDIATE); without
-    it SQLite runs the statements in autocommit (use it for one read). A connection
-    that failed is dropped from the pool, not returned to it."""
+    it both databases run the statements in autocommit (use it for one read: on
+    PostgreSQL it saves the BEGIN and COMMIT round trips). A connection that failed is
+    dropped from the pool, not returned to it."""
     dialect = engine.dialect
     try:
         pooled = engine.raw_connection()  # the pool's pre-ping as for engine.connect()
@@ -142,6 +153,16 @@ def raw_transaction(engine: Engine, write: bool = True) -> Iterator[RawTransacti
         if sqlite and not write:
             # isolation_level None (db/engine.py): one read statement needs no BEGIN.
             yield tx
+            return
+        if not write:
+            # One read statement is its own snapshot; autocommit is a client-side switch
+            # of psycopg (the dialect's pre-ping flips it the same way).
+            driver.autocommit = True
+            try:
+                yield tx
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
             return
         if sqlite:
             tx.run(_BEGIN_IMMEDIATE, {})

@@ -32,6 +32,7 @@ from kiemke.collector.db.tables import machines
 from kiemke.collector.db.types import UTCDateTime
 from kiemke.collector.ingest import AgentCredential, statements_for
 from kiemke.collector.pipeline.base import Ingest, Rejected
+from kiemke.collector.pipeline.ingest_lock import LOCK, LOCK_VALUES, lock_pending
 from kiemke.collector.timeutil import parse_iso
 from kiemke.compliance.facts import envelope_facts
 from kiemke.schema.digest import NOT_SECTIONS
@@ -147,7 +148,7 @@ class UnchangedStep:
         mid = report["identity"]["machine_id"]
         key = facts_key(report, agent, ingest.now)
         if conn.engine.dialect.name == "postgresql":
-            if self._postgresql(tx, ingest, key):
+            if self._postgresql(tx, ingest, key, lock_pending(conn)):
                 return
             held = conn.execute(stmts.held, {"m": mid}).scalar()
         else:
@@ -179,10 +180,12 @@ class UnchangedStep:
         ingest.report = rebuilt  # store -> assets -> evaluate take it as a full report
 
     @staticmethod
-    def _postgresql(tx: RawTransaction, ingest: Ingest, key: str | None) -> bool:
-        """PG_SEEN; True when the pipeline ends here (recorded, or a replay)."""
+    def _postgresql(tx: RawTransaction, ingest: Ingest, key: str | None, lock: bool) -> bool:
+        """PG_SEEN (after the ingest lock, in the same round trip, when `lock`); True when
+        the pipeline ends here (recorded, or a replay)."""
         report = ingest.report
-        row = tx.one(_PG_SEEN, {
+        first = (LOCK, LOCK_VALUES) if lock else None
+        row = tx.one(_PG_SEEN, first=first, values={
             "m": report["identity"]["machine_id"], "key": key,
             "report_id": report["report_id"], "agent_id": ingest.agent.id,
             "kind": report["kind"], "collected_at": parse_iso(report["collected_at"]),
