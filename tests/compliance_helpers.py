@@ -189,3 +189,15 @@ def check_metrics(text: str, fleet: dict[str, str]) -> None:
     assert targets[RULE] == 1.0
     info = {lab["rule"]: lab for lab, _ in metric_samples(text, "kiemke_rule_info")}
     assert info[RULE]["scope"] == "machine" and info["unit-has-lan"]["scope"] == "unit"
+
+
+def stable_lines(body: bytes) -> list[bytes]:
+    """The lines of a scrape without the timings, which differ between two scrapes."""
+    return [line for line in body.split(b"\n")
+            if not line.startswith((b"kiemke_scrape_duration_seconds ",
+                                    b"kiemke_metrics_provider_duration_seconds{"))]
+
+
+def database_text(app) -> bytes:
+    """The database collector's exposition text of `app`, joined."""
+    return b"".join(app.extensions["kiemke"].db_collector.exposition())

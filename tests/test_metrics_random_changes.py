@@ -23,9 +23,13 @@ from compliance_helpers import (
     OS_UNKNOWN,
     ROOT,
     build_tree,
+    database_text,
     make_app,
     recent,
     report_at,
+)
+from compliance_helpers import (
+    stable_lines as stable,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,15 +56,6 @@ change = st.one_of(
 )
 
 
-def stable(body: bytes) -> list[bytes]:
-    """The lines of a scrape without the timings, which differ between two scrapes."""
-    return [line for line in body.split(b"\n")
-            if not line.startswith((b"kiemke_scrape_duration_seconds ",
-                                    b"kiemke_metrics_provider_duration_seconds{"))]
-
-
-def database_text(app) -> bytes:
-    return b"".join(app.extensions["kiemke"].db_collector.exposition())
 
 
 class Fleet:

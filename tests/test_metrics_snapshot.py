@@ -16,9 +16,13 @@ from compliance_helpers import (
     OS_PASS,
     OS_UNKNOWN,
     build_tree,
+    database_text,
     make_app,
     recent,
     report_at,
+)
+from compliance_helpers import (
+    stable_lines as lines,
 )
 from sqlalchemy import update
 
@@ -26,16 +30,6 @@ from kiemke.collector import metrics_snapshot
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
 from kiemke.collector.evaluation import metrics as rule_metrics
-
-
-def lines(body: bytes) -> list[bytes]:
-    return [line for line in body.split(b"\n")
-            if not line.startswith((b"kiemke_scrape_duration_seconds ",
-                                    b"kiemke_metrics_provider_duration_seconds{"))]
-
-
-def database_text(app) -> bytes:
-    return b"".join(app.extensions["kiemke"].db_collector.exposition())
 
 
 def fresh_body(db_url, tmp_path, monkeypatch) -> bytes:
