@@ -73,6 +73,29 @@ return problems;
 """
 
 
+def click_and_wait(driver: Any, element: Any, timeout: float = 20) -> None:
+    """Click a button or link and wait until the answer page replaced this one.
+
+    The old document is marked before the click and the wait ends when the page in the
+    window no longer carries the mark. selenium's staleness_of asks about the clicked
+    element instead, and chromedriver sometimes answers that question during the
+    navigation with "unknown error: Node with given id does not belong to the document"
+    rather than "stale element", which failed a CI run; any error while the new page
+    loads is retried until the timeout.
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("document.kiemkeOldPage = true;")
+    element.click()
+
+    def replaced(d: Any) -> bool:
+        return bool(d.execute_script(
+            "return document.readyState !== 'loading' && document.kiemkeOldPage !== true;"))
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(replaced)
+
+
 def browser() -> Iterator[Any]:
     """A selenium driver for the system Chromium; quits and removes its profile after."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):

@@ -30,7 +30,7 @@ from compliance_helpers import (
     populate_fleet,
 )
 from conftest import REPO, CollectorServer, start_collector, stop_collector
-from console_browser import A11Y_JS, DESKTOP, PHONE, browser
+from console_browser import A11Y_JS, DESKTOP, PHONE, browser, click_and_wait
 from selenium.webdriver.common.by import By
 from sqlalchemy import create_engine, insert, select
 
@@ -42,15 +42,6 @@ from kiemke.collector.db.compliance_tables import compliance_daily
 PASSWORD = "Mật-khẩu-thử-2026"
 SHOTS = Path(os.environ.get("KIEMKE_SCREENSHOT_DIR", REPO / "build" / "console-screenshots"))
 B_HOSTS = ("PC-LUCNAM-01", "PC-LUCNAM-CU")
-
-
-def click(driver: Any, element: Any) -> None:
-    """Click a submit button and wait until the answer page replaced this one."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(element))
 
 
 class Site:
@@ -69,7 +60,7 @@ class Site:
         d.get(self.server.url + "/login")
         d.find_element(By.ID, "f-name").send_keys(name)
         d.find_element(By.ID, "f-password").send_keys(password)
-        click(d, d.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+        click_and_wait(d, d.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
 
     def open(self, path: str) -> str:
         self.driver.get(self.server.url + path)
@@ -287,7 +278,7 @@ def _fill_waiver(site: Site, rule: str, reason: str, expires: str) -> None:
     d.find_element(By.ID, "w-reason").send_keys(reason)
     # a date input takes what a person types; set the value the way the picker does
     d.execute_script("document.getElementById('w-expires').value = arguments[0]", expires)
-    click(d, d.find_element(By.CSS_SELECTOR, "form.grid-form button[type=submit]"))
+    click_and_wait(d, d.find_element(By.CSS_SELECTOR, "form.grid-form button[type=submit]"))
 
 
 def test_waiver_flow_exempts_the_machine_then_revoke_restores_it_and_both_are_audited(
@@ -313,7 +304,7 @@ def test_waiver_flow_exempts_the_machine_then_revoke_restores_it_and_both_are_au
     site.open("/waivers")
     assert f'data-waiver="{waiver["id"]}"' in site.driver.page_source
     site.shot("waivers")
-    click(site.driver, site.driver.find_element(
+    click_and_wait(site.driver, site.driver.find_element(
         By.CSS_SELECTOR, f'tr[data-waiver="{waiver["id"]}"] button'))
     assert site.api(f"/api/v1/waivers?machine={machine_id}&state=revoked").json()["total"] == 1
     result = next(r for r in site.api(f"/api/v1/machines/{machine_id}/results").json()[
@@ -352,7 +343,7 @@ def test_every_form_error_is_shown_next_to_its_field_and_writes_nothing(site: Si
     site.open("/tokens")
     site.driver.find_element(By.ID, "t-days").send_keys("9999")
     site.driver.find_element(By.ID, "t-max_uses").send_keys("nhiều")
-    click(site.driver, site.driver.find_element(By.CSS_SELECTOR, "form.grid-form button"))
+    click_and_wait(site.driver, site.driver.find_element(By.CSS_SELECTOR, "form.grid-form button"))
     assert "Chọn một đơn vị" in site.driver.find_element(By.ID, "err-unit").text
     assert "365" in site.driver.find_element(By.ID, "err-days").text
     assert "100000" in site.driver.find_element(By.ID, "err-max_uses").text
@@ -360,7 +351,7 @@ def test_every_form_error_is_shown_next_to_its_field_and_writes_nothing(site: Si
     site.driver.find_element(By.ID, "f-current").send_keys("sai")
     site.driver.find_element(By.ID, "f-new").send_keys("ngan")
     site.driver.find_element(By.ID, "f-again").send_keys("khac")
-    click(site.driver, site.driver.find_element(By.CSS_SELECTOR, "form button.primary"))
+    click_and_wait(site.driver, site.driver.find_element(By.CSS_SELECTOR, "form button.primary"))
     assert "hiện tại" in site.driver.find_element(By.ID, "err-current").text
     assert "không giống" in site.driver.find_element(By.ID, "err-again").text
     assert site.api("/api/v1/waivers?state=all").json()["total"] == waivers_before
@@ -429,7 +420,7 @@ def test_pages_pass_accessibility_basics_fit_a_phone_and_are_screenshotted(site:
 def test_english_switch_and_local_time(site: Site) -> None:
     site.login("admin")
     site.open(f"/units/{site.units[DISTRICT_A]}")
-    click(site.driver, site.driver.find_element(By.LINK_TEXT, "English"))
+    click_and_wait(site.driver, site.driver.find_element(By.LINK_TEXT, "English"))
     assert site.driver.find_element(By.ID, "h-rules").text == "Rules against their targets"
     assert site.driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     page = site.open(f"/machines/{site.fleet['PC-YENDUNG-02']}")
@@ -437,7 +428,7 @@ def test_english_switch_and_local_time(site: Site) -> None:
     shown = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", site.driver.find_element(
         By.ID, "h-summary").find_element(By.XPATH, "..").text)
     assert shown  # local time, ISO-like in English
-    click(site.driver, site.driver.find_element(By.LINK_TEXT, "Tiếng Việt"))
+    click_and_wait(site.driver, site.driver.find_element(By.LINK_TEXT, "Tiếng Việt"))
     assert site.driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "vi"
 
 
@@ -445,7 +436,7 @@ def test_logout_ends_the_session(site: Site) -> None:
     site.login("lan")
     http = site.http()
     assert http.get(site.server.url + "/", timeout=10).status_code == 200
-    click(site.driver, site.driver.find_element(By.CSS_SELECTOR, ".who form button"))
+    click_and_wait(site.driver, site.driver.find_element(By.CSS_SELECTOR, ".who form button"))
     assert "/login" in site.driver.current_url
     # the old cookie no longer opens anything: the session row is gone
     resp = http.get(site.server.url + "/", timeout=10, allow_redirects=False)

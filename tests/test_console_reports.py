@@ -25,11 +25,9 @@ from typing import Any
 import pytest
 from collector_helpers import admin_token
 from conftest import REPO, start_collector, stop_collector
-from console_browser import A11Y_JS, DESKTOP, PHONE, browser
+from console_browser import A11Y_JS, DESKTOP, PHONE, browser, click_and_wait
 from openpyxl import load_workbook
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 from kiemke.collector.accounts.roles import cli_principal
 from kiemke.collector.accounts.tokens import create_api_token
@@ -214,8 +212,7 @@ def test_both_pages_in_a_real_browser_are_accessible_and_screenshotted(fleet: An
             d.find_element(By.ID, "f-name").send_keys("admin")
             d.find_element(By.ID, "f-password").send_keys(PASSWORD)
             button = d.find_element(By.CSS_SELECTOR, "form button[type=submit]")
-            button.click()
-            WebDriverWait(d, 20).until(expected_conditions.staleness_of(button))
+            click_and_wait(d, button)
             SHOTS.mkdir(parents=True, exist_ok=True)
             root, period = fleet["root"], fleet["period"]
             pages = {"reports": f"/units/{root.id}/reports?period={period}",
