@@ -2,7 +2,8 @@
 
 A benchmark is a module bench/bench_<name>.py with `main() -> list[dict]`, rows
 {"name", "value", "unit", "budget", "ok"} (budget None and ok None for a figure
-reported for information only). New modules are discovered automatically;
+reported for information only), and for a missed budget an optional "why": what bounds
+the figure, printed under the table. New modules are discovered automatically;
 ORDER only fixes which run first. `bench/run.py ingest agent` runs the matching ones.
 Exit code 1 when any row misses its budget.
 """
@@ -47,6 +48,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for row in cells:
         print("  ".join(str(c).rjust(w) if i == 1 else str(c).ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    missed = [r for r in rows if r["ok"] is False]
+    if missed:
+        print(f"\n{len(missed)} budget(s) missed (NO): the measured figure and why")
+        for r in missed:
+            why = r.get("why") or "see the benchmark's output above"
+            print(f"- {r['name']}: {_fmt(r['value'])} {r['unit']} against {r['budget']}: {why}")
 
 
 def main(argv: list[str]) -> int:
