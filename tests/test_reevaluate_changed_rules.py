@@ -37,7 +37,6 @@ from kiemke.collector.evaluation.admin import add_waiver
 from kiemke.collector.evaluation.evaluator import Evaluator
 from kiemke.collector.evaluation.rulestate import plan, state_values
 from kiemke.collector.evaluation.store import recount
-from kiemke.collector.pipeline import group_commit
 from kiemke.compliance import load_rules
 
 MONITORING = "security-monitoring-running"
@@ -115,7 +114,6 @@ def test_changed_rules_pass_gives_the_full_pass_rows_and_counts(db_url, tmp_path
     for host in ("PC-YENDUNG-03", "PC-YENDUNG-04"):  # fail the rule whose reason changes
         fleet[host] = report_at(app, units[DISTRICT_A], host, now,
                                 security_monitoring=stopped)
-    group_commit.stop_all()
     ev = app.extensions["kiemke"].compliance
     engine = app.extensions["kiemke"].engine
     with write_transaction(engine) as conn:
