@@ -176,6 +176,13 @@ class Block:
         self.text: bytes | None = None if fields else b""
         self.gz: bytes | None = None
 
+    @classmethod
+    def of_text(cls, text: bytes) -> Block:
+        """A block whose text is already rendered (lines in the family's format)."""
+        block = cls([])
+        block.text = text
+        return block
+
     def render(self, lines: LineFormat) -> None:
         """The text of the packed rows in the family's line format; the rows are dropped."""
         if self.text is None:
