@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection, select
@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement
 from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS, compliance_log_after
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
-from kiemke.collector.evaluation.figures import Direct, direct_counts, nest
+from kiemke.collector.evaluation.figures import Direct, block_counts, direct_counts, nest
 from kiemke.collector.exposition import EMPTY_BLOCK, Block, BlocksFamily, LineFormat, RowsFamily
 from kiemke.collector.metrics_snapshot import SnapshotStore
 from kiemke.collector.scrape import (
@@ -190,6 +190,10 @@ class _FiguresState:
         self.blocks: dict[tuple[int, str], tuple[Block, Block]] = {}  # (ratio, counts)
         self.chains: dict[int, list[int]] = {}
         self.out: list[Metric] = []
+        # Where each (unit_id, rule_id) block sits in the families, for the tree it was
+        # made for (not saved: a restored state makes it on its first render).
+        self.positions: dict[tuple[int, str], int] = {}
+        self.positions_of: tuple[Unit, ...] | None = None
 
     def export(self) -> dict[str, Any]:
         """What metrics_snapshot saves: copies of what later scrapes replace in place."""
@@ -210,12 +214,13 @@ class _FiguresState:
             self.direct = self._read(conn, cutoff, None)
             self.rolled = _rolled(self.direct, self.chains)
             self.blocks = {}
+            self.positions_of = None  # every block is new: lay the families out again
             self._render(units_, set(self.rolled))
             return self.out
         dirty = {(u, r) for u, r in changed.blocks if r in self.kinds}
         if not dirty:
             return self.out
-        fresh = self._read(conn, cutoff, {u for u, _ in dirty})
+        fresh = block_counts(conn, self.ruleset, dirty, self.changes.stale)
         touched: set[tuple[int, str]] = set()
         for unit_id, rule_id in dirty:
             old = self.direct.pop((unit_id, rule_id), {})
@@ -266,8 +271,26 @@ class _FiguresState:
             value = ratio(counts)  # nothing to measure: no series rather than NaN
             self.blocks[key] = (Block([] if value is None else [([rule_id, *labels], value)]),
                                 Block(rows))
+        if self.positions_of is units_ and len(self.out) == 3:
+            # The same tree: only the touched blocks' places change (each family keeps
+            # the others' text and gzip members without visiting them).
+            changes: list[dict[int, Block]] = [{}, {}, {}]
+            for key in keys:
+                position = self.positions.get(key)
+                if position is None:
+                    continue
+                ratio_of, counts_of = self.blocks.get(key, (EMPTY_BLOCK, EMPTY_BLOCK))
+                unit_rule = self.kinds[key[1]] == "unit"
+                changes[0][position] = ratio_of
+                changes[1][position] = EMPTY_BLOCK if unit_rule else counts_of
+                changes[2][position] = counts_of if unit_rule else EMPTY_BLOCK
+            self.out = [family.replaced(change) for family, change in
+                        zip(cast(list[BlocksFamily], self.out), changes, strict=True)]
+            return
         previous = {f.name: f for f in self.out if isinstance(f, BlocksFamily)}
         order = [(u.id, r.id, r.kind) for u in units_ for r in self.ruleset.rules]
+        self.positions = {(u, r): n for n, (u, r, _) in enumerate(order)}
+        self.positions_of = units_
         ratios, machine_rows, unit_rows = [], [], []
         for unit_id, rule_id, kind in order:
             pair = self.blocks.get((unit_id, rule_id))
