@@ -380,6 +380,10 @@ class _FailingState:
         self.blocks: dict[tuple[str, int], Block] = {}
         self.out: BlocksFamily | None = None
         self.lines = LineFormat("kiemke_machine_rule_failing", self.LABELS)
+        # Where each (rule_id, unit_id) block sits in `out`, for the tree it was laid out
+        # for (not saved: a restored state lays the family out on its first scrape).
+        self.positions: dict[tuple[str, int], int] = {}
+        self.positions_of: tuple[Unit, ...] | None = None
 
     def export(self) -> dict[str, Any]:
         """What metrics_snapshot saves (a copy of the blocks: later scrapes edit them)."""
@@ -396,23 +400,33 @@ class _FailingState:
             self.blocks = {}
             for rule in self.rules:
                 self._read(conn, cutoff, rule, None)
-        elif not self._update(conn, cutoff, changed) and self.out is not None:
-            return self.out
+        else:
+            touched = self._update(conn, cutoff, changed)
+            if not touched and self.out is not None:
+                return self.out
+            if self.out is not None and self.positions_of is units_ and \
+                    all(k in self.positions for k in touched):
+                # The same layout: only the touched blocks' places change.
+                self.out = self.out.replaced({self.positions[k]: self.blocks.get(k, EMPTY_BLOCK)
+                                              for k in touched})
+                return self.out
         # Results filed under a unit that no longer exists keep its id (without a
         # kiemke_unit_info series), after the tree's units.
         order = [u.id for u in units_]
         known = set(order)
         order += sorted({u for _, u in self.blocks if u not in known})
-        blocks = [self.blocks.get((rule.id, u), EMPTY_BLOCK)
-                  for rule in self.rules for u in order]
+        keys = [(rule.id, u) for rule in self.rules for u in order]
+        self.positions = {k: n for n, k in enumerate(keys)}
+        self.positions_of = units_
         self.out = BlocksFamily(
             "kiemke_machine_rule_failing",
             "A machine failing a rule; value = unix time the failure began", self.LABELS,
-            blocks, FAILING_SEGMENT, self.out)
+            [self.blocks.get(k, EMPTY_BLOCK) for k in keys], FAILING_SEGMENT, self.out)
         return self.out
 
-    def _update(self, conn: Connection, cutoff: datetime, changed: Dirty) -> bool:
-        """Apply what changed to the blocks; False when nothing did.
+    def _update(self, conn: Connection, cutoff: datetime, changed: Dirty
+                ) -> set[tuple[str, int]]:
+        """Apply what changed to the blocks; return the (rule_id, unit_id) blocks touched.
 
         The log names the machine results that changed (and the stale set the machines
         that turned stale or active): only these machines are read again, and their lines
@@ -425,6 +439,7 @@ class _FailingState:
             if rule_id in rules:
                 whole.setdefault(rule_id, set()).add(unit_id)
         for rule_id, unit_ids in whole.items():
+            # _read adds blocks of units it finds failing machines in: only these units.
             self._read(conn, cutoff, rules[rule_id], unit_ids)
         machines_of: dict[str, set[str]] = {}  # rule_id -> changed machine ids
         for machine_id, rule_id in changed.machine_rules:
@@ -447,7 +462,7 @@ class _FailingState:
                 self.blocks.pop(block_key, None)
             else:
                 self.blocks[block_key] = block
-        return bool(whole or affected)
+        return affected | {(r, u) for r, units_ in whole.items() for u in units_}
 
     def _failing_of(self, conn: Connection, cutoff: datetime,
                     machines_of: dict[str, set[str]]
