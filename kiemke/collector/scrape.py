@@ -15,7 +15,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from kiemke.collector.changes import UNITS, versions
+from kiemke.collector.changes import UNITS, ComplianceLog, compliance_log_after, versions
 from kiemke.collector.db.prepared import Prepared
 from kiemke.collector.db.tables import machines, units
 from kiemke.collector.units import Unit, all_units, ancestors_map
@@ -127,6 +127,17 @@ def change_versions(conn: Connection) -> dict[str, int]:
     found: dict[str, int] | None = memo.get("versions")
     if found is None:
         found = memo["versions"] = versions(conn)
+    return found
+
+
+def compliance_log(conn: Connection, after: int, upto: int) -> ComplianceLog | None:
+    """compliance_log_after(), read once per scrape for the same versions (the rule
+    providers usually ask for the same range). The sets are shared: do not change them."""
+    memo = _scrape_memo(conn)
+    key = ("compliance_log", after, upto)
+    if key not in memo:
+        memo[key] = compliance_log_after(conn, after, upto)
+    found: ComplianceLog | None = memo[key]
     return found
 
 

@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection, select
 from sqlalchemy.sql import ColumnElement
 
-from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS, compliance_log_after
+from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
 from kiemke.collector.evaluation.figures import Direct, block_counts, direct_counts, nest
@@ -37,6 +37,7 @@ from kiemke.collector.scrape import (
     Memo,
     StaleMachine,
     change_versions,
+    compliance_log,
     scrape_units,
     stale_machines,
     unit_labels,
@@ -109,7 +110,7 @@ class _Changes:
         now_stale = {m.machine_id: m.unit_id for m in stale}
         dirty = Dirty(key != self.key, set(), set(), set(), {})
         if not dirty.full and version != self.version:
-            log = compliance_log_after(conn, self.version, version)
+            log = compliance_log(conn, self.version, version)
             if log is None:
                 dirty = dirty._replace(full=True)
             else:
