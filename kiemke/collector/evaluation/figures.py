@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, func, select, tuple_, union_all
 
 from kiemke.collector.db.compliance_tables import rule_counts, rule_results, unit_rule_results
 from kiemke.collector.db.tables import machines, units
@@ -112,24 +112,24 @@ def block_counts(conn: Connection, ruleset: RuleSet, blocks: Collection[tuple[in
     direct: Direct = {}
     for start in range(0, len(machine_blocks), 500):
         part = machine_blocks[start:start + 500]
-        for unit_id, rule_id, result, n in conn.execute(
-                select(rule_counts.c.unit_id, rule_counts.c.rule_id, rule_counts.c.result,
-                       rule_counts.c.n)
-                .where(tuple_(rule_counts.c.unit_id, rule_counts.c.rule_id).in_(part),
-                       rule_counts.c.n != 0)):
-            direct[(unit_id, (rule_id, result))] = n
         units_ = {u for u, _ in part}
         stale_ids = sorted(m for m, u in stale.items() if u in units_)
-        for at in range(0, len(stale_ids), 500):
-            for unit_id, rule_id, result, n in conn.execute(
-                    select(rule_results.c.unit_id, rule_results.c.rule_id,
-                           rule_results.c.result, func.count())
-                    .where(rule_results.c.machine_id.in_(stale_ids[at:at + 500]),
-                           tuple_(rule_results.c.unit_id, rule_results.c.rule_id).in_(part))
-                    .group_by(rule_results.c.unit_id, rule_results.c.rule_id,
-                              rule_results.c.result)):
-                key = (unit_id, (rule_id, result))
-                direct[key] = direct.get(key, 0) - n
+        # One statement (one round trip): the counts, then the stale machines' results
+        # with a negative sign.
+        parts = [select(rule_counts.c.unit_id, rule_counts.c.rule_id, rule_counts.c.result,
+                        rule_counts.c.n)
+                 .where(tuple_(rule_counts.c.unit_id, rule_counts.c.rule_id).in_(part),
+                        rule_counts.c.n != 0)]
+        parts += [select(rule_results.c.unit_id, rule_results.c.rule_id,
+                         rule_results.c.result, -func.count())
+                  .where(rule_results.c.machine_id.in_(stale_ids[at:at + 500]),
+                         tuple_(rule_results.c.unit_id, rule_results.c.rule_id).in_(part))
+                  .group_by(rule_results.c.unit_id, rule_results.c.rule_id,
+                            rule_results.c.result)
+                  for at in range(0, len(stale_ids), 500)]
+        for unit_id, rule_id, result, n in conn.execute(union_all(*parts)):
+            key = (unit_id, (rule_id, result))
+            direct[key] = direct.get(key, 0) + n
     for start in range(0, len(unit_blocks), 500):
         for unit_id, rule_id, result in conn.execute(
                 select(unit_rule_results.c.unit_id, unit_rule_results.c.rule_id,
