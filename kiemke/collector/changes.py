@@ -6,18 +6,21 @@ stale machines). A version is read and compared, never interpreted: a bump only 
 "something in this topic changed".
 
 Topics (`change_versions` rows):
-- COMPLIANCE: rule_results, rule_counts, unit_rule_results. Writers record the
-  (unit_id, rule_id) blocks they changed with `record_compliance()`; `flush()` bumps the
-  version once per transaction and logs those blocks in `compliance_changes` (migration
-  0005), so /metrics rebuilds only them. `write_transaction()` calls `flush()` last, just
-  before commit (the ingest pipeline's `changes` step calls it explicitly), so the
+- COMPLIANCE: rule_results, rule_counts, unit_rule_results. Writers record the (unit_id,
+  rule_id) blocks they changed with `record_compliance()`, and the (machine_id, rule_id)
+  results behind them; `flush()` bumps the version once per transaction and logs those
+  blocks in `compliance_changes` (migration 0005) and the machine results in
+  `compliance_machine_changes` (migration 0013), so /metrics rebuilds only those blocks
+  and re-reads only those machines. A new writer of rule_results must name its machines,
+  or /metrics re-reads its blocks whole. `write_transaction()` calls `flush()` last,
+  just before commit (the ingest pipeline's `changes` step calls it explicitly), so the
   version row is the last lock every writer takes: no deadlock can form on it, and
   versions commit in order (a reader that sees version v sees every version before it).
   One exception: a group-commit batch of reports (pipeline/group_commit.py) runs each
-  report's `changes` step before the next report's rows, so there the version row is
-  not last; ingest transactions hold the ingest lock instead and never meet each other.
-  A plain `bump(conn, COMPLIANCE)` (a recount) leaves a gap in the log, which readers
-  take as "anything may have changed".
+  report's `changes` step before the next report's rows, so there the version row is not
+  last; ingest transactions hold the ingest lock instead and never meet each other. A
+  plain `bump(conn, COMPLIANCE)` (a recount) leaves a gap in the log, which readers take
+  as "anything may have changed".
 - MACHINES: rows of `machines` added or removed, or their hostname, unit or agent
   version changed; MACHINE_LABELS: rows removed, or their hostname or unit changed (what
   the per-machine rule series show); UNITS: any change to `units`. These three are bumped
