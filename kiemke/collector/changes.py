@@ -74,6 +74,10 @@ TOPICS = (COMPLIANCE, MACHINES, MACHINE_LABELS, UNITS)
 # changing reports a second this is over a quarter of an hour of scrapes.
 LOG_KEEP = 100_000
 LOG_PRUNE_EVERY = 1024
+# Machine results logged per version at most: a larger change (a rule re-evaluated over
+# the fleet) logs its blocks only, which readers re-read whole (cheaper than replacing
+# that many lines, and no large log write in the re-evaluation's transaction).
+MACHINE_LOG_MAX = 5000
 _PENDING = "kiemke_compliance_changes"  # conn.info key: (transaction, blocks recorded)
 
 change_versions = Table(
@@ -167,7 +171,7 @@ def bump_compliance(conn: Connection, blocks: Iterable[tuple[int, str]],
         conn.execute(insert(compliance_changes), rows)
     machine_rows = [{"version": version, "machine_id": machine_id, "rule_id": rule_id}
                     for machine_id, rule_id in sorted(set(machine_rules))]
-    if machine_rows:
+    if 0 < len(machine_rows) <= MACHINE_LOG_MAX:
         conn.execute(insert(compliance_machine_changes), machine_rows)
     if version % LOG_PRUNE_EVERY == 0:
         for table in (compliance_changes, compliance_machine_changes):
