@@ -9,7 +9,9 @@ dropped after):
   the first one saved (kiemke.collector.metrics_snapshot), the steady scrape (median of
   5: nothing changed), and the
   scrape after rule results of 1, 10, 100 and 1,000 random machines changed through the
-  store (what ingest does: the blocks they touch are rebuilt), plain and gzip;
+  store (what ingest does: the blocks they touch are rebuilt), plain and gzip; after 100
+  (issue 12's goal: <= 100 ms) the median of 5 changes and scrapes, with its CPU time
+  and the load average, and why when missed;
 - `render_metrics()` (kiemke/collector/metrics.py), the body GET /metrics serves once
   api/ops.py calls it, steady, median of 5;
 - through a real gunicorn server (`kiemke-collector serve`, 2 workers) on loopback:
@@ -116,13 +118,8 @@ def bench_flask(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
     changed: list[dict[str, Any]] = []
     for n in (1, 10, 100, 1000):
         for encoding in ("gzip", "identity"):
-            change_results(ext.engine, machine_ids, n, rng)
-            started = time.perf_counter()
-            client.get("/metrics", headers={"Accept-Encoding": encoding}).get_data()
-            took = time.perf_counter() - started
-            changed.append(_row(f"metrics[{label}]: GET /metrics ({encoding}) after {n} "
-                                f"machines' results changed", round(took, 4), "s",
-                                BUDGET_S if n <= 100 else None))
+            changed.append(after_changes(label, client, ext.engine, machine_ids, n, encoding,
+                                         rng))
     # A new process of the same collector (same data dir): it starts from the state the
     # scrapes above saved (kiemke.collector.metrics_snapshot). One more scrape once the
     # save interval has passed saves the state after the changes above, as a serving
@@ -157,6 +154,39 @@ def bench_flask(label: str, url: str, workdir: Path) -> list[dict[str, Any]]:
         _row(f"{name}: GET /metrics gzip steady", round(steady_gzip, 4), "s", BUDGET_S),
         *changed,
     ]
+
+
+GOAL_ROUNDS = 5  # scrapes after 100 changed machines, per encoding (issue 12's goal)
+
+
+def after_changes(label: str, client: Any, engine: Any, machine_ids: list[str], n: int,
+                  encoding: str, rng: random.Random) -> dict[str, Any]:
+    """GET /metrics after `n` machines' results changed. For 100 (the goal: <= 100 ms)
+    the median of GOAL_ROUNDS changes and scrapes, with the scrape's CPU time and the
+    load average, and why when the goal is missed."""
+    rounds = GOAL_ROUNDS if n == 100 else 1
+    walls, cpus = [], []
+    for _ in range(rounds):
+        change_results(engine, machine_ids, n, rng)
+        started, cpu = time.perf_counter(), time.thread_time()
+        client.get("/metrics", headers={"Accept-Encoding": encoding}).get_data()
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.thread_time() - cpu)
+    wall, cpu_s = statistics.median(walls), statistics.median(cpus)
+    name = f"metrics[{label}]: GET /metrics ({encoding}) after {n} machines' results changed"
+    if n != 100:
+        return _row(name, round(wall, 4), "s", BUDGET_S if n < 100 else None)
+    load = os.getloadavg()[0]
+    row = _row(f"{name} (goal; median of {rounds}, CPU {cpu_s * 1000:.0f} ms, load average "
+               f"{load:.1f} on {os.cpu_count()} cores)", round(wall, 4), "s", BUDGET_S)
+    if not row["ok"]:
+        row["why"] = (
+            f"the scrape's own CPU time is {cpu_s * 1000:.0f} ms (median), "
+            + ("within the goal: the rest is waiting for a core on a machine at load "
+               f"average {load:.1f}" if cpu_s <= BUDGET_S else
+               "over the goal too: profile a scrape after 100 changes "
+               "(docs/metrics.md, \"Measured\")"))
+    return row
 
 
 def wait_saved() -> None:

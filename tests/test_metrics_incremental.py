@@ -30,18 +30,24 @@ from compliance_helpers import (
     recent,
     report_at,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from kiemke.collector.changes import (
     COMPLIANCE,
     bump,
+    bump_compliance,
     compliance_changes,
     compliance_changes_after,
+    compliance_log_after,
     versions,
 )
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
+from kiemke.collector.evaluation.metrics import _FailingState, _spliced
+from kiemke.collector.exposition import Block, LineFormat
 from kiemke.collector.metrics import render_metrics
 
 OFFICE_PATH = path(ROOT, DISTRICT_A, OFFICE)
@@ -198,3 +204,66 @@ def test_gzip_response_is_the_same_text(fleet):
     refused = client.get("/metrics", headers={"Accept-Encoding": "gzip;q=0, identity"})
     assert refused.headers.get("Content-Encoding") is None
     assert lines(refused.get_data()) == lines(plain.get_data())
+
+
+def test_log_names_the_changed_machines_and_older_versions_rebuild_blocks(
+        fleet, db_url, tmp_path, monkeypatch):
+    app, ids, hosts = fleet
+    ext = app.extensions["kiemke"]
+    render_metrics(ext)
+    with ext.engine.connect() as conn:
+        before = versions(conn)[COMPLIANCE]
+    report_at(app, ids[OFFICE], "PC-TANAN-02", recent(2), machine_id=hosts["PC-TANAN-02"],
+              **OS_FAIL)
+    with ext.engine.connect() as conn:
+        log = compliance_log_after(conn, before, versions(conn)[COMPLIANCE])
+    # The scrape re-reads this machine only, not the block's every failing machine.
+    assert log is not None and (hosts["PC-TANAN-02"], RULE) in log.machine_rules
+    assert not log.unnamed
+    assert lines(database_text(ext)) == lines(fresh_body(db_url, tmp_path, monkeypatch))
+    # A version that names blocks and no machines (a writer from before migration 0013):
+    # those blocks are read again whole.
+    began = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    with write_transaction(ext.engine) as conn:
+        conn.execute(update(rule_results).where(
+            rule_results.c.machine_id == hosts["PC-TANAN-01"], rule_results.c.rule_id == RULE)
+            .values(since=began))
+        bump_compliance(conn, [(ids[OFFICE], RULE)])
+    with ext.engine.connect() as conn:
+        version = versions(conn)[COMPLIANCE]
+        log = compliance_log_after(conn, version - 1, version)
+        assert log is not None and log.unnamed == {(ids[OFFICE], RULE)}
+    body = database_text(ext)
+    failing = by_labels(metric_samples(body.decode("utf-8"), "kiemke_machine_rule_failing"),
+                        rule=RULE)
+    assert {k[0]: v for k, v in failing.items()}["PC-TANAN-01"] == began.timestamp()
+    assert lines(body) == lines(fresh_body(db_url, tmp_path / "again", monkeypatch))
+
+
+label_value = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(rows=st.dictionaries(label_value, label_value, max_size=12),
+       drop=st.sets(label_value, max_size=6),
+       added=st.dictionaries(label_value, label_value, max_size=6))
+def test_failing_block_splice_is_the_block_built_from_its_rows(rows, drop, added):
+    """Lines are found by their machine id whatever the hostnames and ids hold (quotes,
+    backslashes, newlines, the label marks themselves)."""
+    lines_format = LineFormat("kiemke_machine_rule_failing", _FailingState.LABELS)
+
+    def row(mid: str, hostname: str) -> tuple[list[str], float]:
+        return [mid, hostname, "7", 'r"u\\le', "high", "not_met"], 1.5
+
+    def built(machines_: dict[str, str]) -> bytes:
+        block = Block(sorted((row(m, h) for m, h in machines_.items()),
+                             key=lambda r: r[0][0]))
+        block.render(lines_format)
+        return block.text or b""
+
+    old = Block(sorted((row(m, h) for m, h in rows.items()), key=lambda r: r[0][0]))
+    old.render(lines_format)
+    gone = drop | set(added)
+    spliced = _spliced(old, gone, [row(m, h) for m, h in added.items()], lines_format)
+    expected = {m: h for m, h in rows.items() if m not in gone} | added
+    assert (b"" if spliced is None else spliced.text) == built(expected)

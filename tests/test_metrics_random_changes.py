@@ -3,9 +3,11 @@ a new process builds from scratch, byte for byte, in plain text and in gzip.
 
 Hypothesis draws the changes (reports through ingest with other facts or a new hostname,
 new machines, results flipped through the store as re-evaluation writes them, machines
-turning stale or reporting again) and the size above which a gzip segment is compressed
-block by block; after each batch the long-lived app's scrape is compared with a fresh
-app's on the same database. Real SQLite and PostgreSQL.
+turning stale or reporting again), the size above which a gzip segment is compressed
+block by block and whether versions name their changed machines (the failing series then
+replace those machines' lines, else re-read the blocks whole); after each batch the
+long-lived app's scrape is compared with a fresh app's on the same database. Real SQLite
+and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from kiemke.collector import exposition
+from kiemke.collector import changes, exposition
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
 from kiemke.collector.evaluation.store import ResultWriter, load_results
@@ -122,9 +124,12 @@ def test_incremental_scrape_equals_a_fresh_build(db_url, tmp_path, monkeypatch):
                                      HealthCheck.too_slow])
     @given(steps=st.lists(change, min_size=1, max_size=6),
            member_max=st.sampled_from([0, 300, 1 << 30]),
-           plain_first=st.booleans())
-    def check(steps, member_max, plain_first):
+           plain_first=st.booleans(),
+           machine_log_max=st.sampled_from([0, 5000]))
+    def check(steps, member_max, plain_first, machine_log_max):
         monkeypatch.setattr(exposition, "SEGMENT_MEMBER_MAX", member_max)
+        # 0: versions log blocks only, as a large change does (blocks re-read whole).
+        monkeypatch.setattr(changes, "MACHINE_LOG_MAX", machine_log_max)
         for step in steps:
             fleet.apply(step)
         order = (False, True) if plain_first else (True, False)

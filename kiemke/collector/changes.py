@@ -6,18 +6,21 @@ stale machines). A version is read and compared, never interpreted: a bump only 
 "something in this topic changed".
 
 Topics (`change_versions` rows):
-- COMPLIANCE: rule_results, rule_counts, unit_rule_results. Writers record the
-  (unit_id, rule_id) blocks they changed with `record_compliance()`; `flush()` bumps the
-  version once per transaction and logs those blocks in `compliance_changes` (migration
-  0005), so /metrics rebuilds only them. `write_transaction()` calls `flush()` last, just
-  before commit (the ingest pipeline's `changes` step calls it explicitly), so the
+- COMPLIANCE: rule_results, rule_counts, unit_rule_results. Writers record the (unit_id,
+  rule_id) blocks they changed with `record_compliance()`, and the (machine_id, rule_id)
+  results behind them; `flush()` bumps the version once per transaction and logs those
+  blocks in `compliance_changes` (migration 0005) and the machine results in
+  `compliance_machine_changes` (migration 0013), so /metrics rebuilds only those blocks
+  and re-reads only those machines. A new writer of rule_results must name its machines,
+  or /metrics re-reads its blocks whole. `write_transaction()` calls `flush()` last,
+  just before commit (the ingest pipeline's `changes` step calls it explicitly), so the
   version row is the last lock every writer takes: no deadlock can form on it, and
   versions commit in order (a reader that sees version v sees every version before it).
   One exception: a group-commit batch of reports (pipeline/group_commit.py) runs each
-  report's `changes` step before the next report's rows, so there the version row is
-  not last; ingest transactions hold the ingest lock instead and never meet each other.
-  A plain `bump(conn, COMPLIANCE)` (a recount) leaves a gap in the log, which readers
-  take as "anything may have changed".
+  report's `changes` step before the next report's rows, so there the version row is not
+  last; ingest transactions hold the ingest lock instead and never meet each other. A
+  plain `bump(conn, COMPLIANCE)` (a recount) leaves a gap in the log, which readers take
+  as "anything may have changed".
 - MACHINES: rows of `machines` added or removed, or their hostname, unit or agent
   version changed; MACHINE_LABELS: rows removed, or their hostname or unit changed (what
   the per-machine rule series show); UNITS: any change to `units`. These three are bumped
@@ -43,6 +46,7 @@ What a change must do:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -70,6 +74,10 @@ TOPICS = (COMPLIANCE, MACHINES, MACHINE_LABELS, UNITS)
 # changing reports a second this is over a quarter of an hour of scrapes.
 LOG_KEEP = 100_000
 LOG_PRUNE_EVERY = 1024
+# Machine results logged per version at most: a larger change (a rule re-evaluated over
+# the fleet) logs its blocks only, which readers re-read whole (cheaper than replacing
+# that many lines, and no large log write in the re-evaluation's transaction).
+MACHINE_LOG_MAX = 5000
 _PENDING = "kiemke_compliance_changes"  # conn.info key: (transaction, blocks recorded)
 
 change_versions = Table(
@@ -86,6 +94,17 @@ compliance_changes = Table(
     PrimaryKeyConstraint("version", "unit_id", "rule_id", name="pk_compliance_changes"),
 )
 
+# The machine x rule results each version changed (migration 0013), beside its blocks:
+# the failing series re-read these machines rather than their blocks' every machine.
+compliance_machine_changes = Table(
+    "compliance_machine_changes", metadata,
+    Column("version", BigInteger, nullable=False),
+    Column("machine_id", String(32), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    PrimaryKeyConstraint("version", "machine_id", "rule_id",
+                         name="pk_compliance_machine_changes"),
+)
+
 
 def bump(conn: Connection, topic: str) -> None:
     """Mark `topic` changed, inside the caller's write transaction.
@@ -99,17 +118,22 @@ def bump(conn: Connection, topic: str) -> None:
                  .values(version=change_versions.c.version + 1))
 
 
-def record_compliance(conn: Connection, blocks: Iterable[tuple[int, str]]) -> None:
-    """Note (unit_id, rule_id) blocks whose results or counts this transaction changed;
-    `flush()` bumps COMPLIANCE for all of them once, at the end of the transaction."""
+def record_compliance(conn: Connection, blocks: Iterable[tuple[int, str]],
+                      machine_rules: Iterable[tuple[str, str]] = ()) -> None:
+    """Note (unit_id, rule_id) blocks whose results or counts this transaction changed,
+    and the (machine_id, rule_id) results behind them (every writer of rule_results
+    names them); `flush()` bumps COMPLIANCE for all of them once, at the end of the
+    transaction."""
     transaction = conn.get_transaction()
     entry = conn.info.get(_PENDING)
     if entry is None or entry[0] is not transaction:
         # conn.info outlives the transaction (pooled connection): a set left by a
         # transaction that rolled back is not this one's.
         pending: set[tuple[int, str]] = set()
-        entry = conn.info[_PENDING] = (transaction, pending)
+        pending_machines: set[tuple[str, str]] = set()
+        entry = conn.info[_PENDING] = (transaction, pending, pending_machines)
     entry[1].update(blocks)
+    entry[2].update(machine_rules)
 
 
 def flush(conn: Connection) -> int | None:
@@ -118,7 +142,7 @@ def flush(conn: Connection) -> int | None:
     entry = conn.info.pop(_PENDING, None)
     if entry is None or entry[0] is not conn.get_transaction() or not entry[1]:
         return None
-    return bump_compliance(conn, entry[1])
+    return bump_compliance(conn, entry[1], entry[2])
 
 
 def discard(conn: Connection) -> None:
@@ -126,8 +150,10 @@ def discard(conn: Connection) -> None:
     conn.info.pop(_PENDING, None)
 
 
-def bump_compliance(conn: Connection, blocks: Iterable[tuple[int, str]]) -> int:
-    """Bump COMPLIANCE and log the (unit_id, rule_id) blocks this transaction changed.
+def bump_compliance(conn: Connection, blocks: Iterable[tuple[int, str]],
+                    machine_rules: Iterable[tuple[str, str]] = ()) -> int:
+    """Bump COMPLIANCE and log the (unit_id, rule_id) blocks this transaction changed,
+    and the (machine_id, rule_id) results it changed.
 
     Writers call `record_compliance()` and leave this to `flush()`, which runs it last in
     the transaction; the log rows are new keys (the version is this transaction's own),
@@ -143,9 +169,13 @@ def bump_compliance(conn: Connection, blocks: Iterable[tuple[int, str]]) -> int:
             for unit_id, rule_id in sorted(set(blocks))]
     if rows:
         conn.execute(insert(compliance_changes), rows)
+    machine_rows = [{"version": version, "machine_id": machine_id, "rule_id": rule_id}
+                    for machine_id, rule_id in sorted(set(machine_rules))]
+    if 0 < len(machine_rows) <= MACHINE_LOG_MAX:
+        conn.execute(insert(compliance_machine_changes), machine_rows)
     if version % LOG_PRUNE_EVERY == 0:
-        conn.execute(delete(compliance_changes)
-                     .where(compliance_changes.c.version <= version - LOG_KEEP))
+        for table in (compliance_changes, compliance_machine_changes):
+            conn.execute(delete(table).where(table.c.version <= version - LOG_KEEP))
     return int(version)
 
 
@@ -159,15 +189,48 @@ def compliance_changes_after(conn: Connection, after: int, upto: int
                              ) -> set[tuple[int, str]] | None:
     """The blocks changed by COMPLIANCE versions after..upto, or None when the log cannot
     tell (a plain bump, or versions pruned): then anything may have changed."""
+    log = compliance_log_after(conn, after, upto)
+    return None if log is None else log.blocks
+
+
+class ComplianceLog(NamedTuple):
+    """What COMPLIANCE versions after..upto changed."""
+
+    blocks: set[tuple[int, str]]  # (unit_id, rule_id)
+    machine_rules: set[tuple[str, str]]  # (machine_id, rule_id)
+    # Blocks of versions that named no machine (a writer older than migration 0013, or a
+    # unit-rule result): their machines are not known, so a reader re-reads them whole.
+    unnamed: set[tuple[int, str]]
+
+
+def compliance_log_after(conn: Connection, after: int, upto: int) -> ComplianceLog | None:
+    """The blocks and machine results changed by COMPLIANCE versions after..upto, or None
+    when the log cannot tell (a plain bump, or versions pruned)."""
     if upto <= after:
-        return set()
-    seen: set[int] = set()
-    blocks: set[tuple[int, str]] = set()
+        return ComplianceLog(set(), set(), set())
+    per_version: dict[int, list[tuple[int, str]]] = {}
     for version, unit_id, rule_id in conn.execute(
             select(compliance_changes.c.version, compliance_changes.c.unit_id,
                    compliance_changes.c.rule_id)
             .where(compliance_changes.c.version > after,
                    compliance_changes.c.version <= upto)):
-        seen.add(version)
-        blocks.add((unit_id, rule_id))
-    return blocks if len(seen) == upto - after else None
+        per_version.setdefault(version, []).append((unit_id, rule_id))
+    if len(per_version) != upto - after:
+        return None
+    named: set[int] = set()
+    machine_rules: set[tuple[str, str]] = set()
+    for version, machine_id, rule_id in conn.execute(
+            select(compliance_machine_changes.c.version,
+                   compliance_machine_changes.c.machine_id,
+                   compliance_machine_changes.c.rule_id)
+            .where(compliance_machine_changes.c.version > after,
+                   compliance_machine_changes.c.version <= upto)):
+        named.add(version)
+        machine_rules.add((machine_id, rule_id))
+    blocks: set[tuple[int, str]] = set()
+    unnamed: set[tuple[int, str]] = set()
+    for version, logged in per_version.items():
+        blocks.update(logged)
+        if version not in named:
+            unnamed.update(logged)
+    return ComplianceLog(blocks, machine_rules, unnamed)

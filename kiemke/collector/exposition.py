@@ -14,7 +14,7 @@ prometheus_client.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -176,6 +176,13 @@ class Block:
         self.text: bytes | None = None if fields else b""
         self.gz: bytes | None = None
 
+    @classmethod
+    def of_text(cls, text: bytes) -> Block:
+        """A block whose text is already rendered (lines in the family's format)."""
+        block = cls([])
+        block.text = text
+        return block
+
     def render(self, lines: LineFormat) -> None:
         """The text of the packed rows in the family's line format; the rows are dropped."""
         if self.text is None:
@@ -199,20 +206,47 @@ SEGMENT_MEMBER_MAX = 16 * 1024
 
 
 class _Segment:
-    __slots__ = ("blocks", "size", "gz")
+    """Consecutive blocks of a family. A scrape sends a segment as one part where it can
+    (one gzip member; for a small segment one text), not one part per block: at 100,000
+    machines a family has thousands of blocks, and each part costs the server (Werkzeug,
+    a socket write) more than its bytes."""
+
+    __slots__ = ("blocks", "size", "gz", "text")
 
     def __init__(self, blocks: tuple[Block, ...]) -> None:
         self.blocks = blocks
         self.size = sum(len(b.text or b"") for b in blocks)
-        self.gz: bytes | None = None
+        self.gz: bytes | None = None  # the segment's gzip, made on the first gzip scrape
+        self.text: bytes | None = None  # a small segment's joined text, once asked
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # Saved (metrics_snapshot) without the joined copies: remade when first asked.
+        return None, {"blocks": self.blocks, "size": self.size}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.blocks, self.size = state[1]["blocks"], state[1]["size"]
+        self.gz = self.text = None
 
     def members(self) -> list[bytes]:
-        if self.size > SEGMENT_MEMBER_MAX:
-            return [b.member() for b in self.blocks if b.text]
         if self.gz is None:
-            self.gz = gzip_member(b"".join(b.text or b"" for b in self.blocks)) \
-                if self.size else b""
-        return [self.gz]
+            if self.size > SEGMENT_MEMBER_MAX:
+                # A member per block (kept by the block: a change re-compresses only its
+                # own), sent joined.
+                self.gz = b"".join(b.member() for b in self.blocks if b.text)
+            else:
+                self.gz = gzip_member(b"".join(b.text or b"" for b in self.blocks)) \
+                    if self.size else b""
+        return [self.gz] if self.gz else []
+
+    def chunks(self) -> list[bytes]:
+        """The segment's text in parts: one for a small segment (the figures: a few lines
+        per block; the copy is small), else the blocks' own (the failing series: a
+        copy would double the 20 MB a process keeps)."""
+        if self.size > SEGMENT_MEMBER_MAX:
+            return [b.text for b in self.blocks if b.text]
+        if self.text is None:
+            self.text = b"".join(b.text or b"" for b in self.blocks)
+        return [self.text] if self.text else []
 
 
 class BlocksFamily(Metric):
@@ -232,6 +266,7 @@ class BlocksFamily(Metric):
         super().__init__(name, documentation, "gauge")
         self.label_names = tuple(labels)
         self.blocks = list(blocks)
+        self.per_segment = per_segment
         self._head = family_head(name, documentation)
         old = previous._segments if previous is not None and \
             previous.label_names == self.label_names else []
@@ -251,6 +286,30 @@ class BlocksFamily(Metric):
         self._chunks: list[bytes] | None = None
         self._members: list[bytes] | None = None
 
+    def replaced(self, changed: Mapping[int, Block]) -> BlocksFamily:
+        """This family with the blocks at the given positions replaced: only their
+        segments are rendered and compressed again, and the other blocks are not
+        visited (a change touches a few hundred of thousands)."""
+        family = object.__new__(BlocksFamily)
+        family.__dict__.update(self.__dict__)
+        family.blocks = blocks = list(self.blocks)
+        family._segments = segments = list(self._segments)
+        family._chunks = family._members = None
+        per = self.per_segment
+        touched = set()
+        for position, block in changed.items():
+            if blocks[position] is not block:
+                blocks[position] = block
+                touched.add(position // per)
+        if touched:
+            lines = LineFormat(self.name, self.label_names)
+            for n in touched:
+                part = tuple(blocks[n * per:(n + 1) * per])
+                for block in part:
+                    block.render(lines)
+                segments[n] = _Segment(part)
+        return family
+
     def __getstate__(self) -> dict[str, Any]:
         # Saved by kiemke.collector.metrics_snapshot without the lists made from the rest.
         return {**self.__dict__, "_chunks": None, "_members": None}
@@ -269,9 +328,12 @@ class BlocksFamily(Metric):
         pass  # Metric.__init__ sets an empty list; the blocks hold the samples
 
     def chunks(self) -> list[bytes]:
-        """The family's text in parts (the head, then each non-empty block)."""
+        """The family's text in parts (the head, then each segment's)."""
         if self._chunks is None:
-            self._chunks = [self._head, *(b.text for b in self.blocks if b.text)]
+            parts = [self._head]
+            for segment in self._segments:
+                parts.extend(segment.chunks())
+            self._chunks = parts
         return self._chunks
 
     def text(self) -> bytes:

@@ -16,26 +16,28 @@ machine (the MACHINE_LABELS topic) rebuilds a whole family.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection, select
 from sqlalchemy.sql import ColumnElement
 
-from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS, compliance_changes_after
+from kiemke.collector.changes import COMPLIANCE, MACHINE_LABELS
 from kiemke.collector.db.compliance_tables import rule_results
 from kiemke.collector.db.tables import machines
-from kiemke.collector.evaluation.figures import Direct, direct_counts, nest
-from kiemke.collector.exposition import EMPTY_BLOCK, Block, BlocksFamily, RowsFamily
+from kiemke.collector.evaluation.figures import Direct, block_counts, direct_counts, nest
+from kiemke.collector.exposition import EMPTY_BLOCK, Block, BlocksFamily, LineFormat, RowsFamily
 from kiemke.collector.metrics_snapshot import SnapshotStore
 from kiemke.collector.scrape import (
     UNIT_LABELS,
     Memo,
     StaleMachine,
     change_versions,
+    compliance_log,
     scrape_units,
     stale_machines,
     unit_labels,
@@ -102,24 +104,40 @@ class _Changes:
         return (self.key, self.version, self.stale)
 
     def since(self, conn: Connection, key: Any, stale: tuple[StaleMachine, ...],
-              rule_ids: Collection[str]) -> tuple[bool, set[tuple[int, str]]]:
-        """(full rebuild?, dirty (unit_id, rule_id) blocks); remembers the new state."""
+              rule_ids: Collection[str]) -> Dirty:
+        """What changed since the last call (or everything); remembers the new state."""
         version = change_versions(conn)[COMPLIANCE]
         now_stale = {m.machine_id: m.unit_id for m in stale}
-        full = key != self.key
-        dirty: set[tuple[int, str]] = set()
-        if not full and version != self.version:
-            logged = compliance_changes_after(conn, self.version, version)
-            if logged is None:
-                full = True
+        dirty = Dirty(key != self.key, set(), set(), set(), {})
+        if not dirty.full and version != self.version:
+            log = compliance_log(conn, self.version, version)
+            if log is None:
+                dirty = dirty._replace(full=True)
             else:
-                dirty = logged
-        if not full and now_stale != self.stale:
-            moved = {u for m, u in now_stale.items() if self.stale.get(m) != u}
-            moved |= {u for m, u in self.stale.items() if now_stale.get(m) != u}
-            dirty |= {(u, r) for u in moved for r in rule_ids}
+                dirty.blocks.update(log.blocks)
+                dirty.machine_rules.update(log.machine_rules)
+                dirty.unnamed.update(log.unnamed)
+        if not dirty.full and now_stale != self.stale:
+            for m, u in now_stale.items():
+                if self.stale.get(m) != u:
+                    dirty.moved.setdefault(m, set()).add(u)
+            for m, u in self.stale.items():
+                if now_stale.get(m) != u:
+                    dirty.moved.setdefault(m, set()).add(u)
+            moved = {u for units_ in dirty.moved.values() for u in units_}
+            dirty.blocks.update((u, r) for u in moved for r in rule_ids)
         self.key, self.version, self.stale = key, version, now_stale
-        return full, dirty
+        return dirty
+
+
+class Dirty(NamedTuple):
+    """What changed since a provider's last build (_Changes.since)."""
+
+    full: bool  # rebuild everything
+    blocks: set[tuple[int, str]]  # (unit_id, rule_id) blocks changed
+    machine_rules: set[tuple[str, str]]  # (machine_id, rule_id) results the log names
+    unnamed: set[tuple[int, str]]  # blocks whose changed machines the log does not name
+    moved: dict[str, set[int]]  # machine_id -> units: machines turned stale or active
 
 
 def rule_compliance(ruleset: RuleSet, stale_after: timedelta,
@@ -173,6 +191,10 @@ class _FiguresState:
         self.blocks: dict[tuple[int, str], tuple[Block, Block]] = {}  # (ratio, counts)
         self.chains: dict[int, list[int]] = {}
         self.out: list[Metric] = []
+        # Where each (unit_id, rule_id) block sits in the families, for the tree it was
+        # made for (not saved: a restored state makes it on its first render).
+        self.positions: dict[tuple[int, str], int] = {}
+        self.positions_of: tuple[Unit, ...] | None = None
 
     def export(self) -> dict[str, Any]:
         """What metrics_snapshot saves: copies of what later scrapes replace in place."""
@@ -187,18 +209,19 @@ class _FiguresState:
 
     def families(self, conn: Connection, cutoff: datetime, units_: tuple[Unit, ...],
                  stale: tuple[StaleMachine, ...]) -> list[Metric]:
-        full, dirty = self.changes.since(conn, units_, stale, list(self.kinds))
-        if full:
+        changed = self.changes.since(conn, units_, stale, list(self.kinds))
+        if changed.full:
             self.chains = ancestors_map(units_)
             self.direct = self._read(conn, cutoff, None)
             self.rolled = _rolled(self.direct, self.chains)
             self.blocks = {}
+            self.positions_of = None  # every block is new: lay the families out again
             self._render(units_, set(self.rolled))
             return self.out
-        dirty = {(u, r) for u, r in dirty if r in self.kinds}
+        dirty = {(u, r) for u, r in changed.blocks if r in self.kinds}
         if not dirty:
             return self.out
-        fresh = self._read(conn, cutoff, {u for u, _ in dirty})
+        fresh = block_counts(conn, self.ruleset, dirty, self.changes.stale)
         touched: set[tuple[int, str]] = set()
         for unit_id, rule_id in dirty:
             old = self.direct.pop((unit_id, rule_id), {})
@@ -249,8 +272,26 @@ class _FiguresState:
             value = ratio(counts)  # nothing to measure: no series rather than NaN
             self.blocks[key] = (Block([] if value is None else [([rule_id, *labels], value)]),
                                 Block(rows))
+        if self.positions_of is units_ and len(self.out) == 3:
+            # The same tree: only the touched blocks' places change (each family keeps
+            # the others' text and gzip members without visiting them).
+            changes: list[dict[int, Block]] = [{}, {}, {}]
+            for key in keys:
+                position = self.positions.get(key)
+                if position is None:
+                    continue
+                ratio_of, counts_of = self.blocks.get(key, (EMPTY_BLOCK, EMPTY_BLOCK))
+                unit_rule = self.kinds[key[1]] == "unit"
+                changes[0][position] = ratio_of
+                changes[1][position] = EMPTY_BLOCK if unit_rule else counts_of
+                changes[2][position] = counts_of if unit_rule else EMPTY_BLOCK
+            self.out = [family.replaced(change) for family, change in
+                        zip(cast(list[BlocksFamily], self.out), changes, strict=True)]
+            return
         previous = {f.name: f for f in self.out if isinstance(f, BlocksFamily)}
         order = [(u.id, r.id, r.kind) for u in units_ for r in self.ruleset.rules]
+        self.positions = {(u, r): n for n, (u, r, _) in enumerate(order)}
+        self.positions_of = units_
         ratios, machine_rows, unit_rows = [], [], []
         for unit_id, rule_id, kind in order:
             pair = self.blocks.get((unit_id, rule_id))
@@ -339,6 +380,11 @@ class _FailingState:
         self.changes = _Changes()
         self.blocks: dict[tuple[str, int], Block] = {}
         self.out: BlocksFamily | None = None
+        self.lines = LineFormat("kiemke_machine_rule_failing", self.LABELS)
+        # Where each (rule_id, unit_id) block sits in `out`, for the tree it was laid out
+        # for (not saved: a restored state lays the family out on its first scrape).
+        self.positions: dict[tuple[str, int], int] = {}
+        self.positions_of: tuple[Unit, ...] | None = None
 
     def export(self) -> dict[str, Any]:
         """What metrics_snapshot saves (a copy of the blocks: later scrapes edit them)."""
@@ -350,32 +396,94 @@ class _FailingState:
     def family(self, conn: Connection, cutoff: datetime, units_: tuple[Unit, ...],
                stale: tuple[StaleMachine, ...]) -> BlocksFamily:
         key = (units_, change_versions(conn)[MACHINE_LABELS])
-        full, dirty = self.changes.since(conn, key, stale, [r.id for r in self.rules])
-        if full:
+        changed = self.changes.since(conn, key, stale, [r.id for r in self.rules])
+        if changed.full:
             self.blocks = {}
             for rule in self.rules:
                 self._read(conn, cutoff, rule, None)
         else:
-            wanted: dict[str, set[int]] = {}
-            for unit_id, rule_id in dirty:
-                wanted.setdefault(rule_id, set()).add(unit_id)
-            for rule in self.rules:
-                if rule.id in wanted:
-                    self._read(conn, cutoff, rule, wanted[rule.id])
-            if self.out is not None and not any(r.id in wanted for r in self.rules):
+            touched = self._update(conn, cutoff, changed)
+            if not touched and self.out is not None:
+                return self.out
+            if self.out is not None and self.positions_of is units_ and \
+                    all(k in self.positions for k in touched):
+                # The same layout: only the touched blocks' places change.
+                self.out = self.out.replaced({self.positions[k]: self.blocks.get(k, EMPTY_BLOCK)
+                                              for k in touched})
                 return self.out
         # Results filed under a unit that no longer exists keep its id (without a
         # kiemke_unit_info series), after the tree's units.
         order = [u.id for u in units_]
         known = set(order)
         order += sorted({u for _, u in self.blocks if u not in known})
-        blocks = [self.blocks.get((rule.id, u), EMPTY_BLOCK)
-                  for rule in self.rules for u in order]
+        keys = [(rule.id, u) for rule in self.rules for u in order]
+        self.positions = {k: n for n, k in enumerate(keys)}
+        self.positions_of = units_
         self.out = BlocksFamily(
             "kiemke_machine_rule_failing",
             "A machine failing a rule; value = unix time the failure began", self.LABELS,
-            blocks, FAILING_SEGMENT, self.out)
+            [self.blocks.get(k, EMPTY_BLOCK) for k in keys], FAILING_SEGMENT, self.out)
         return self.out
+
+    def _update(self, conn: Connection, cutoff: datetime, changed: Dirty
+                ) -> set[tuple[str, int]]:
+        """Apply what changed to the blocks; return the (rule_id, unit_id) blocks touched.
+
+        The log names the machine results that changed (and the stale set the machines
+        that turned stale or active): only these machines are read again, and their lines
+        are replaced in the blocks that held them (the logged blocks: a result that moves
+        logs its old and its new unit) or will hold them. A block whose machines the log
+        does not name is read again whole."""
+        rules = {r.id: r for r in self.rules}
+        whole: dict[str, set[int]] = {}
+        for unit_id, rule_id in changed.unnamed:
+            if rule_id in rules:
+                whole.setdefault(rule_id, set()).add(unit_id)
+        for rule_id, unit_ids in whole.items():
+            # _read adds blocks of units it finds failing machines in: only these units.
+            self._read(conn, cutoff, rules[rule_id], unit_ids)
+        machines_of: dict[str, set[str]] = {}  # rule_id -> changed machine ids
+        for machine_id, rule_id in changed.machine_rules:
+            if rule_id in rules:
+                machines_of.setdefault(rule_id, set()).add(machine_id)
+        for machine_id in changed.moved:
+            for rule_id in rules:
+                machines_of.setdefault(rule_id, set()).add(machine_id)
+        affected = {(r, u) for u, r in changed.blocks
+                    if r in machines_of and u not in whole.get(r, ())}
+        added: dict[tuple[str, int], list[tuple[list[str], float]]] = {}
+        for rule_id, unit_id, row in self._failing_of(conn, cutoff, machines_of):
+            if unit_id not in whole.get(rule_id, ()):
+                affected.add((rule_id, unit_id))
+                added.setdefault((rule_id, unit_id), []).append(row)
+        for block_key in affected:
+            block = _spliced(self.blocks.get(block_key), machines_of[block_key[0]],
+                             added.get(block_key, []), self.lines)
+            if block is None:
+                self.blocks.pop(block_key, None)
+            else:
+                self.blocks[block_key] = block
+        return affected | {(r, u) for r, units_ in whole.items() for u in units_}
+
+    def _failing_of(self, conn: Connection, cutoff: datetime,
+                    machines_of: dict[str, set[str]]
+                    ) -> Iterator[tuple[str, int, tuple[list[str], float]]]:
+        """(rule_id, unit_id, row) of the given machines' active failing results of the
+        given rules."""
+        rules = {r.id: r for r in self.rules}
+        ids = sorted({m for found in machines_of.values() for m in found})
+        for start in range(0, len(ids), 500):
+            for unit_id, mid, rule_id, hostname, since in conn.execute(
+                    select(rule_results.c.unit_id, rule_results.c.machine_id,
+                           rule_results.c.rule_id, machines.c.hostname, rule_results.c.since)
+                    .join(machines, machines.c.machine_id == rule_results.c.machine_id)
+                    .where(rule_results.c.machine_id.in_(ids[start:start + 500]),
+                           rule_results.c.result == "fail", machines.c.last_seen >= cutoff)):
+                if mid in machines_of.get(rule_id, ()):
+                    rule = rules[rule_id]
+                    yield rule_id, unit_id, ([mid, hostname, str(unit_id), rule_id,
+                                              rule.severity, rule.reason_code],
+                                             since.timestamp())
 
     def _read(self, conn: Connection, cutoff: datetime, rule: Any,
               unit_ids: set[int] | None) -> None:
@@ -407,3 +515,38 @@ class _FailingState:
         for unit_id, rows in found.items():
             rows.sort(key=lambda row: row[0][0])  # by machine id: the same text everywhere
             self.blocks[(rule_id, unit_id)] = Block(rows)
+
+
+# A line of kiemke_machine_rule_failing: labels in name order, so the machine id comes
+# after hostname and before reason_code. `="` occurs in a line only where a label value
+# opens (a quote inside an escaped value is always preceded by a backslash), so these
+# two marks find the machine id whatever the hostname holds.
+_MACHINE_MARK = b'machine_id="'
+_AFTER_MACHINE = b'",reason_code="'
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _machine_of(line: bytes) -> str:
+    """The (unescaped) machine id of one failing-series line."""
+    start = line.index(_MACHINE_MARK) + len(_MACHINE_MARK)
+    value = line[start:line.index(_AFTER_MACHINE, start)].decode("utf-8")
+    if "\\" in value:
+        value = _UNESCAPE.sub(lambda m: "\n" if m[1] == "n" else m[1], value)
+    return value
+
+
+def _spliced(block: Block | None, drop: Collection[str],
+             rows: list[tuple[list[str], float]], lines: LineFormat) -> Block | None:
+    """`block` without the lines of the machines in `drop`, with `rows` added, in machine
+    id order (what _FailingState._read builds from all of them); None when empty."""
+    kept: list[tuple[str, bytes]] = []
+    if block is not None and block.text:
+        for line in block.text.split(b"\n")[:-1]:  # every line ends with a newline
+            machine_id = _machine_of(line)
+            if machine_id not in drop:
+                kept.append((machine_id, line + b"\n"))
+    kept += [(row[0][0], lines.render([row]).encode("utf-8")) for row in rows]
+    if not kept:
+        return None
+    kept.sort(key=lambda item: item[0])
+    return Block.of_text(b"".join(line for _, line in kept))

@@ -195,7 +195,11 @@ class ResultWriter:
             # The unit x rule blocks changed, for /metrics: every count key, plus the
             # rows whose reason alone changed (bumped at commit: kiemke.collector.changes).
             record_compliance(conn, {(u, r) for u, r, _ in self.deltas}
-                              | {(row["u"], row["r"]) for row in self.touched})
+                              | {(row["u"], row["r"]) for row in self.touched},
+                              [*((row["machine_id"], row["rule_id"]) for row in self.inserts),
+                               *((row["m"], row["r"]) for row in self.changed),
+                               *((row["m"], row["r"]) for row in self.touched),
+                               *((row["m"], row["r"]) for row in self.deleted)])
         self.inserts, self.changed, self.touched, self.deleted = [], [], [], []
         self.digests = []
         self.deltas = Counter()
@@ -244,7 +248,8 @@ def move_machine_results(conn: Connection, machine_id: str, unit_id: int) -> boo
     conn.execute(update(rule_results).where(rule_results.c.machine_id == machine_id)
                  .values(unit_id=unit_id))
     add_counts(conn, deltas)
-    record_compliance(conn, {(u, r) for u, r, _ in deltas})
+    record_compliance(conn, {(u, r) for u, r, _ in deltas},
+                      [(machine_id, r) for r, prev in old.items() if prev.unit_id != unit_id])
     return True
 
 
