@@ -177,13 +177,6 @@ class BulkEvaluator:
         self._values = compile_values(self.unit_inputs)
         self.write_lock: Any = None  # set by run_parallel on SQLite
 
-    def digest(self, unit_id: int, facts: Mapping[str, Any]) -> str:
-        """digest.results_digest of the machine's results (no waivers) in `unit_id`."""
-        prefix = self._prefixes.get(unit_id)
-        if prefix is None:
-            prefix = self._prefixes[unit_id] = unit_prefix(unit_id)
-        return self._digest(facts, prefix)
-
     def outcomes(self, results: tuple[str, ...], facts: Mapping[str, Any],
                  waived: Mapping[str, str]) -> dict[str, Outcome]:
         """evaluate_machine's {rule id: (result, reason)}, reasons from the memo."""
