@@ -179,6 +179,51 @@ def test_bulk_reevaluation_in_batches_moves_results_with_the_machine(db_url, tmp
     engine.dispose()
 
 
+def _between(a: str, b: str) -> str | None:
+    """A 32-digit hex id strictly between the hex ids a < b, if there is one."""
+    mid = (int(a, 16) + int(b, 16)) // 2
+    return f"{mid:032x}" if int(a, 16) < mid < int(b, 16) else None
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 1000])
+def test_pass_finds_results_of_missing_machines_anywhere_in_a_batch(db_url, tmp_path,
+                                                                    monkeypatch, batch):
+    """Results of machine ids that have no machine, before the first machine, between
+    two machines (each gap of the fleet in turn lies inside some batch) and after the
+    last, are deleted by a pass with nothing else to write, whatever the batch size (the
+    scan of each batch's id range, bulk._orphans); a machine without results is not
+    taken for one."""
+    app = make_app(db_url, tmp_path, monkeypatch)
+    units = build_tree(app)
+    fleet = populate_fleet(app, units)
+    ev = app.extensions["kiemke"].compliance
+    engine = app.extensions["kiemke"].engine
+    assert ev.reevaluate_all(workers=1)["written"] == 0
+    ids = sorted(fleet.values())
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    inner = [g for a, b in zip(ids[:-1], ids[1:], strict=True)
+             if (g := _between(a, b)) is not None]
+    assert len(inner) == len(ids) - 1
+    bare = ids[len(ids) // 2]  # a machine whose results are gone (none to delete)
+    when = recent()
+    with write_transaction(engine) as conn:
+        conn.execute(delete(rule_results).where(rule_results.c.machine_id == bare))
+        _forget_digests(conn, bare)
+        for ghost in ("0" * 32, *inner, "f" * 32):
+            conn.execute(insert(rule_results).values(
+                machine_id=ghost, rule_id=RULE, unit_id=units[DISTRICT_B], result="fail",
+                reason=None, since=when, evaluated_at=when))
+        recount(conn)
+    stats = ev.reevaluate_all(batch=batch, workers=1)
+    with engine.connect() as conn:
+        left = set(conn.execute(select(rule_results.c.machine_id).distinct()).scalars())
+        assert left == set(ids)
+        assert _counts(conn) == _fresh_counts(conn)
+    # Rows written: one per ghost, and the bare machine's rows.
+    assert stats["written"] == len(inner) + 2 + len(ev.ruleset.machine_rules)
+    engine.dispose()
+
+
 def test_results_digest_follows_every_writer(db_url, tmp_path, monkeypatch):
     app = make_app(db_url, tmp_path, monkeypatch)
     units = build_tree(app)
@@ -362,16 +407,15 @@ def test_pass_sees_a_report_that_came_between_its_read_and_its_write(db_url, tmp
     engine.dispose()
 
 
-def test_compiled_signature_is_the_signature_of_evaluate_machine():
-    """bulk's generated signature function == digest.signature of evaluate_machine's
+def test_compiled_digest_is_the_digest_of_evaluate_machine():
+    """bulk's generated digest function == digest.results_digest of evaluate_machine's
     results, memo hits included: True and 1 (equal keys, different texts), lists,
-    nested lists (unhashable), missing facts."""
-    from kiemke.collector.evaluation.digest import result_part, signature
-    from kiemke.collector.evaluation.signatures import compile_signature
+    nested lists (unhashable), missing facts; in several units; and with no rule."""
+    from kiemke.collector.evaluation.signatures import compile_digest, unit_prefix
 
     ruleset = load_rules([default_rules_dir()])
     memo = ReasonMemo(ruleset.machine_rules, "vi")
-    sig = compile_signature(memo)
+    digest = compile_digest(memo)
     rng = random.Random(5)
     seen_reasons = set()
     for _ in range(600):
@@ -387,11 +431,37 @@ def test_compiled_signature_is_the_signature_of_evaluate_machine():
                  "hardware.chassis": rng.choice(["desktop", "server", None]),
                  "hardware.age_years": rng.choice([3.5, 9.0, 9, None])}
         facts = {k: v for k, v in facts.items() if v is not None}
+        unit_id = rng.choice([1, 7, 631])
         expected = evaluate_machine(ruleset, facts, lang="vi")
         seen_reasons.update(reason for _, reason in expected.values())
-        want = signature(result_part(r, *expected[r]) for r in sorted(expected))
-        assert sig(ruleset.machine_results(facts), facts) == want, facts
+        assert digest(facts, unit_prefix(unit_id)) == results_digest(unit_id, expected), facts
     assert len(seen_reasons) > 30  # many distinct texts were really compared
+    none = compile_digest(ReasonMemo([], "vi"))
+    assert none({}, unit_prefix(3)) == results_digest(3, {})
+
+
+def test_batch_decode_gives_json_loads_of_each_text():
+    """bulk.decode_all: one json.loads of the joined texts, the same values as each
+    text's json.loads; texts that are not one JSON value each fail as json.loads does."""
+    import json
+
+    from kiemke.collector.evaluation.bulk import decode_all
+
+    texts = ['{"a": 1, "b": [true, null]}', '{"a": 2}', "{}", '{"x": "lồng, ]"}']
+    assert decode_all(texts) == [json.loads(t) for t in texts]
+    assert decode_all([]) == []
+    with pytest.raises(ValueError):
+        decode_all(['{"a": 1}', '1, 2'])  # two values in one text: not one JSON value
+    with pytest.raises(ValueError):
+        decode_all(['{"a": 1', '"b": 2}'])  # halves that only join into one
+
+
+def test_compiled_values_are_the_facts_lists_as_tuples():
+    from kiemke.collector.evaluation.signatures import compile_values
+
+    values = compile_values(("a", "b", "c"))
+    assert values({"a": [1, 2], "c": "x"}) == ((1, 2), None, "x")
+    assert compile_values(())({"a": 1}) == ()
 
 
 # The pass forks only from a process running one thread; in make test's parallel phase a
@@ -426,35 +496,3 @@ def test_pass_stays_in_one_process_while_other_threads_run(db_url, tmp_path, mon
         assert _counts(conn) == _fresh_counts(conn)
     assert ev.reevaluate_all(batch=2, workers=2)["processes"] == 2
     engine.dispose()
-
-
-def test_digest_memo_dropped_when_it_misses_gives_the_same_digests(monkeypatch):
-    """Past _MEMO_TRIAL lookups with fewer than half hits the pass hashes directly: the
-    digests are the same as with the memo (and as digest.results_digest)."""
-    from datetime import datetime, timezone
-
-    from kiemke.collector.evaluation import bulk
-
-    ruleset = load_rules([default_rules_dir()])
-    now = datetime.now(timezone.utc)
-    rng = random.Random(3)
-    machines_facts = [{"os.supported": rng.choice([True, False, None]),
-                       "os.name": rng.choice(["Microsoft Windows 7 Professional", None]),
-                       "hardware.age_years": rng.choice([3.5, 9.0, None])}
-                      for _ in range(300)]
-    machines_facts = [{k: v for k, v in f.items() if v is not None} for f in machines_facts]
-    units = [rng.randrange(1, 200) for _ in machines_facts]
-
-    def digests(trial: int) -> tuple[list[str], bool]:
-        monkeypatch.setattr(bulk, "_MEMO_TRIAL", trial)
-        ev = bulk.BulkEvaluator(ruleset, "vi", now)
-        out = [ev.digest(u, ruleset.machine_results(f), f)
-               for u, f in zip(units, machines_facts, strict=True)]
-        return out, ev._memo_off
-
-    memoised, off = digests(10_000)
-    direct, dropped = digests(20)
-    assert (off, dropped) == (False, True)
-    assert memoised == direct == [
-        results_digest(u, evaluate_machine(ruleset, f, lang="vi"))
-        for u, f in zip(units, machines_facts, strict=True)]

@@ -2,12 +2,13 @@
 compares one value per machine instead of every result row.
 
 The digest is `digest(unit_id, signature(parts))` where `parts` are the machine's
-`result_part()`s in rule-id order. Both writers go through these functions only: the
-per-report path (kiemke.collector.evaluation.store.ResultWriter, via `results_digest`)
-and the bulk path (kiemke.collector.evaluation.bulk, which memoises parts and signatures
-but hashes with `digest` and joins with `signature` too), so the two cannot drift apart.
-A digest that does not match only sends the machine down the full comparison: never a
-wrong result.
+`result_part()`s in rule-id order. The per-report path (kiemke.collector.evaluation.
+store.ResultWriter, via `results_digest`) goes through these functions; the bulk
+path's generated function (kiemke.collector.evaluation.signatures.compile_digest)
+builds its parts with `result_part` and hashes the same bytes, ROW-joined after the
+unit id, and test_compiled_digest_is_the_digest_of_evaluate_machine holds the two
+equal. A digest that does not match only sends the machine down the full comparison:
+never a wrong result.
 """
 
 from __future__ import annotations
