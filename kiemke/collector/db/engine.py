@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from kiemke.collector import changes
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_SYNCHRONOUS = "FULL"  # PRAGMA synchronous reads it back as 2
 
 
 def normalize_url(url: str) -> str:
@@ -46,7 +47,10 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        # FULL: under WAL, NORMAL does not sync the WAL at each commit, so a power cut
+        # or OS crash could lose a report already answered 202 (and deleted from the
+        # agent's spool). With group commit that is one fsync per batch.
+        cur.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
