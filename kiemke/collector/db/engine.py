@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,9 +11,11 @@ from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from kiemke.collector import changes
+from kiemke.collector.db.prepared import wrapped
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_SYNCHRONOUS = "FULL"  # PRAGMA synchronous reads it back as 2
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 
 
 def normalize_url(url: str) -> str:
@@ -58,8 +61,15 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # A deferred transaction that reads then writes cannot wait for the write lock
         # (SQLite answers "database is locked" at once); writers start IMMEDIATE instead.
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver: through exec_driver_sql the BEGIN of every ingest transaction
+        # cost SQLAlchemy's whole execute path (docs/performance.md); its error comes out
+        # as SQLAlchemy's (a lock held past the busy timeout answers 503).
+        sql = _BEGIN[conn.get_execution_options().get("sqlite_begin", "DEFERRED")]
+        driver = conn.connection.driver_connection
+        try:
+            driver.execute(sql)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise wrapped(exc, conn.dialect, sql, driver) from exc
 
     return engine
 
