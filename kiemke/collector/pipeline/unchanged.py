@@ -111,7 +111,7 @@ class _Statements:
 
 # PostgreSQL: the whole common case in ONE statement, one round trip (each costs more in
 # psycopg than the statement in the server): the key check, the report row, the
-# machine's last seen (the newer-report rule of _Statements.seen) and the agent's.
+# machine's last seen (the newer-report rule of _seen) and the agent's.
 # Data-modifying CTEs all run; `ins` is empty for another key or a replay, and then
 # nothing else changes. Returns (key matched, report inserted).
 PG_SEEN = """
