@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from kiemke.collector.api.errors import error_response
+from kiemke.collector.db.engine import pinged
 
 RETRY_AFTER_SECONDS = 5  # short: most outages are restarts; agents add jitter
 log = logging.getLogger("kiemke.collector.database")
@@ -72,10 +73,11 @@ def init_app(app: Flask) -> None:
 
     app.register_error_handler(sa_exc.SQLAlchemyError, _unavailable)
 
-    def _checked_out(*_args: Any) -> None:
-        # A connection passed the pool's pre-ping: the database answers. A bool check
-        # per checkout; the lock only when the state changes.
-        if state.down:
+    def _checked_out(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # A connection passed the pool's pre-ping (or is new): the database answers. One
+        # returned moments ago is not pinged (db/engine.py) and proves nothing. A bool
+        # check per checkout; the lock only when the state changes.
+        if state.down and pinged(record):
             state.succeeded()
 
     event.listen(app.extensions["kiemke"].engine, "checkout", _checked_out)

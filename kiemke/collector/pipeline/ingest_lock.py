@@ -11,7 +11,8 @@ statement either asks for it (`lock_pending`, then RawTransaction.one(first=...)
 BEGIN, the lock and the statement in one psycopg pipeline: PostgreSQL runs them in the
 order sent), or, for any statement through SQLAlchemy, the engine's
 `before_cursor_execute` hook sends BEGIN and the lock in one pipeline before it. A
-lone unchanged report thus costs the pre-ping, one round trip and the COMMIT.
+lone unchanged report thus costs one round trip and the COMMIT (and the pool's ping
+when its connection was idle: db/engine.py).
 """
 
 from __future__ import annotations

@@ -24,11 +24,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, and_, bindparam, case, or_, select, update
+from sqlalchemy import BigInteger, String, Update, and_, bindparam, case, or_, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
 from kiemke.collector.db.prepared import Prepared, RawSQL, RawTransaction
-from kiemke.collector.db.tables import machines
+from kiemke.collector.db.tables import machines, reports
 from kiemke.collector.db.types import UTCDateTime
 from kiemke.collector.ingest import AgentCredential, statements_for
 from kiemke.collector.pipeline.base import Ingest, Rejected
@@ -49,38 +50,59 @@ def facts_key(report: dict[str, Any], agent: AgentCredential, now: datetime) -> 
     return f"{digest}:{hashlib.blake2b(rest.encode(), digest_size=16).hexdigest()}"
 
 
+def _seen() -> Update:
+    """The machine's last seen, and its last report when this one is newer."""
+    old = machines.c
+    seq = bindparam("sequence", type_=BigInteger)
+    collected = bindparam("collected_at", type_=UTCDateTime)
+    now = bindparam("now", type_=UTCDateTime)
+    # The rule of the machine upsert (kiemke.collector.ingest) for the same credential
+    # (the facts key holds the agent): the counter when both carry one, else
+    # collection time unless the stored time lies after now (a clock that ran ahead).
+    newer = case((and_(seq.is_not(None), old.last_sequence.is_not(None)),
+                  seq > old.last_sequence),
+                 else_=or_(collected >= old.last_collected_at, old.last_collected_at > now))
+    return (update(machines).where(machines.c.machine_id == bindparam("m"))
+            .values(last_seen=now,
+                    last_report_id=case((newer, bindparam("report_id")),
+                                        else_=old.last_report_id),
+                    last_collected_at=case((newer, collected), else_=old.last_collected_at),
+                    last_sequence=case((newer, seq), else_=old.last_sequence)))
+
+
 class _Statements:
     """Prepared per dialect (kiemke.collector.db.prepared): the fast path runs on the
     driver's cursor."""
 
     def __init__(self, dialect: Dialect) -> None:
-        # FOR UPDATE (PostgreSQL; SQLite holds the write lock already): the row cannot
-        # change between this read and the update below.
+        # SQLite, when report_if_held inserted nothing: another key, or a replay.
         self.current = Prepared(select(machines.c.facts_digest)
                                 .where(machines.c.machine_id == bindparam("m"))
                                 .with_for_update(), dialect)
-        self.report = Prepared(statements_for(dialect.name).report, dialect,
-                               ["report_id", "machine_id", "agent_id", "kind",
-                                "collected_at", "received_at", "body"])
-        old = machines.c
-        seq = bindparam("sequence", type_=BigInteger)
-        collected = bindparam("collected_at", type_=UTCDateTime)
-        now = bindparam("now", type_=UTCDateTime)
-        # The rule of the machine upsert (kiemke.collector.ingest) for the same credential
-        # (the facts key holds the agent): the counter when both carry one, else
-        # collection time unless the stored time lies after now (a clock that ran ahead).
-        newer = case((and_(seq.is_not(None), old.last_sequence.is_not(None)),
-                      seq > old.last_sequence),
-                     else_=or_(collected >= old.last_collected_at, old.last_collected_at > now))
-        self.seen = Prepared(update(machines).where(machines.c.machine_id == bindparam("m"))
-                             .values(last_seen=now,
-                                     last_report_id=case((newer, bindparam("report_id")),
-                                                         else_=old.last_report_id),
-                                     last_collected_at=case((newer, collected),
-                                                            else_=old.last_collected_at),
-                                     last_sequence=case((newer, seq),
-                                                        else_=old.last_sequence)), dialect)
-        self.agent_seen = Prepared(statements_for(dialect.name).agent_seen, dialect)
+        # sqlite3 takes named parameters (a dict): each value is converted once, not once
+        # per place it appears (`seen` has `now` and `collected_at` four times each).
+        fast = sqlite.dialect(paramstyle="named") if dialect.name == "sqlite" else dialect
+        self.seen = Prepared(_seen(), fast)
+        self.agent_seen = Prepared(statements_for(dialect.name).agent_seen, fast)
+        # SQLite: the key check and the report row in one statement (PostgreSQL: PG_SEEN
+        # below): the row is inserted only when the machine holds this facts key, so a
+        # returned row means "held and new".
+        self.report_if_held: Prepared | None = None
+        if dialect.name == "sqlite":
+            held_row = select(
+                bindparam("report_id", type_=String), machines.c.machine_id,
+                bindparam("agent_id", type_=String), bindparam("kind", type_=String),
+                bindparam("collected_at", type_=UTCDateTime),
+                bindparam("received_at", type_=UTCDateTime),
+                bindparam("body", type_=reports.c.body.type),
+            ).where(machines.c.machine_id == bindparam("m"),
+                    machines.c.facts_digest == bindparam("key"))
+            self.report_if_held = Prepared(
+                sqlite.insert(reports)
+                .from_select(["report_id", "machine_id", "agent_id", "kind", "collected_at",
+                              "received_at", "body"], held_row)
+                .on_conflict_do_nothing(index_elements=["machine_id", "report_id"])
+                .returning(reports.c.report_id), fast)
         self.stored_report = select(machines.c.report).where(
             machines.c.machine_id == bindparam("m"))
         self.held = select(machines.c.facts_digest).with_for_update().where(
@@ -89,7 +111,7 @@ class _Statements:
 
 # PostgreSQL: the whole common case in ONE statement, one round trip (each costs more in
 # psycopg than the statement in the server): the key check, the report row, the
-# machine's last seen (the newer-report rule of _Statements.seen) and the agent's.
+# machine's last seen (the newer-report rule of _seen) and the agent's.
 # Data-modifying CTEs all run; `ins` is empty for another key or a replay, and then
 # nothing else changes. Returns (key matched, report inserted).
 PG_SEEN = """
@@ -152,22 +174,13 @@ class UnchangedStep:
                 return
             held = conn.execute(stmts.held, {"m": mid}).scalar()
         else:
+            if self._sqlite(tx, stmts, ingest, key):
+                return
             row = tx.one(stmts.current, {"m": mid})
             held = row[0] if row is not None else None
-        if held is not None and held == key:
-            collected = parse_iso(report["collected_at"])
-            inserted = tx.one(stmts.report, {
-                "report_id": report["report_id"], "machine_id": mid, "agent_id": agent.id,
-                "kind": report["kind"], "collected_at": collected,
-                "received_at": ingest.now, "body": report})
-            ingest.finished = True
-            if inserted is None:  # a replay: nothing changes
+            if held is not None and held == key:  # held, and the report row is there
+                ingest.finished = True  # a replay: nothing changes
                 return
-            tx.run(stmts.seen, {"m": mid, "now": ingest.now, "report_id": report["report_id"],
-                                "collected_at": collected, "sequence": report.get("sequence")})
-            tx.run(stmts.agent_seen, {"agent_id": agent.id, "seen": ingest.now})
-            ingest.stored = ingest.unchanged = True
-            return
         if not (held or "").startswith(report["facts_digest"] + ":"):
             raise Rejected(409, "facts_digest_unknown", "facts_digest",
                            "the collector does not hold this machine's facts with this "
@@ -178,6 +191,27 @@ class UnchangedStep:
         rebuilt = {k: v for k, v in stored.items() if k not in NOT_SECTIONS}
         rebuilt.update((k, v) for k, v in report.items() if k != "unchanged")
         ingest.report = rebuilt  # store -> assets -> evaluate take it as a full report
+
+    @staticmethod
+    def _sqlite(tx: RawTransaction, stmts: _Statements, ingest: Ingest,
+                key: str | None) -> bool:
+        """The report row if the machine holds `key`, then the machine's and the agent's
+        last seen; True when recorded. False: another key, or a replay (run() tells)."""
+        report, mid = ingest.report, ingest.report["identity"]["machine_id"]
+        if key is None or stmts.report_if_held is None:
+            return False
+        collected = parse_iso(report["collected_at"])
+        inserted = tx.one(stmts.report_if_held, {
+            "report_id": report["report_id"], "m": mid, "key": key,
+            "agent_id": ingest.agent.id, "kind": report["kind"], "collected_at": collected,
+            "received_at": ingest.now, "body": report})
+        if inserted is None:
+            return False
+        tx.run(stmts.seen, {"m": mid, "now": ingest.now, "report_id": report["report_id"],
+                            "collected_at": collected, "sequence": report.get("sequence")})
+        tx.run(stmts.agent_seen, {"agent_id": ingest.agent.id, "seen": ingest.now})
+        ingest.finished = ingest.stored = ingest.unchanged = True
+        return True
 
     @staticmethod
     def _postgresql(tx: RawTransaction, ingest: Ingest, key: str | None, lock: bool) -> bool:
