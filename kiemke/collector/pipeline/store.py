@@ -17,6 +17,7 @@ from kiemke.collector.ingest import (
     statements_for,
 )
 from kiemke.collector.pipeline.base import Ingest
+from kiemke.collector.pipeline.ingest_lock import lock_first
 from kiemke.collector.pipeline.unchanged import facts_key
 from kiemke.collector.timeutil import parse_iso
 
@@ -87,10 +88,12 @@ class StoreStep:
         }
         body = stmts.to_json(report)
         if stmts.one is not None:
+            # Usually the transaction's first statement (a full report): the ingest lock
+            # goes first, in the same round trip, before this statement's row locks.
             returned = tx.one(stmts.one, {**values, "report_id": report["report_id"],
                                           "kind": report["kind"],
                                           "collected_at": collected_at, "received_at": now,
-                                          "body": body})
+                                          "body": body}, first=lock_first(conn))
         elif tx.one(stmts.report, {
                 "report_id": report["report_id"], "machine_id": identity["machine_id"],
                 "agent_id": agent.id, "kind": report["kind"], "collected_at": collected_at,
