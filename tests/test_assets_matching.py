@@ -9,16 +9,18 @@ from assets_helpers import (
     depreciation_rows,
     do_import,
     machine_facts,
+    machine_report,
     matches,
     register_rows,
     report_machine,
     write_csv,
 )
-from collector_helpers import add_units
+from collector_helpers import add_units, enroll_agent, enrollment_token
 from reports import UNIT_NAME
 
 from kiemke.collector.assets.csv_import import RegisterError
 from kiemke.collector.assets.matching import AssetKeys, MachineKeys, match_all
+from kiemke.collector.assets.store import _remember, lookup
 
 
 def test_match_order_serial_beats_tag_beats_hostname():
@@ -166,3 +168,46 @@ def test_ambiguous_hostname_on_ingest_is_not_matched(asset_app, tmp_path):
     assert matches(app) == {2: (None, None)}
     report_machine(app, client, unit, "PC-KETOAN-01", serial="EEE555")
     assert matches(app) == {2: (None, None)}
+
+
+def test_a_matched_machines_next_report_keeps_its_register_facts(asset_app, tmp_path):
+    # The evaluate step takes the entry the assets step found in the same transaction
+    # (assets.store.lookup): the facts are those of a fresh read.
+    app, client = asset_app, asset_app.test_client()
+    unit = add_units(app, UNIT_NAME)[0]
+    do_import(app, write_csv(tmp_path / "a.csv", [",7XK2P53,,desktop_computer,2020-03-15,"
+                                                  "15000000,,"]))
+    mid = report_machine(app, client, unit, "PC-TAIVU-01", serial="7XK2P53")
+    first = machine_facts(app, mid)
+    agent = app.extensions["kiemke"]
+    with agent.engine.connect() as conn:
+        fresh = lookup(conn, mid)
+    assert fresh is not None and fresh["matched_by"] == "serial"
+    headers = enroll_agent(client, enrollment_token(app, unit), mid, "PC-TAIVU-01")
+    resp = client.post("/api/v1/reports", json=machine_report(mid, "PC-TAIVU-01"),
+                       headers=headers)
+    assert resp.status_code == 202
+    again = machine_facts(app, mid)
+    assert again["asset.registered"] is True
+    assert {k: v for k, v in again.items() if k.startswith(("asset.", "depreciation."))} == \
+        {k: v for k, v in first.items() if k.startswith(("asset.", "depreciation."))}
+
+
+def test_the_kept_register_entry_is_not_used_outside_its_transaction(asset_app, tmp_path):
+    app = asset_app
+    unit = add_units(app, UNIT_NAME)[0]
+    do_import(app, write_csv(tmp_path / "a.csv", [",7XK2P53,,desktop_computer,2020-03-15,"
+                                                  "15000000,,"]))
+    mid = report_machine(app, app.test_client(), unit, "PC-TAIVU-01", serial="7XK2P53")
+    engine = app.extensions["kiemke"].engine
+    with engine.connect() as conn:
+        with conn.begin():
+            _remember(conn, mid, None)  # as if the assets step had found nothing
+        with conn.begin():
+            assert lookup(conn, mid) is not None  # another transaction: read again
+        with conn.begin():
+            _remember(conn, "f" * 32, None)  # another machine
+            assert lookup(conn, mid) is not None
+            _remember(conn, mid, None)
+            assert lookup(conn, mid) is None  # the kept one, once
+            assert lookup(conn, mid) is not None

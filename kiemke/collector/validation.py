@@ -23,8 +23,29 @@ class Invalid:
 Validator = Callable[[Any], Any]
 
 
+# fastjsonschema names array items in its generated code with
+# `"...[{data__x}]...".format(**locals())`, also on the success path (the name prefix handed
+# to a $ref'd definition: every nullable string, date and time inside an array item).
+# locals() of the generated function copies its hundreds of variables into a dict each
+# time: half the cost of validating a report (216 -> 100 us per report, in-process).
+# The same template as an f-string gives the same text from the same variables.
+_FORMAT_LOCALS = re.compile(r'"((?:[^"\\{}]|\{[A-Za-z_][A-Za-z0-9_]*\})*)"'
+                            r"\.format\(\*\*locals\(\)\)")
+
+
 def compile_validator() -> Validator:
-    return fastjsonschema.compile(load_schema(SCHEMA_VERSION))
+    """The report schema as a Python function (fastjsonschema's code, its error names
+    built with f-strings instead of format(**locals()))."""
+    schema = load_schema(SCHEMA_VERSION)
+    code = _FORMAT_LOCALS.sub(lambda m: f'f"{m.group(1)}"',
+                              fastjsonschema.compile_to_code(schema))
+    if "locals()" in code:  # a fastjsonschema release that generates something else
+        return fastjsonschema.compile(schema)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<report-v1 schema>", "exec"), namespace)  # noqa: S102 - our schema
+    name = "validate_" + re.sub(r"[^a-zA-Z0-9_]", "_", schema["$id"])
+    validator: Validator = namespace[name]
+    return validator
 
 
 def _dotted(path: list[Any]) -> str:

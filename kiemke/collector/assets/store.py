@@ -12,9 +12,11 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Dialect
 
 from kiemke.collector.assets import depreciation as dep
 from kiemke.collector.assets.csv_import import RegisterRow
@@ -34,6 +36,7 @@ from kiemke.collector.db.asset_tables import (
     machine_depreciation,
 )
 from kiemke.collector.db.engine import inserted_id
+from kiemke.collector.db.prepared import Query, RawTransaction
 from kiemke.collector.db.tables import machines
 from kiemke.collector.units import all_units, subtree_ids
 from kiemke.compliance.config import DepreciationConfig
@@ -170,8 +173,22 @@ def rematch_all(conn: Connection, *, config: DepreciationConfig, now: dt.datetim
 _MATCHED = select(assets).where(assets.c.machine_id == bindparam("m"))
 
 
+# The register entry the ingest step just found for a machine, kept for the evaluate
+# step's lookup right after it in the same transaction (one SELECT fewer per report).
+_FOUND = "kiemke.assets.found"
+
+
+def _remember(conn: Connection, machine_id: str, asset: dict[str, Any] | None) -> None:
+    conn.info[_FOUND] = (conn.get_transaction(), machine_id, asset)
+
+
 def lookup(conn: Connection, machine_id: str) -> dict[str, Any] | None:
     """The register entry matched to a machine, as facts_from_report(asset=...) wants it."""
+    # Used once, and only in the transaction that found it (conn.info outlives it: it is
+    # the pooled connection's); nothing changes the register between the two steps.
+    found = conn.info.pop(_FOUND, None)
+    if found is not None and found[0] is conn.get_transaction() and found[1] == machine_id:
+        return None if found[2] is None else dict(found[2])
     row = conn.execute(_MATCHED, {"m": machine_id}).first()
     return asset_dict(row) if row else None
 
@@ -230,6 +247,17 @@ def match_one(conn: Connection, machine_id: str, unit_id: int,
     return None
 
 
+class _Queries:
+    def __init__(self, dialect: Dialect) -> None:
+        self.candidates = Query(_CANDIDATES, dialect)
+        self.current = Query(_CURRENT, dialect)
+
+
+@cache
+def _queries(dialect_name: str, dialect: Dialect) -> _Queries:
+    return _Queries(dialect)
+
+
 _COMPARED = ("unit_id", "asset_id", "serial_key", "tag_key", "host_key", "category",
              "estimated", "start_date", "cost", "useful_life_years", "fully_depreciated_on",
              "overdue_from", "reason")
@@ -245,11 +273,24 @@ def on_report(conn: Connection, machine_row: dict[str, Any], report: dict[str, A
         return None
     machine_id = machine_row["machine_id"]
     keys = report_keys(report)
-    row = match_one(conn, machine_id, machine_row["unit_id"], keys)
+    # The two reads of every report on the driver's cursor (kiemke.collector.db.prepared:
+    # SQLAlchemy's execute cost more than these statements), in this same transaction.
+    queries = _queries(conn.engine.dialect.name, conn.engine.dialect)
+    tx = RawTransaction(conn.connection.driver_connection, conn.engine.dialect,
+                        on_lost=conn.invalidate)
+    s_key, t_key, h_key = keys
+    found = tx.rows(queries.candidates, {"m": machine_id, "s": s_key, "t": t_key,
+                                         "h": h_key})
+    row = match_one(conn, machine_id, machine_row["unit_id"], keys, found)
     asset = asset_dict(row) if row else None
+    if row is None or row.machine_id == machine_id:
+        # What lookup() would read now; a row matched just now is read again there
+        # (its matched_by was set after this row was read).
+        _remember(conn, machine_id, asset)
     new = dep.compute_row(machine_id=machine_id, unit_id=machine_row["unit_id"], report=report,
                           asset=asset, config=config, keys=keys, now=now)
-    old = conn.execute(_CURRENT, {"m": machine_id}).first()
+    current = tx.rows(queries.current, {"m": machine_id})
+    old = current[0] if current else None
     if old is None:
         conn.execute(insert(machine_depreciation).values(**new, updated_at=now))
         bump_version(conn)

@@ -12,11 +12,12 @@ write_transaction does).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -42,6 +43,24 @@ class Prepared:
         if self.positional:
             return tuple(procs[k](values[k]) if k in procs else values[k] for k in self.order)
         return {k: (procs[k](v) if k in procs else v) for k, v in values.items()}
+
+
+class Query(Prepared):
+    """A SELECT whose rows come back as named tuples (attribute access by column key),
+    each value converted by its column type's result processor, as SQLAlchemy's own
+    result rows convert them (SQLite's text dates, its integer booleans)."""
+
+    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+        super().__init__(stmt, dialect)
+        columns = list(stmt.selected_columns)
+        self.row_type = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+        self.converters: list[Callable[[Any], Any] | None] = [
+            c.type._cached_result_processor(dialect, None)  # noqa: SLF001
+            for c in columns]
+
+    def row(self, values: Sequence[Any]) -> Any:
+        return self.row_type(*(v if p is None else p(v)
+                               for p, v in zip(self.converters, values, strict=True)))
 
 
 class RawSQL(Prepared):
@@ -74,7 +93,11 @@ class RawTransaction:
     def run(self, stmt: Prepared, values: Mapping[str, Any]) -> None:
         self._execute(stmt, values, fetch=False)
 
-    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool,
+    def rows(self, query: Query, values: Mapping[str, Any]) -> list[Any]:
+        """Every row of `query`, converted (Query.row)."""
+        return [query.row(r) for r in self._execute(query, values, fetch="all")]
+
+    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool | str,
                  first: tuple[Prepared, Mapping[str, Any]] | None = None) -> Any:
         cur = None
         try:
@@ -85,6 +108,8 @@ class RawTransaction:
                 with self.driver.pipeline():
                     self.driver.execute(first[0].sql, first[0].params(first[1]))
                     cur.execute(stmt.sql, stmt.params(values))
+            if fetch == "all":
+                return cur.fetchall()
             return cur.fetchone() if fetch else None
         except self.dialect.loaded_dbapi.Error as exc:
             error = wrapped(exc, self.dialect, stmt.sql, self.driver, cur)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
@@ -33,7 +34,7 @@ from kiemke.collector.db.tables import machines, reports
 from kiemke.collector.db.types import UTCDateTime
 from kiemke.collector.ingest import AgentCredential, statements_for
 from kiemke.collector.pipeline.base import Ingest, Rejected
-from kiemke.collector.pipeline.ingest_lock import LOCK, LOCK_VALUES, lock_pending
+from kiemke.collector.pipeline.ingest_lock import lock_first
 from kiemke.collector.timeutil import parse_iso
 from kiemke.compliance.facts import envelope_facts
 from kiemke.schema.digest import NOT_SECTIONS
@@ -170,7 +171,7 @@ class UnchangedStep:
         mid = report["identity"]["machine_id"]
         key = facts_key(report, agent, ingest.now)
         if conn.engine.dialect.name == "postgresql":
-            if self._postgresql(tx, ingest, key, lock_pending(conn)):
+            if self._postgresql(tx, ingest, key, lock_first(conn)):
                 return
             held = conn.execute(stmts.held, {"m": mid}).scalar()
         else:
@@ -214,11 +215,11 @@ class UnchangedStep:
         return True
 
     @staticmethod
-    def _postgresql(tx: RawTransaction, ingest: Ingest, key: str | None, lock: bool) -> bool:
-        """PG_SEEN (after the ingest lock, in the same round trip, when `lock`); True when
-        the pipeline ends here (recorded, or a replay)."""
+    def _postgresql(tx: RawTransaction, ingest: Ingest, key: str | None,
+                    first: tuple[Prepared, Mapping[str, Any]] | None) -> bool:
+        """PG_SEEN (after `first`, the ingest lock when pending, in the same round trip);
+        True when the pipeline ends here (recorded, or a replay)."""
         report = ingest.report
-        first = (LOCK, LOCK_VALUES) if lock else None
         row = tx.one(_PG_SEEN, first=first, values={
             "m": report["identity"]["machine_id"], "key": key,
             "report_id": report["report_id"], "agent_id": ingest.agent.id,
