@@ -30,6 +30,8 @@ from kiemke.collector import metrics_snapshot
 from kiemke.collector.db.engine import write_transaction
 from kiemke.collector.db.tables import machines
 from kiemke.collector.evaluation import metrics as rule_metrics
+from kiemke.collector.evaluation.store import ResultWriter, load_results
+from kiemke.collector.timeutil import utcnow
 
 
 def fresh_body(db_url, tmp_path, monkeypatch) -> bytes:
@@ -60,6 +62,55 @@ def count_full_builds(monkeypatch) -> list[str]:
 
         monkeypatch.setattr(cls, "_read", counted)
     return builds
+
+
+def count_reads(monkeypatch) -> dict[str, list]:
+    """What the rule families read from the database: the machines whose results they
+    re-read, the blocks whose counts they re-read and the blocks they read whole
+    (`_read` with unit ids, or None for every unit)."""
+    reads: dict[str, list] = {"machines": [], "counts": [], "whole": []}
+    failing_of = rule_metrics._FailingState._failing_of
+
+    def machines_read(self, conn, cutoff, machines_of):
+        reads["machines"].extend((m, r) for r, found in machines_of.items() for m in found)
+        return failing_of(self, conn, cutoff, machines_of)
+
+    counts = rule_metrics.block_counts
+
+    def counts_read(conn, ruleset, dirty, stale):
+        reads["counts"].extend(dirty)
+        return counts(conn, ruleset, dirty, stale)
+
+    for cls in (rule_metrics._FiguresState, rule_metrics._FailingState):
+        original = cls._read
+
+        def whole(self, conn, cutoff, *args, _original=original):
+            reads["whole"].append(args[-1])
+            return _original(self, conn, cutoff, *args)
+
+        monkeypatch.setattr(cls, "_read", whole)
+    monkeypatch.setattr(rule_metrics._FailingState, "_failing_of", machines_read)
+    monkeypatch.setattr(rule_metrics, "block_counts", counts_read)
+    return reads
+
+
+def flip_results(app, machine_ids) -> set[tuple[str, str, int]]:
+    """Flip one stored result of each machine, each in its own transaction, as the
+    store writes them (ResultWriter: it names the machines it changed); returns the
+    (machine_id, rule_id, unit_id) flipped."""
+    flipped = set()
+    for mid in machine_ids:
+        with write_transaction(app.extensions["kiemke"].engine) as conn:
+            old = load_results(conn, [mid])[mid]
+            rule_id = sorted(r for r, v in old.items() if v.result in ("pass", "fail"))[0]
+            new = {r: (v.result, v.reason) for r, v in old.items()}
+            result = "pass" if new[rule_id][0] == "fail" else "fail"
+            new[rule_id] = (result, "đổi (test)" if result == "fail" else None)
+            writer = ResultWriter(utcnow())
+            writer.machine(mid, old[rule_id].unit_id, new, old)
+            writer.flush(conn)
+        flipped.add((mid, rule_id, old[rule_id].unit_id))
+    return flipped
 
 
 def _fleet(app) -> tuple[dict[str, int], dict[str, str]]:
@@ -127,3 +178,32 @@ def test_saved_state_of_another_key_or_damaged_is_not_used(db_url, tmp_path, mon
     assert set(builds) == {"_FailingState", "_FiguresState"}
     for each in (app, other, fresh, damaged):
         each.extensions["kiemke"].engine.dispose()
+
+
+def test_new_process_reads_only_what_changed_since_the_save(db_url, tmp_path, monkeypatch):
+    """Changes after the save, one version each: the new process reads the changed
+    machines' results and their blocks' counts, nothing whole (the 2026-12-03 report of
+    a first scrape from the saved state as slow as a cold build)."""
+    monkeypatch.setattr(metrics_snapshot, "SAVE_EVERY", 0)
+    app = make_app(db_url, tmp_path, monkeypatch)
+    ids, hosts = _fleet(app)
+    for n in range(4):
+        hosts[f"PC-THEM-{n}"] = report_at(app, ids[DISTRICT_B], f"PC-THEM-{n}", recent(),
+                                          **(OS_FAIL if n % 2 else OS_PASS))
+    database_text(app)
+    wait_saved()
+    flipped = flip_results(app, sorted(hosts.values()))
+    reads = count_reads(monkeypatch)
+    restarted = make_app(db_url, tmp_path, monkeypatch)
+    body = database_text(restarted)
+    assert reads["whole"] == []  # neither a full build nor a block read whole
+    failing_rules = {r.id for r in restarted.extensions["kiemke"].compliance.ruleset
+                     .machine_rules}
+    assert set(reads["machines"]) == {(m, r) for m, r, _ in flipped if r in failing_rules}
+    assert set(reads["counts"]) <= {(u, r) for _, r, u in flipped}
+    assert {(u, r) for _, r, u in flipped} <= set(reads["counts"])
+    reads["whole"].clear()
+    assert lines(body) == lines(fresh_body(db_url, tmp_path, monkeypatch))
+    assert reads["whole"]  # the counting sees a fresh build's reads
+    for other in (app, restarted):
+        other.extensions["kiemke"].engine.dispose()
