@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import missing_component, start_collector, stop_collector
+from scrape_helpers import metrics_text
 from test_e2e_agent import agent
 from test_schema_contract import agent_conf
 
@@ -61,7 +62,7 @@ def full_disk(tmp_path: Path):
 
 
 def _metric(url: str, name: str) -> float:
-    text = requests.get(f"{url}/metrics", timeout=10).text
+    text = metrics_text(url, timeout=10)
     m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
 

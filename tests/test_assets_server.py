@@ -10,6 +10,7 @@ import requests
 from assets_helpers import machine_report, months_ago, write_csv
 from prometheus_client.parser import text_string_to_metric_families
 from reports import UNIT_NAME, new_machine_id
+from scrape_helpers import metrics_text
 
 DISTRICT = "LĐLĐ huyện Yên Thế"
 OFFICE = "Công đoàn xã Bố Hạ"
@@ -37,9 +38,8 @@ def send(server, unit_id: int, hostname: str, **kwargs) -> str:
 def scrape(server) -> dict[tuple[str, tuple], float]:
     """The depreciation samples, each unit_id joined to its path, parent path and level
     from kiemke_unit_info (as a dashboard shows them)."""
-    resp = requests.get(f"{server.url}/metrics", timeout=10)
-    assert resp.status_code == 200
-    samples = [s for f in text_string_to_metric_families(resp.text) for s in f.samples]
+    text = metrics_text(server.url, timeout=10)
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
     info = {s.labels["unit_id"]: s.labels for s in samples if s.name == "kiemke_unit_info"}
 
     def unit(unit_id: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from reports import UNIT_NAME, make_report, new_machine_id
+from scrape_helpers import metrics_text
 
 
 def enroll(server, token, machine_id, hostname):
@@ -60,7 +61,7 @@ def test_reports_over_http(collector_server):
     assert {m["unit"]["path"] for m in machines["items"]} == {f"{UNIT_NAME} / Văn phòng"}
 
     # Counters from both gunicorn workers are merged (multiprocess mode).
-    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    text = metrics_text(server.url, timeout=10)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("kiemke_reports_received_total",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 from openpyxl import load_workbook
+from scrape_helpers import metrics_text
 
 from kiemke.compliance import default_rules_dir, load_rules
 
@@ -68,7 +69,7 @@ def test_demo_reports_this_machine_and_stops_on_hangup(tmp_path: Path) -> None:
         assert workbook["2-rules"].max_row >= 3 + 5
         url = re.search(r"Prometheus metrics +(http://127\.0\.0\.1:\d+)/metrics", out).group(1)
         assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
-        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        metrics = metrics_text(url, timeout=10)
         assert re.search(r'kiemke_machines\{[^}]*status="active"[^}]*\} 1\.0', metrics)
         # The printed console login works.
         console, name, password = re.search(

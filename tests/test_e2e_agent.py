@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 from conftest import REPO, CollectorServer, free_port
+from scrape_helpers import metrics_text
 from test_schema_contract import agent_conf
 
 UNIT = "Liên đoàn Lao động tỉnh Bắc Giang"
@@ -70,7 +71,7 @@ def test_enroll_send_visible_in_api_and_metrics(collector_server, tmp_path):
     assert body["status"] == "active"
     assert body["report"]["identity"]["unit"] == UNIT
     assert body["report"]["kind"] == "full"  # the first report is a full inventory
-    metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+    metrics = metrics_text(server.url, timeout=10)
     unit_id = body["unit"]["id"]
     assert re.search(r'^kiemke_unit_info\{[^}]*path="' + re.escape(f"{UNIT} / {OFFICE}")
                      + f'"[^}}]*unit_id="{unit_id}"', metrics, re.M), metrics[:3000]

@@ -23,6 +23,7 @@ from compliance_helpers import (
 )
 from conftest import start_collector, stop_collector
 from reports import make_report, new_machine_id
+from scrape_helpers import metrics_text
 from sqlalchemy import update
 
 from kiemke.collector.db.engine import make_engine, write_transaction
@@ -102,7 +103,7 @@ def test_rule_metrics_through_a_real_server(db_url, tmp_path):
                     last_seen=datetime.now(timezone.utc) - timedelta(days=10)))
         finally:
             engine.dispose()
-        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        text = metrics_text(server.url, timeout=10)
         check_metrics(text, fleet)
         assert "Liên đoàn Lao động tỉnh Bắc Giang" in text  # UTF-8 labels survive
     finally:

@@ -37,6 +37,7 @@ import requests
 import test_fault_suite
 from conftest import _wait_ready, free_port, migrate, missing_component, start_collector
 from prometheus_client.parser import text_string_to_metric_families
+from scrape_helpers import metrics_text
 from sqlalchemy import create_engine, func, select
 from test_fault_suite import RealAgent, SimAgent, _enroll, _serve, _until
 from test_slow_clients import _nginx_config
@@ -95,7 +96,7 @@ def _ok(url: str, verify: str) -> bool:
 
 
 def _kiemke_series(url: str) -> dict[tuple[str, tuple], float]:
-    text = requests.get(f"{url}/metrics", timeout=60).text
+    text = metrics_text(url, timeout=60)
     out = {}
     for family in text_string_to_metric_families(text):
         if not family.name.startswith("kiemke_") or family.name.startswith(PER_INSTANCE):

@@ -13,6 +13,7 @@ import requests
 from compliance_helpers import metric_samples
 from conftest import start_collector, stop_collector
 from reports import WORKPLACE_PASS, make_report, new_machine_id
+from scrape_helpers import metrics_text
 
 from kiemke.compliance import facts_from_report, load_config, load_rules
 from kiemke.compliance.evaluate import evaluate_machine
@@ -173,7 +174,7 @@ def test_new_rules_ratios_in_metrics_of_a_real_collector(sqlite_url: str,
                                  headers={"Authorization":
                                           f"Bearer {body['agent_id']}.{body['secret']}"})
             assert resp.status_code in (200, 202), resp.text
-        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        text = metrics_text(server.url, timeout=10)
         ratios = {lab["rule"]: value for lab, value in
                   metric_samples(text, "kiemke_rule_compliance_ratio")
                   if lab["rule"] in ("signing-certificate-valid", "email-official-mailbox",
