@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from kiemke.collector.db.compliance_tables import rule_results  # noqa: E402
 from kiemke.collector.db.engine import write_transaction  # noqa: E402
 from kiemke.collector.db.migrate import upgrade  # noqa: E402
 from kiemke.collector.evaluation.store import ResultWriter, load_results  # noqa: E402
+from kiemke.collector.exposition import gunzip_members  # noqa: E402
 from kiemke.collector.timeutil import utcnow  # noqa: E402
 
 MACHINES = 100_000
@@ -63,27 +63,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _series(body: bytes) -> int:
     return sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
-
-
-def gunzip_members(raw: bytes) -> tuple[bytes, int]:
-    """A gzip body of several members, decoded strictly: every member must end with its
-    trailer (a cut body raises). Returns the text and the number of members.
-
-    Not requests' `.content`: urllib3 2.6-2.8 decodes a multi-member body read in pieces
-    (requests reads 10 KiB at a time) wrongly when a member ends exactly where a piece of
-    decoded text ends: it feeds the bytes after that member to the finished decoder again,
-    which keeps them twice, and the next member's decoder then meets a gzip header inside
-    its deflate data and stops without an error. The body looks complete and is cut (the
-    "first scrape" row showed 60,459 series of 144,368)."""
-    parts, members = [], 0
-    while raw:
-        decoder = zlib.decompressobj(wbits=31)  # 16 + 15: gzip header and trailer
-        parts.append(decoder.decompress(raw))
-        if not decoder.eof:
-            raise ValueError(f"gzip member {members} is cut: {len(raw)} bytes left without "
-                             "its trailer")
-        raw, members = decoder.unused_data, members + 1
-    return b"".join(parts), members
 
 
 def _median(run: Any, times: int) -> float:

@@ -4,26 +4,14 @@ The gzip body is several gzip members (docs/metrics.md, "gzip"). urllib3 2.6-2.8
 requests' `.content` and `.text`, reads it in 10 KiB pieces and cuts it silently when a
 member ends exactly where a piece of decoded text ends; a test that read series through
 it would fail now and then for the client's fault. These helpers take the bytes as sent
-and decode them member by member, strictly.
+and decode them member by member, strictly (exposition.gunzip_members).
 """
 
 from __future__ import annotations
 
-import zlib
-
 import requests
 
-
-def gunzip_strict(raw: bytes) -> tuple[bytes, int]:
-    """The members of a gzip body decoded one by one, and their number; a member without
-    its trailer (a cut body) fails the test."""
-    parts, members = [], 0
-    while raw:
-        decoder = zlib.decompressobj(wbits=31)  # 16 + 15: gzip header and trailer
-        parts.append(decoder.decompress(raw))
-        assert decoder.eof, f"gzip member {members} is cut ({len(raw)} bytes left)"
-        raw, members = decoder.unused_data, members + 1
-    return b"".join(parts), members
+from kiemke.collector.exposition import gunzip_members
 
 
 def scrape(url: str, encoding: str = "gzip", timeout: float = 60
@@ -40,7 +28,7 @@ def scrape(url: str, encoding: str = "gzip", timeout: float = 60
     sent = None if length is None else int(length)
     assert sent in (None, len(raw)), f"Content-Length {sent}, {len(raw)} bytes received"
     assert gzipped == (encoding != "identity"), resp.headers
-    text, members = gunzip_strict(raw) if gzipped else (raw, 0)
+    text, members = gunzip_members(raw) if gzipped else (raw, 0)
     return text, members, sent
 
 

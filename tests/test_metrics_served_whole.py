@@ -13,12 +13,13 @@ gzip body read in pieces when a member ends where a piece of decoded text ends
 
 from __future__ import annotations
 
+import pytest
 from compliance_helpers import OFFICE, build_tree, database_text, make_app, recent, report_at
 from compliance_helpers import stable_lines as lines
 from conftest import start_collector, stop_collector
-from scrape_helpers import gunzip_strict, scrape
+from scrape_helpers import scrape
 
-from kiemke.collector.exposition import SEGMENT_MEMBER_MAX
+from kiemke.collector.exposition import SEGMENT_MEMBER_MAX, gunzip_members, gzip_member
 from kiemke.collector.metrics import metrics_chunks
 
 MACHINES = 150  # ~170 bytes per failing line: a segment of 16 blocks passes 16 KiB
@@ -39,7 +40,7 @@ def test_gunicorn_serves_every_series_in_gzip_and_plain(db_url, tmp_path, monkey
         report_at(app, office, f"PC-TANAN-{i:03d}", now)  # Windows 10: failing
     want = lines(database_text(app))
     ext = app.extensions["kiemke"]
-    per_part = [gunzip_strict(p)[1] for p in metrics_chunks(ext, gzip=True)]
+    per_part = [gunzip_members(p)[1] for p in metrics_chunks(ext, gzip=True)]
     # The per-block path is taken: a part of the body holds several members.
     assert max(per_part) > 1, f"no segment over {SEGMENT_MEMBER_MAX} bytes"
     failing = sum(1 for line in want if line.startswith(b"kiemke_machine_rule_failing{"))
@@ -57,3 +58,11 @@ def test_gunicorn_serves_every_series_in_gzip_and_plain(db_url, tmp_path, monkey
                 assert members == sum(per_part)
     finally:
         stop_collector(server)
+
+
+def test_gunzip_members_reads_every_member_and_refuses_a_cut_body():
+    body = b"".join(gzip_member(f"line {i}\n".encode() * 500) for i in range(3))
+    text, members = gunzip_members(body)
+    assert members == 3 and text == b"".join(f"line {i}\n".encode() * 500 for i in range(3))
+    with pytest.raises(ValueError, match="gzip member 2 is cut"):
+        gunzip_members(body[:-4])  # the last member's trailer lost

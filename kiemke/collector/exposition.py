@@ -148,6 +148,22 @@ def gzip_member(data: bytes) -> bytes:
     return gz.compress(data) + gz.flush()
 
 
+def gunzip_members(raw: bytes) -> tuple[bytes, int]:
+    """A body of gzip members (what gzip_member parts join into) decoded member by member,
+    strictly, and the number of members; a member without its trailer (a cut body)
+    raises ValueError. For Python clients of /metrics: urllib3 2.6-2.8, under requests'
+    `.content`, can cut such a body silently (docs/metrics.md, "gzip")."""
+    parts, members = [], 0
+    while raw:
+        decoder = zlib.decompressobj(wbits=31)  # 16 + 15: gzip header and trailer
+        parts.append(decoder.decompress(raw))
+        if not decoder.eof:
+            raise ValueError(f"gzip member {members} is cut: {len(raw)} bytes left without "
+                             "its trailer")
+        raw, members = decoder.unused_data, members + 1
+    return b"".join(parts), members
+
+
 class Block:
     """A part of a BlocksFamily: its rows packed into one string until a family renders
     them, then only their text.
