@@ -235,6 +235,13 @@ class _Segment:
         self.gz: bytes | None = None  # the segment's gzip, made on the first gzip scrape
         self.text: bytes | None = None  # a small segment's joined text, once asked
 
+    @classmethod
+    def rendered(cls, blocks: tuple[Block, ...], lines: LineFormat) -> _Segment:
+        """A segment of these blocks, each rendered first (a block renders once)."""
+        for block in blocks:
+            block.render(lines)
+        return cls(blocks)
+
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
         # Saved (metrics_snapshot) without the joined copies: remade when first asked.
         return None, {"blocks": self.blocks, "size": self.size}
@@ -295,9 +302,7 @@ class BlocksFamily(Metric):
             if reuse is not None and reuse.blocks == part:
                 self._segments.append(reuse)
                 continue
-            for block in part:
-                block.render(lines)
-            self._segments.append(_Segment(part))
+            self._segments.append(_Segment.rendered(part, lines))
         # The lists a scrape sends, made on the first scrape that asks (references only).
         self._chunks: list[bytes] | None = None
         self._members: list[bytes] | None = None
@@ -320,10 +325,7 @@ class BlocksFamily(Metric):
         if touched:
             lines = LineFormat(self.name, self.label_names)
             for n in touched:
-                part = tuple(blocks[n * per:(n + 1) * per])
-                for block in part:
-                    block.render(lines)
-                segments[n] = _Segment(part)
+                segments[n] = _Segment.rendered(tuple(blocks[n * per:(n + 1) * per]), lines)
         return family
 
     def __getstate__(self) -> dict[str, Any]:

@@ -118,12 +118,11 @@ class _Changes:
                 dirty.machine_rules.update(log.machine_rules)
                 dirty.unnamed.update(log.unnamed)
         if not dirty.full and now_stale != self.stale:
-            for m, u in now_stale.items():
-                if self.stale.get(m) != u:
-                    dirty.moved.setdefault(m, set()).add(u)
-            for m, u in self.stale.items():
-                if now_stale.get(m) != u:
-                    dirty.moved.setdefault(m, set()).add(u)
+            # Turned stale (or moved while stale), and turned active: either side's unit.
+            for mine, other in ((now_stale, self.stale), (self.stale, now_stale)):
+                for m, u in mine.items():
+                    if other.get(m) != u:
+                        dirty.moved.setdefault(m, set()).add(u)
             moved = {u for units_ in dirty.moved.values() for u in units_}
             dirty.blocks.update((u, r) for u in moved for r in rule_ids)
         self.key, self.version, self.stale = key, version, now_stale
@@ -374,13 +373,15 @@ class _FailingState:
     # reason_code, not the reason text: the text moves with wording and fact values, and
     # every change of a label value starts a new series (and a new alert).
     LABELS = ("machine_id", "hostname", "unit_id", "rule", "severity", "reason_code")
+    NAME = "kiemke_machine_rule_failing"
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.rules = list(ruleset.machine_rules)
+        self.rule_by_id = {r.id: r for r in self.rules}
         self.changes = _Changes()
         self.blocks: dict[tuple[str, int], Block] = {}
         self.out: BlocksFamily | None = None
-        self.lines = LineFormat("kiemke_machine_rule_failing", self.LABELS)
+        self.lines = LineFormat(self.NAME, self.LABELS)
         # Where each (rule_id, unit_id) block sits in `out`, for the tree it was laid out
         # for (not saved: a restored state lays the family out on its first scrape).
         self.positions: dict[tuple[str, int], int] = {}
@@ -420,7 +421,7 @@ class _FailingState:
         self.positions = {k: n for n, k in enumerate(keys)}
         self.positions_of = units_
         self.out = BlocksFamily(
-            "kiemke_machine_rule_failing",
+            self.NAME,
             "A machine failing a rule; value = unix time the failure began", self.LABELS,
             [self.blocks.get(k, EMPTY_BLOCK) for k in keys], FAILING_SEGMENT, self.out)
         return self.out
@@ -434,7 +435,7 @@ class _FailingState:
         are replaced in the blocks that held them (the logged blocks: a result that moves
         logs its old and its new unit) or will hold them. A block whose machines the log
         does not name is read again whole."""
-        rules = {r.id: r for r in self.rules}
+        rules = self.rule_by_id
         whole: dict[str, set[int]] = {}
         for unit_id, rule_id in changed.unnamed:
             if rule_id in rules:
@@ -470,7 +471,7 @@ class _FailingState:
                     ) -> Iterator[tuple[str, int, tuple[list[str], float]]]:
         """(rule_id, unit_id, row) of the given machines' active failing results of the
         given rules."""
-        rules = {r.id: r for r in self.rules}
+        rules = self.rule_by_id
         ids = sorted({m for found in machines_of.values() for m in found})
         for start in range(0, len(ids), 500):
             for unit_id, mid, rule_id, hostname, since in conn.execute(
