@@ -39,7 +39,6 @@ from kiemke.collector.changes import (
     bump,
     bump_compliance,
     compliance_changes,
-    compliance_changes_after,
     compliance_log_after,
     versions,
 )
@@ -103,9 +102,10 @@ def test_changes_rebuild_blocks_like_a_fresh_process(fleet, db_url, tmp_path, mo
     report_at(app, ids[DISTRICT_B], "MÁY-LỤC-NAM-02", recent(2), **OS_FAIL)
     with ext.engine.connect() as conn:
         after = versions(conn)[COMPLIANCE]
-        blocks = compliance_changes_after(conn, before, after)
+        log = compliance_log_after(conn, before, after)
     # The log names the blocks, so the scrape rebuilds these, not everything.
-    assert blocks is not None
+    assert log is not None
+    blocks = log.blocks
     assert (ids[OFFICE], RULE) in blocks and (ids[DISTRICT_B], RULE) in blocks
     assert (ids[DISTRICT_A], RULE) not in blocks
     body = database_text(ext)
@@ -154,7 +154,7 @@ def test_change_the_log_cannot_describe_rebuilds_everything(fleet):
         bump(conn, COMPLIANCE)
     with ext.engine.connect() as conn:
         version = versions(conn)[COMPLIANCE]
-        assert compliance_changes_after(conn, version - 1, version) is None
+        assert compliance_log_after(conn, version - 1, version) is None
     failing = by_labels(metric_samples(render_metrics(ext).decode("utf-8"),
                                        "kiemke_machine_rule_failing"), rule=RULE)
     since = {k[0]: v for k, v in failing.items()}
@@ -177,7 +177,7 @@ def test_log_is_written_with_the_version_and_pruned(fleet, monkeypatch):
         # Older versions pruned; this one's blocks kept: the office's os rule.
         assert {v for v, _, _ in logged} == {version}
         assert (version, ids[OFFICE], RULE) in logged
-        assert compliance_changes_after(conn, version - 2, version) is None  # pruned: gap
+        assert compliance_log_after(conn, version - 2, version) is None  # pruned: gap
 
 
 def test_gzip_response_is_the_same_text(fleet):

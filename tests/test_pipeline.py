@@ -155,8 +155,9 @@ def test_changes_step_bumps_once_for_everything_recorded(db_url, tmp_path, monke
         ChangesStep().run(ingest)
         ChangesStep().run(ingest)  # nothing left to bump
         assert changes.versions(conn)[changes.COMPLIANCE] == before + 1
-        logged = changes.compliance_changes_after(conn, before, before + 1)
-    assert logged == {(agent.unit_id, "os-supported"), (agent.unit_id, "av-approved-active")}
+        logged = changes.compliance_log_after(conn, before, before + 1)
+    assert logged is not None
+    assert logged.blocks == {(agent.unit_id, "os-supported"), (agent.unit_id, "av-approved-active")}
 
 
 def test_recorded_changes_are_bumped_at_commit_and_dropped_on_rollback(sqlite_url, tmp_path,

@@ -185,14 +185,6 @@ def versions(conn: Connection) -> dict[str, int]:
     return {topic: int(found.get(topic, -1)) for topic in TOPICS}
 
 
-def compliance_changes_after(conn: Connection, after: int, upto: int
-                             ) -> set[tuple[int, str]] | None:
-    """The blocks changed by COMPLIANCE versions after..upto, or None when the log cannot
-    tell (a plain bump, or versions pruned): then anything may have changed."""
-    log = compliance_log_after(conn, after, upto)
-    return None if log is None else log.blocks
-
-
 class ComplianceLog(NamedTuple):
     """What COMPLIANCE versions after..upto changed."""
 

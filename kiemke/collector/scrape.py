@@ -16,7 +16,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from kiemke.collector.changes import UNITS, ComplianceLog, compliance_log_after, versions
-from kiemke.collector.db.prepared import Prepared
+from kiemke.collector.db.prepared import Prepared, RawTransaction
 from kiemke.collector.db.tables import machines, units
 from kiemke.collector.units import Unit, all_units, ancestors_map
 
@@ -113,12 +113,10 @@ class _StaleRows:
         if self.prepared is None:
             self.prepared = Prepared(_stale_query(machines.c.last_seen < bindparam("cutoff")),
                                      conn.dialect)
-        cursor = conn.connection.cursor()  # the transaction's own driver connection
-        try:
-            cursor.execute(self.prepared.sql, self.prepared.params({"cutoff": cutoff}))
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        # On the transaction's own driver connection.
+        tx = RawTransaction(conn.connection.driver_connection, conn.dialect,
+                            on_lost=conn.invalidate)
+        return [tuple(row) for row in tx.all(self.prepared, {"cutoff": cutoff})]
 
 
 def change_versions(conn: Connection) -> dict[str, int]:

@@ -254,7 +254,7 @@ class _Queries:
 
 
 @cache
-def _queries(dialect_name: str, dialect: Dialect) -> _Queries:
+def _queries(dialect: Dialect) -> _Queries:
     return _Queries(dialect)
 
 
@@ -275,7 +275,7 @@ def on_report(conn: Connection, machine_row: dict[str, Any], report: dict[str, A
     keys = report_keys(report)
     # The two reads of every report on the driver's cursor (kiemke.collector.db.prepared:
     # SQLAlchemy's execute cost more than these statements), in this same transaction.
-    queries = _queries(conn.engine.dialect.name, conn.engine.dialect)
+    queries = _queries(conn.engine.dialect)
     tx = RawTransaction(conn.connection.driver_connection, conn.engine.dialect,
                         on_lost=conn.invalidate)
     s_key, t_key, h_key = keys

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, Select
 from sqlalchemy import exc as sa_exc
@@ -88,16 +88,22 @@ class RawTransaction:
             ) -> tuple[Any, ...] | None:
         """The statement's first row. `first` (PostgreSQL): a statement run before it in
         the same round trip (a psycopg pipeline: the server runs them in that order)."""
-        return self._execute(stmt, values, fetch=True, first=first)
+        return self._execute(stmt, values, fetch="one", first=first)
 
     def run(self, stmt: Prepared, values: Mapping[str, Any]) -> None:
-        self._execute(stmt, values, fetch=False)
+        self._execute(stmt, values, fetch="none")
+
+    def all(self, stmt: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of the statement, as the driver gives them (nothing converted)."""
+        rows: list[tuple[Any, ...]] = self._execute(stmt, values, fetch="all")
+        return rows
 
     def rows(self, query: Query, values: Mapping[str, Any]) -> list[Any]:
         """Every row of `query`, converted (Query.row)."""
-        return [query.row(r) for r in self._execute(query, values, fetch="all")]
+        return [query.row(r) for r in self.all(query, values)]
 
-    def _execute(self, stmt: Prepared, values: Mapping[str, Any], fetch: bool | str,
+    def _execute(self, stmt: Prepared, values: Mapping[str, Any],
+                 fetch: Literal["none", "one", "all"],
                  first: tuple[Prepared, Mapping[str, Any]] | None = None) -> Any:
         cur = None
         try:
@@ -110,7 +116,7 @@ class RawTransaction:
                     cur.execute(stmt.sql, stmt.params(values))
             if fetch == "all":
                 return cur.fetchall()
-            return cur.fetchone() if fetch else None
+            return cur.fetchone() if fetch == "one" else None
         except self.dialect.loaded_dbapi.Error as exc:
             error = wrapped(exc, self.dialect, stmt.sql, self.driver, cur)
             if error.connection_invalidated and self.on_lost is not None:

@@ -51,7 +51,7 @@ class _Statements:
 
 
 @cache
-def _statements(dialect_name: str, dialect: Dialect) -> _Statements:
+def _statements(dialect: Dialect) -> _Statements:
     return _Statements(dialect)
 
 
@@ -73,7 +73,7 @@ class StoreStep:
     def run(self, ingest: Ingest) -> None:
         conn, report, agent, now = ingest.db, ingest.report, ingest.agent, ingest.now
         dialect = conn.engine.dialect
-        stmts = _statements(dialect.name, dialect)
+        stmts = _statements(dialect)
         tx = RawTransaction(conn.connection.driver_connection, dialect,
                             on_lost=conn.invalidate)
         identity = report["identity"]

@@ -25,14 +25,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, String, Update, and_, bindparam, case, or_, select, update
+from sqlalchemy import BigInteger, Update, and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
 from kiemke.collector.db.prepared import Prepared, RawSQL, RawTransaction
 from kiemke.collector.db.tables import machines, reports
 from kiemke.collector.db.types import UTCDateTime
-from kiemke.collector.ingest import AgentCredential, statements_for
+from kiemke.collector.ingest import REPORT_COLUMNS, AgentCredential, statements_for
 from kiemke.collector.pipeline.base import Ingest, Rejected
 from kiemke.collector.pipeline.ingest_lock import lock_first
 from kiemke.collector.timeutil import parse_iso
@@ -90,18 +90,14 @@ class _Statements:
         # returned row means "held and new".
         self.report_if_held: Prepared | None = None
         if dialect.name == "sqlite":
-            held_row = select(
-                bindparam("report_id", type_=String), machines.c.machine_id,
-                bindparam("agent_id", type_=String), bindparam("kind", type_=String),
-                bindparam("collected_at", type_=UTCDateTime),
-                bindparam("received_at", type_=UTCDateTime),
-                bindparam("body", type_=reports.c.body.type),
-            ).where(machines.c.machine_id == bindparam("m"),
-                    machines.c.facts_digest == bindparam("key"))
+            held_row = select(*(
+                machines.c.machine_id if c == "machine_id"
+                else bindparam(c, type_=reports.c[c].type) for c in REPORT_COLUMNS
+            )).where(machines.c.machine_id == bindparam("m"),
+                     machines.c.facts_digest == bindparam("key"))
             self.report_if_held = Prepared(
                 sqlite.insert(reports)
-                .from_select(["report_id", "machine_id", "agent_id", "kind", "collected_at",
-                              "received_at", "body"], held_row)
+                .from_select(list(REPORT_COLUMNS), held_row)
                 .on_conflict_do_nothing(index_elements=["machine_id", "report_id"])
                 .returning(reports.c.report_id), fast)
         self.stored_report = select(machines.c.report).where(
@@ -149,7 +145,7 @@ _PG_SEEN = RawSQL(PG_SEEN)
 
 
 @cache
-def _statements(dialect_name: str, dialect: Dialect) -> _Statements:
+def _statements(dialect: Dialect) -> _Statements:
     return _Statements(dialect)
 
 
@@ -163,7 +159,7 @@ class UnchangedStep:
         report, agent, conn = ingest.report, ingest.agent, ingest.db
         if not report.get("unchanged"):
             return
-        stmts = _statements(conn.engine.dialect.name, conn.engine.dialect)
+        stmts = _statements(conn.engine.dialect)
         # The common case on the driver's cursor, in this same transaction
         # (kiemke.collector.db.prepared): SQLAlchemy's execute cost more than the SQL.
         tx = RawTransaction(conn.connection.driver_connection, conn.engine.dialect,
